@@ -1,0 +1,421 @@
+//! The one compiler from a namespace's objects (plus a pod's labels) to a [`ProxyConfig`].
+//!
+//! Objects that break the schema, or that are valid but cannot be resolved (a missing Secret,
+//! a dangling provider), are left out and reported as [`Problem`]s; the rest is served.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::{
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
+};
+use kube::ResourceExt;
+
+use crate::{
+    proxy::{self, Policy, Problem, ProxyConfig, SecretString, SCHEMA_VERSION},
+    status::Reason,
+    validate, AIModel, AIProvider, AIRoutingPolicy, Duration, ProviderType,
+};
+
+/// The connect timeout when a provider sets none.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything [`compile`] reads: one namespace's objects, and the pod it compiles for.
+pub struct Inputs<'a> {
+    /// The namespace the objects live in.
+    pub namespace: &'a str,
+    /// AIProviders of the namespace.
+    pub providers: &'a [AIProvider],
+    /// AIModels of the namespace.
+    pub models: &'a [AIModel],
+    /// AIRoutingPolicies of the namespace.
+    pub policies: &'a [AIRoutingPolicy],
+    /// Secrets of the namespace (only referenced ones are read).
+    pub secrets: &'a [Secret],
+    /// The pod's labels, matched against each policy's `podSelector`.
+    pub pod_labels: &'a BTreeMap<String, String>,
+    /// Looks up a sidecar environment variable for `credentials.env`.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Compiles one pod's snapshot; every problem is in `problems`, none stops the rest.
+pub fn compile(inputs: &Inputs<'_>) -> ProxyConfig {
+    let mut problems = Vec::new();
+    let providers = compile_providers(inputs, &mut problems);
+    let models = compile_models(inputs, &providers, &mut problems);
+    let policy = select_policy(inputs, &mut problems);
+    ProxyConfig {
+        schema_version: SCHEMA_VERSION,
+        namespace: inputs.namespace.to_string(),
+        providers,
+        models,
+        policy,
+        problems,
+    }
+}
+
+fn problem(
+    kind: &str,
+    name: &str,
+    field: impl Into<String>,
+    reason: Reason,
+    message: String,
+) -> Problem {
+    Problem {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        field: field.into(),
+        reason,
+        message,
+    }
+}
+
+fn compile_providers(
+    inputs: &Inputs<'_>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, proxy::Provider> {
+    let mut out = BTreeMap::new();
+    for p in inputs.providers {
+        let name = p.name_any();
+        let spec = &p.spec;
+        let invalid = validate::provider(spec);
+        if !invalid.is_empty() {
+            for e in invalid {
+                problems.push(problem(
+                    "AIProvider",
+                    &name,
+                    e.field,
+                    Reason::InvalidSpec,
+                    e.message,
+                ));
+            }
+            continue;
+        }
+        if spec.type_ == ProviderType::Bedrock {
+            problems.push(problem(
+                "AIProvider",
+                &name,
+                "spec.type",
+                Reason::InvalidSpec,
+                "type bedrock is not supported yet; use openai, azure-openai, anthropic, gemini or mock".into(),
+            ));
+            continue;
+        }
+        if let Some(e) = invalid_header(&spec.headers) {
+            problems.push(problem("AIProvider", &name, e.0, Reason::InvalidSpec, e.1));
+            continue;
+        }
+        let api_key = match resolve_key(inputs, p) {
+            Ok(key) => key,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        let base_url = spec
+            .base_url
+            .as_deref()
+            .or(spec.type_.default_base_url())
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        out.insert(
+            name,
+            proxy::Provider {
+                type_: spec.type_,
+                base_url,
+                api_key,
+                headers: spec.headers.clone(),
+                azure_api_version: spec.azure.as_ref().map(|a| a.api_version.clone()),
+                connect_timeout: spec
+                    .timeouts
+                    .as_ref()
+                    .and_then(|t| t.connect)
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                mock: (spec.type_ == ProviderType::Mock)
+                    .then(|| spec.mock.clone().unwrap_or_default()),
+            },
+        );
+    }
+    out
+}
+
+fn invalid_header(headers: &BTreeMap<String, String>) -> Option<(String, String)> {
+    headers.iter().find_map(|(k, v)| {
+        let name_ok = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        let value_ok = v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        (!name_ok || !value_ok).then(|| {
+            (
+                format!("spec.headers.{k}"),
+                "not a valid HTTP header name and value".into(),
+            )
+        })
+    })
+}
+
+fn resolve_key(inputs: &Inputs<'_>, p: &AIProvider) -> Result<Option<SecretString>, Problem> {
+    let name = p.name_any();
+    let Some(creds) = &p.spec.credentials else {
+        return Ok(None);
+    };
+    if let Some(var) = &creds.env {
+        return match (inputs.env)(var).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Ok(Some(SecretString::new(v.trim()))),
+            None => Err(problem(
+                "AIProvider",
+                &name,
+                "spec.credentials.env",
+                Reason::EnvNotSet,
+                format!("environment variable {var} is not set in the sidecar"),
+            )),
+        };
+    }
+    let Some(r) = &creds.secret_ref else {
+        return Ok(None);
+    };
+    let field = "spec.credentials.secretRef";
+    let Some(secret) = inputs.secrets.iter().find(|s| s.name_any() == r.name) else {
+        let msg = format!(
+            "secret {:?} not found in namespace {}",
+            r.name, inputs.namespace
+        );
+        return Err(problem(
+            "AIProvider",
+            &name,
+            field,
+            Reason::SecretNotFound,
+            msg,
+        ));
+    };
+    let value = secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(&r.key).cloned())
+        .or_else(|| {
+            let bytes = secret.data.as_ref()?.get(&r.key)?;
+            String::from_utf8(bytes.0.clone()).ok()
+        });
+    match value.filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok(Some(SecretString::new(v.trim()))),
+        None => Err(problem(
+            "AIProvider",
+            &name,
+            format!("{field}.key"),
+            Reason::SecretKeyMissing,
+            format!("secret {:?} has no non-empty key {:?}", r.name, r.key),
+        )),
+    }
+}
+
+fn compile_models(
+    inputs: &Inputs<'_>,
+    providers: &BTreeMap<String, proxy::Provider>,
+    problems: &mut Vec<Problem>,
+) -> Vec<proxy::Model> {
+    let declared: BTreeSet<String> = inputs.providers.iter().map(|p| p.name_any()).collect();
+    let mut sorted: Vec<&AIModel> = inputs.models.iter().collect();
+    sorted.sort_by_key(|m| (m.creation_timestamp(), m.name_any()));
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for m in sorted {
+        let name = m.name_any();
+        let invalid = validate::model(&m.spec);
+        if !invalid.is_empty() {
+            for e in invalid {
+                problems.push(problem(
+                    "AIModel",
+                    &name,
+                    e.field,
+                    Reason::InvalidSpec,
+                    e.message,
+                ));
+            }
+            continue;
+        }
+        let served = std::iter::once(("metadata.name".to_string(), &name)).chain(
+            m.spec
+                .aliases
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("spec.aliases[{i}]"), a)),
+        );
+        let clashes: Vec<Problem> = served
+            .filter_map(|(field, n)| {
+                let owner = claimed.get(n)?;
+                let msg = format!("served name {n:?} is already served by AIModel {owner}");
+                Some(problem("AIModel", &name, field, Reason::Conflicted, msg))
+            })
+            .collect();
+        if !clashes.is_empty() {
+            problems.extend(clashes);
+            continue;
+        }
+        let mut backends = Vec::new();
+        for (i, b) in m.spec.backends.iter().enumerate() {
+            if providers.contains_key(&b.provider) {
+                backends.push(proxy::Backend {
+                    provider: b.provider.clone(),
+                    model: b.model.clone(),
+                    priority: b.priority,
+                    weight: b.weight,
+                    pricing: b.pricing.clone(),
+                });
+                continue;
+            }
+            let why = if declared.contains(&b.provider) {
+                "is not ready"
+            } else {
+                "does not exist"
+            };
+            problems.push(problem(
+                "AIModel",
+                &name,
+                format!("spec.backends[{i}].provider"),
+                Reason::ProviderNotFound,
+                format!(
+                    "AIProvider {:?} {why} in namespace {}",
+                    b.provider, inputs.namespace
+                ),
+            ));
+        }
+        if backends.is_empty() {
+            continue;
+        }
+        for n in std::iter::once(&name).chain(&m.spec.aliases) {
+            claimed.insert(n.clone(), name.clone());
+        }
+        out.push(proxy::Model {
+            name,
+            aliases: m.spec.aliases.clone(),
+            backends,
+            fallbacks: m.spec.fallbacks.clone(),
+        });
+    }
+    let names: BTreeSet<String> = out.iter().map(|m| m.name.clone()).collect();
+    for m in &mut out {
+        let mut kept = Vec::new();
+        for (i, f) in m.fallbacks.iter().enumerate() {
+            if names.contains(f) && f != &m.name {
+                kept.push(f.clone());
+            } else {
+                problems.push(problem(
+                    "AIModel",
+                    &m.name,
+                    format!("spec.fallbacks[{i}]"),
+                    Reason::ModelNotFound,
+                    format!(
+                        "fallback AIModel {f:?} is not servable in namespace {}",
+                        inputs.namespace
+                    ),
+                ));
+            }
+        }
+        m.fallbacks = kept;
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn select_policy(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Policy {
+    let mut valid = Vec::new();
+    for p in inputs.policies {
+        let name = p.name_any();
+        let mut errors = validate::policy(&p.spec);
+        if p.spec.rate_limit.is_some() {
+            errors.push(validate::FieldError {
+                field: "spec.rateLimit".into(),
+                message: "rate limiting is not supported yet; remove spec.rateLimit".into(),
+            });
+        }
+        if p.spec.cache.is_some() {
+            errors.push(validate::FieldError {
+                field: "spec.cache".into(),
+                message: "response caching is not supported yet; remove spec.cache".into(),
+            });
+        }
+        if errors.is_empty() {
+            valid.push(p);
+        }
+        for e in errors {
+            problems.push(problem(
+                "AIRoutingPolicy",
+                &name,
+                e.field,
+                Reason::InvalidSpec,
+                e.message,
+            ));
+        }
+    }
+    let mut matching: Vec<&AIRoutingPolicy> = valid
+        .into_iter()
+        .filter(|p| selects(p.spec.pod_selector.as_ref(), inputs.pod_labels))
+        .collect();
+    matching.sort_by_key(|p| (p.creation_timestamp(), p.name_any()));
+    let Some((winner, losers)) = matching.split_first() else {
+        return Policy::default();
+    };
+    let winner_name = winner.name_any();
+    for loser in losers {
+        problems.push(problem(
+            "AIRoutingPolicy",
+            &loser.name_any(),
+            "spec.podSelector",
+            Reason::Conflicted,
+            format!("the pod is also selected by the older AIRoutingPolicy {winner_name}, which applies"),
+        ));
+    }
+    policy_of(winner)
+}
+
+fn policy_of(p: &AIRoutingPolicy) -> Policy {
+    let defaults = Policy::default();
+    let spec = &p.spec;
+    let retry = spec.retry.clone().unwrap_or_default();
+    let backoff = retry.backoff.clone().unwrap_or_default();
+    let timeouts = spec.timeouts.clone().unwrap_or_default();
+    let cb = spec.circuit_breaker.clone().unwrap_or_default();
+    Policy {
+        name: Some(p.name_any()),
+        models: spec.models.clone(),
+        load_balancing: spec.load_balancing.unwrap_or_default(),
+        attempts: retry.attempts.unwrap_or(defaults.attempts),
+        backoff_initial: backoff.initial.unwrap_or(defaults.backoff_initial),
+        backoff_max: backoff.max.unwrap_or(defaults.backoff_max),
+        retry_on: retry.retry_on.unwrap_or(defaults.retry_on),
+        first_byte_timeout: timeouts.first_byte.unwrap_or(defaults.first_byte_timeout),
+        total_timeout: timeouts.total.unwrap_or(defaults.total_timeout),
+        consecutive_failures: cb
+            .consecutive_failures
+            .unwrap_or(defaults.consecutive_failures),
+        cooldown: cb.cooldown.unwrap_or(defaults.cooldown),
+    }
+}
+
+/// Whether a label selector selects these labels; an absent or empty selector selects all.
+pub fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(s) = selector else { return true };
+    let labels_match = s
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    labels_match
+        && s.match_expressions
+            .iter()
+            .flatten()
+            .all(|e| requirement_holds(e, labels))
+}
+
+fn requirement_holds(r: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
+    let value = labels.get(&r.key);
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.contains(v)),
+        "NotIn" => value.is_none_or(|v| !values.contains(v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        _ => false,
+    }
+}

@@ -1,0 +1,229 @@
+//! `ProxyConfig`: the self-contained snapshot a sidecar runs on, built by [`crate::compile`].
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Duration;
+pub use crate::{
+    model::Pricing,
+    policy::{LoadBalancing, RetryOn},
+    provider::{MockSettings, ProviderType},
+    status::Reason,
+};
+
+/// The version of the snapshot format; a sidecar refuses snapshots of another version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one sidecar needs: providers with resolved credentials, models, one policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// The snapshot format, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The namespace the snapshot was compiled for.
+    pub namespace: String,
+    /// Usable providers by name.
+    pub providers: BTreeMap<String, Provider>,
+    /// Servable models, in name order.
+    pub models: Vec<Model>,
+    /// The policy in force, with every default filled in.
+    pub policy: Policy,
+    /// What was left out, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// A provider ready to call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    /// The API family.
+    #[serde(rename = "type")]
+    pub type_: ProviderType,
+    /// The base URL without a trailing slash (empty for `mock`).
+    pub base_url: String,
+    /// The resolved key, if the type needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretString>,
+    /// Extra static headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Azure's `api-version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_api_version: Option<String>,
+    /// The connect timeout.
+    pub connect_timeout: Duration,
+    /// Mock behaviour (type `mock` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockSettings>,
+}
+
+/// A servable model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    /// The AIModel's name.
+    pub name: String,
+    /// Further served names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Backends whose provider resolved.
+    pub backends: Vec<Backend>,
+    /// AIModels tried in order after every backend failed (only ones that exist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+}
+
+impl Model {
+    /// Every name the model is served under.
+    pub fn served_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// One resolved backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// The provider's name (a key of [`ProxyConfig::providers`]).
+    pub provider: String,
+    /// The upstream model id.
+    pub model: String,
+    /// Lower is tried first.
+    pub priority: u32,
+    /// Share among equal priority.
+    pub weight: u32,
+    /// Prices, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
+}
+
+/// The policy in force, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// The AIRoutingPolicy's name, or none when the defaults apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The allow-list of AIModel names; `None` allows all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// The backend-picking strategy.
+    pub load_balancing: LoadBalancing,
+    /// Total tries across backends.
+    pub attempts: u32,
+    /// First backoff before retrying the same backend.
+    pub backoff_initial: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// Failure classes that are retried.
+    pub retry_on: Vec<RetryOn>,
+    /// Per-attempt deadline for the first body event.
+    pub first_byte_timeout: Duration,
+    /// Whole-request deadline.
+    pub total_timeout: Duration,
+    /// Failures in a row that open a backend's circuit.
+    pub consecutive_failures: u32,
+    /// How long a circuit stays open.
+    pub cooldown: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            name: None,
+            models: None,
+            load_balancing: LoadBalancing::Priority,
+            attempts: 3,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            retry_on: vec![
+                RetryOn::RateLimited,
+                RetryOn::ServerError,
+                RetryOn::Timeout,
+                RetryOn::ConnectFailure,
+            ],
+            first_byte_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(600),
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Something the compiler left out, by object and field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// `AIProvider`, `AIModel` or `AIRoutingPolicy`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The field at fault, like `spec.credentials.secretRef`.
+    pub field: String,
+    /// The condition reason.
+    pub reason: Reason,
+    /// What is wrong, never including a secret value.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}: {}",
+            self.kind, self.name, self.field, self.message
+        )
+    }
+}
+
+/// A credential: serialized as is (the snapshot must carry it), never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+/// What `/config` shows in place of a credential.
+pub const REDACTED: &str = "<redacted>";
+
+impl SecretString {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself, for the one place that puts it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl ProxyConfig {
+    /// A copy fit to show: every credential replaced by [`REDACTED`], and the values of
+    /// extra headers too (they may carry tokens).
+    pub fn redacted(&self) -> ProxyConfig {
+        let mut copy = self.clone();
+        for provider in copy.providers.values_mut() {
+            if provider.api_key.is_some() {
+                provider.api_key = Some(SecretString::new(REDACTED));
+            }
+            for value in provider.headers.values_mut() {
+                *value = REDACTED.to_string();
+            }
+        }
+        copy
+    }
+
+    /// The model served under `name`, if the policy allows it.
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models
+            .iter()
+            .find(|m| m.served_names().any(|n| n == name))
+    }
+}

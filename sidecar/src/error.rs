@@ -1,0 +1,158 @@
+//! The sidecar's one error type, with the behaviour callers and the router need.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Everything that can go wrong serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The JSON does not make a valid request.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+        /// The offending field, if one.
+        param: Option<String>,
+    },
+    /// No served model has this name (or the pod's policy does not allow it).
+    #[error("the model `{0}` does not exist or is not available to this workload")]
+    ModelNotFound(String),
+    /// No such endpoint.
+    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and POST /v1/messages")]
+    UnknownEndpoint(String),
+    /// The endpoint exists, the method does not.
+    #[error("method {0} is not allowed on {1}")]
+    MethodNotAllowed(String, String),
+    /// The body is over the configured limit.
+    #[error("request body is larger than the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    /// The request body could not be read.
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    /// The upstream rejected the request as the caller's mistake (400, 404, 422): returned at once.
+    #[error("{message}")]
+    Rejected {
+        /// The upstream's status.
+        status: StatusCode,
+        /// The upstream's error type, as the upstream named it.
+        kind: String,
+        /// The upstream's message.
+        message: String,
+    },
+    /// Every candidate backend failed, or none could be tried.
+    #[error("{}", .0.message())]
+    Exhausted(Exhausted),
+    /// The request was rejected before any backend was tried because no configuration is loaded.
+    #[error("no configuration is loaded yet")]
+    NotReady,
+}
+
+/// Why a request found no working backend.
+#[derive(Debug)]
+pub struct Exhausted {
+    /// What the caller gets: 429, 502, 503 or 504.
+    pub status: StatusCode,
+    /// The error type: `rate_limit_error`, `upstream_error`, `upstream_authentication_error`,
+    /// `service_unavailable` or `timeout_error`.
+    pub kind: &'static str,
+    /// When to come back (429 only).
+    pub retry_after: Option<Duration>,
+    /// One line per backend tried or skipped: `provider/model: what happened`.
+    pub attempts: Vec<String>,
+}
+
+impl Exhausted {
+    fn message(&self) -> String {
+        let head = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => "every backend is rate limited",
+            StatusCode::GATEWAY_TIMEOUT => "no backend answered in time",
+            StatusCode::SERVICE_UNAVAILABLE => "no backend is available",
+            _ if self.kind == "upstream_authentication_error" => {
+                "the gateway's credentials were rejected upstream; ask the platform team to check the provider's key"
+            }
+            _ => "every backend failed",
+        };
+        if self.attempts.is_empty() {
+            head.to_string()
+        } else {
+            format!("{head}: {}", self.attempts.join("; "))
+        }
+    }
+}
+
+impl Error {
+    /// An invalid-request error about one field.
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            message: message.into(),
+            param: Some(param.to_string()),
+        }
+    }
+
+    /// The HTTP status the caller gets.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Error::MalformedJson(_) | Error::InvalidRequest { .. } | Error::BodyRead(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::ModelNotFound(_) | Error::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Rejected { status, .. } => *status,
+            Error::Exhausted(e) => e.status,
+            Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The offending parameter, if known.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Error::InvalidRequest { param, .. } => param.as_deref(),
+            Error::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// A machine-readable code (OpenAI's `code` field).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Error::ModelNotFound(_) => Some("model_not_found"),
+            Error::UnknownEndpoint(_) => Some("unknown_url"),
+            Error::BodyTooLarge(_) => Some("request_too_large"),
+            Error::MalformedJson(_) => Some("invalid_json"),
+            Error::Exhausted(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+                Some("rate_limit_exceeded")
+            }
+            Error::Exhausted(_) => Some("all_backends_failed"),
+            _ => None,
+        }
+    }
+
+    /// When the caller should retry, for a 429.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Exhausted(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// A label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::MalformedJson(_) => "malformed_json",
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::ModelNotFound(_) => "model_not_found",
+            Error::UnknownEndpoint(_) => "unknown_endpoint",
+            Error::MethodNotAllowed(..) => "method_not_allowed",
+            Error::BodyTooLarge(_) => "body_too_large",
+            Error::BodyRead(_) => "body_read",
+            Error::Rejected { .. } => "upstream_rejected",
+            Error::Exhausted(e) => e.kind,
+            Error::NotReady => "not_ready",
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Switchyard's sidecar: the data plane an application pod talks to on `127.0.0.1:4000`.
+//!
+//! `server` parses calls, `router` walks the candidates `plan` orders, `provider` builds each
+//! vendor's request, `upstream` sends it, `translate` converts between wire formats and
+//! `relay` streams answers back; `respond` is the one place errors get their dialect.
+
+pub mod admin;
+pub mod dialect;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod plan;
+pub mod provider;
+pub mod relay;
+pub mod reload;
+pub mod respond;
+pub mod router;
+pub mod server;
+pub mod settings;
+pub mod sse;
+pub mod state;
+pub mod translate;
+pub mod upstream;
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+
+use hyper::service::service_fn;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::{net::TcpListener, sync::watch};
+
+pub use settings::Settings;
+pub use state::Shared;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Neither mode was chosen.
+    #[error(
+        "no configuration source: pass --config PATH (standalone) or --operator-url URL (managed)"
+    )]
+    NoSource,
+    /// Managed mode is not part of this build.
+    #[error("managed mode (--operator-url) is not available in this build yet; use --config PATH")]
+    ManagedUnavailable,
+    /// The first config did not load.
+    #[error("config could not be loaded: {0}")]
+    Config(#[from] switchyard_crds::manifest::LoadErrors),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads the config, serves until `shutdown` resolves, then drains.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let shared = Shared::new(settings.max_body_bytes);
+    let source = match (&settings.config, &settings.operator_url) {
+        (Some(path), _) => reload::Source {
+            path: path.clone(),
+            namespace: settings.namespace.clone(),
+            pod_labels: settings.pod_labels.clone(),
+        },
+        (None, Some(_)) => return Err(StartError::ManagedUnavailable),
+        (None, None) => return Err(StartError::NoSource),
+    };
+    reload::install(&shared, reload::load(&source)?);
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let data = bind(settings.listen).await?;
+    let admin = bind(settings.admin_listen).await?;
+    tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, config = %source.path.display(), "switchyard sidecar ready");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let watcher = tokio::spawn(reload::watch(source, shared.clone(), stop_rx.clone()));
+    let s = shared.clone();
+    let data_task = tokio::spawn(serve(data, stop_rx.clone(), move |req| {
+        server::handle(s.clone(), req)
+    }));
+    let s = shared.clone();
+    let admin_task = tokio::spawn(serve(admin, stop_rx, move |req| {
+        admin::handle(s.clone(), req)
+    }));
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    for task in [data_task, admin_task] {
+        let _ = task.await;
+    }
+    let _ = watcher.await;
+    Ok(())
+}
+
+/// Accepts connections until told to stop, then waits (up to [`DRAIN_TIMEOUT`]) for the
+/// open ones to finish.
+async fn serve<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = hyper::Response<respond::Body>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let service = service_fn(move |req| {
+            let fut = handler(req);
+            async move { Ok::<_, Infallible>(fut.await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}

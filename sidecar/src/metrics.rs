@@ -1,0 +1,206 @@
+//! Prometheus metrics, named after the OpenTelemetry GenAI semantic conventions where one
+//! exists (`gen_ai_client_*`), `switchyard_*` otherwise. No label ever carries a prompt or key.
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+use std::sync::atomic::AtomicU64;
+
+/// Labels of an operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// `chat` or `embeddings`.
+    pub gen_ai_operation_name: &'static str,
+    /// The model name the caller sent (`unknown` when not served).
+    pub gen_ai_request_model: String,
+    /// The AIProvider that answered (empty when none did).
+    pub gen_ai_provider_name: String,
+    /// The upstream model id called.
+    pub gen_ai_response_model: String,
+    /// Empty on success, else the error class.
+    pub error_type: String,
+}
+
+/// Labels of token counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// `chat` or `embeddings`.
+    pub gen_ai_operation_name: &'static str,
+    /// The model name the caller sent.
+    pub gen_ai_request_model: String,
+    /// The AIProvider that answered.
+    pub gen_ai_provider_name: String,
+    /// `input` or `output` (also `cached_input`, `reasoning` on the counter).
+    pub gen_ai_token_type: &'static str,
+}
+
+/// Labels of per-request counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The model name the caller sent.
+    pub gen_ai_request_model: String,
+    /// The caller's API (`openai` or `anthropic`).
+    pub api: &'static str,
+    /// The HTTP status returned.
+    pub status_code: u16,
+}
+
+/// Labels of an upstream attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// The AIProvider.
+    pub gen_ai_provider_name: String,
+    /// The upstream model id.
+    pub gen_ai_response_model: String,
+    /// `ok`, `rate_limited`, `server_error`, `timeout`, `connect_failure`, `invalid_response`,
+    /// `auth_failed` or `rejected`.
+    pub outcome: &'static str,
+    /// The upstream's HTTP status (0 when none came).
+    pub status_code: u16,
+}
+
+/// Labels naming one backend.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The AIProvider.
+    pub gen_ai_provider_name: String,
+    /// The upstream model id.
+    pub gen_ai_response_model: String,
+}
+
+/// Labels with a model only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// The model name the caller sent.
+    pub gen_ai_request_model: String,
+}
+
+/// Labels with an outcome only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `ok` or `rejected`.
+    pub outcome: &'static str,
+}
+
+type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the sidecar exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Whole-request duration.
+    pub duration: HistFamily<OpLabels>,
+    /// Tokens per request.
+    pub token_usage: HistFamily<TokenLabels>,
+    /// Time to the first streamed token.
+    pub time_to_first_token: HistFamily<BackendLabels>,
+    /// Requests by status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Upstream attempts by outcome.
+    pub attempts: Family<AttemptLabels, Counter>,
+    /// Requests that moved to another backend at least once.
+    pub failovers: Family<ModelLabels, Counter>,
+    /// Tokens counted, by type.
+    pub tokens: Family<TokenLabels, Counter>,
+    /// Cost in US dollars, from `pricing`.
+    pub cost: Family<BackendLabels, Counter<f64, AtomicU64>>,
+    /// 1 while a backend's circuit is open.
+    pub circuit_open: Family<BackendLabels, Gauge>,
+    /// Config loads by outcome.
+    pub reloads: Family<OutcomeLabels, Counter>,
+}
+
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 18))
+}
+
+fn tokens() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 14))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            duration: Family::new_with_constructor(seconds),
+            token_usage: Family::new_with_constructor(tokens),
+            time_to_first_token: Family::new_with_constructor(seconds),
+            requests: Family::default(),
+            attempts: Family::default(),
+            failovers: Family::default(),
+            tokens: Family::default(),
+            cost: Family::default(),
+            circuit_open: Family::default(),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration",
+            m.duration.clone(),
+        );
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per GenAI operation",
+            m.token_usage.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first streamed chunk",
+            m.time_to_first_token.clone(),
+        );
+        registry.register(
+            "switchyard_requests",
+            "Requests served, by status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "switchyard_upstream_attempts",
+            "Upstream attempts, by outcome",
+            m.attempts.clone(),
+        );
+        registry.register(
+            "switchyard_failovers",
+            "Requests that moved to another backend",
+            m.failovers.clone(),
+        );
+        registry.register(
+            "switchyard_tokens",
+            "Tokens counted, by type",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "switchyard_cost_usd",
+            "Cost in US dollars from AIModel pricing",
+            m.cost.clone(),
+        );
+        registry.register(
+            "switchyard_circuit_open",
+            "1 while a backend's circuit is open",
+            m.circuit_open.clone(),
+        );
+        registry.register(
+            "switchyard_config_reloads",
+            "Config loads, by outcome",
+            m.reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

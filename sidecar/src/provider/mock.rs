@@ -1,0 +1,200 @@
+//! The `mock` provider: answers locally and deterministically, in OpenAI's format, after
+//! `latency`; echoes the last user message (or says `response`), streams it in a few chunks,
+//! counts words as tokens, and fails a `failureRate` fraction of calls with `failureStatus`.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+use switchyard_crds::proxy::{MockSettings, Provider};
+
+use super::Adapter;
+use crate::{
+    dialect::{Dialect, Operation},
+    sse,
+    translate::{embeddings_list, now_secs, text_of, Usage},
+    upstream::Reply,
+};
+
+/// The mock adapter (its URL is never dialled).
+pub struct Mock;
+
+impl Adapter for Mock {
+    fn dialect(&self) -> Dialect {
+        Dialect::OpenAi
+    }
+
+    fn url(
+        &self,
+        _p: &Provider,
+        op: Operation,
+        _model: &str,
+        _stream: bool,
+        _single: bool,
+    ) -> String {
+        format!(
+            "http://mock.invalid/v1/{}",
+            if op == Operation::Chat {
+                "chat/completions"
+            } else {
+                "embeddings"
+            }
+        )
+    }
+
+    fn authorize(&self, _p: &Provider, _headers: &mut HeaderMap) {}
+}
+
+/// The dimension of mock embeddings when the request names none.
+const EMBEDDING_DIMENSIONS: usize = 16;
+
+/// Answers an OpenAI-format request body the way the settings say.
+pub async fn reply(settings: &MockSettings, op: Operation, body: &Value, model: &str) -> Reply {
+    if let Some(latency) = settings.latency {
+        tokio::time::sleep(latency.into()).await;
+    }
+    let rate = settings.failure_rate.unwrap_or(0.0);
+    if rate > 0.0 && fastrand::f64() < rate {
+        let status = StatusCode::from_u16(settings.failure_status.unwrap_or(503))
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let body = json!({"error": {"message": "mock provider failure (failureRate)", "type": "server_error", "param": null, "code": null}});
+        return whole(status, "application/json", body.to_string().into());
+    }
+    if op == Operation::Embeddings {
+        let inputs: Vec<String> = match body.get("input") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect(),
+            Some(other) => vec![other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_string)],
+            None => Vec::new(),
+        };
+        let dims = body
+            .get("dimensions")
+            .and_then(Value::as_u64)
+            .map_or(EMBEDDING_DIMENSIONS, |d| d.clamp(1, 4096) as usize);
+        let vectors: Vec<Vec<f64>> = inputs.iter().map(|t| embed(t, dims)).collect();
+        let tokens = inputs.iter().map(|t| words(t)).sum();
+        let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+        let list = embeddings_list(
+            &vectors,
+            model,
+            base64,
+            Usage {
+                input: tokens,
+                ..Usage::default()
+            },
+        );
+        return whole(StatusCode::OK, "application/json", list.to_string().into());
+    }
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let prompt_tokens: u64 = messages
+        .iter()
+        .map(|m| words(&text_of(&m["content"])))
+        .sum();
+    let answer = settings.response.clone().unwrap_or_else(|| {
+        messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .map(|m| text_of(&m["content"]))
+            .unwrap_or_default()
+    });
+    let usage = Usage {
+        input: prompt_tokens,
+        output: words(&answer),
+        ..Usage::default()
+    };
+    let id = format!("chatcmpl-mock{:016x}", fastrand::u64(..));
+    let created = now_secs();
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        let include_usage =
+            body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        };
+        let mut out = Vec::new();
+        sse::write(
+            &mut out,
+            None,
+            &chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string(),
+        );
+        for piece in pieces(&answer) {
+            sse::write(
+                &mut out,
+                None,
+                &chunk(json!({"content": piece}), Value::Null).to_string(),
+            );
+        }
+        sse::write(&mut out, None, &chunk(json!({}), json!("stop")).to_string());
+        if include_usage {
+            let last = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage.to_openai()});
+            sse::write(&mut out, None, &last.to_string());
+        }
+        sse::write(&mut out, None, "[DONE]");
+        return whole(StatusCode::OK, "text/event-stream", out.into());
+    }
+    let completion = json!({
+        "id": id, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer, "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": usage.to_openai(),
+    });
+    whole(
+        StatusCode::OK,
+        "application/json",
+        completion.to_string().into(),
+    )
+}
+
+fn whole(status: StatusCode, content_type: &'static str, body: Bytes) -> Reply {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    Reply {
+        status,
+        headers,
+        body: Box::pin(futures_util::stream::iter([Ok(body)])),
+    }
+}
+
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+/// Splits an answer into up to four pieces at word boundaries, whitespace kept.
+fn pieces(answer: &str) -> Vec<String> {
+    let words: Vec<&str> = answer.split_inclusive(' ').collect();
+    let size = words.len().div_ceil(4).max(1);
+    words.chunks(size).map(|c| c.concat()).collect()
+}
+
+/// A deterministic unit vector derived from the text.
+fn embed(text: &str, dims: usize) -> Vec<f64> {
+    let mut state: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        state = (state ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let raw: Vec<f64> = (0..dims)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2_000_001) as f64 / 1_000_000.0 - 1.0
+        })
+        .collect();
+    let norm = raw
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::EPSILON);
+    raw.iter().map(|x| x / norm).collect()
+}

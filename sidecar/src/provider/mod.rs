@@ -1,0 +1,100 @@
+//! Outbound adapters: one module per provider type behind one trait. An adapter knows its
+//! wire format, its URLs and how its key travels; translation lives in `translate`.
+
+pub mod anthropic;
+pub mod azure;
+pub mod gemini;
+pub mod mock;
+pub mod openai;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request};
+use http_body_util::Full;
+use switchyard_crds::{proxy::Provider, ProviderType};
+
+use crate::dialect::{Dialect, Operation};
+
+/// What differs between provider types when building a request.
+pub trait Adapter: Sync {
+    /// The wire format the provider speaks.
+    fn dialect(&self) -> Dialect;
+    /// The full URL for an operation on a model; `single` is false for a Gemini batch embed.
+    fn url(&self, p: &Provider, op: Operation, model: &str, stream: bool, single: bool) -> String;
+    /// Puts the key where the provider documents it.
+    fn authorize(&self, p: &Provider, headers: &mut HeaderMap);
+    /// Whether the provider serves the operation.
+    fn serves(&self, op: Operation) -> bool {
+        let _ = op;
+        true
+    }
+}
+
+/// The adapter of a provider type.
+pub fn adapter(t: ProviderType) -> &'static dyn Adapter {
+    match t {
+        ProviderType::Openai | ProviderType::Bedrock => &openai::OpenAi,
+        ProviderType::AzureOpenai => &azure::Azure,
+        ProviderType::Anthropic => &anthropic::Anthropic,
+        ProviderType::Gemini => &gemini::Gemini,
+        ProviderType::Mock => &mock::Mock,
+    }
+}
+
+/// Headers of the caller's request that are the API's own, forwarded on same-format calls.
+const PASSTHROUGH_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
+
+/// Builds the upstream request: URL, key, the provider's extra headers, and the API's own
+/// headers from the caller when caller and provider speak the same format. The caller's
+/// `Authorization` and `x-api-key` are never forwarded.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    p: &Provider,
+    op: Operation,
+    model: &str,
+    stream: bool,
+    body: Bytes,
+    single: bool,
+    caller: Dialect,
+    inbound: &HeaderMap,
+    request_id: &str,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    let a = adapter(p.type_);
+    let mut req = Request::post(a.url(p, op, model, stream, single));
+    let headers = req.headers_mut().expect("a fresh builder has headers");
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static(if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    if caller == a.dialect() {
+        for name in PASSTHROUGH_HEADERS {
+            if let Some(v) = inbound.get(*name) {
+                headers.insert(*name, v.clone());
+            }
+        }
+    }
+    for (k, v) in &p.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            headers.insert(k, v);
+        }
+    }
+    a.authorize(p, headers);
+    req.body(Full::new(body))
+}
+
+/// A header value holding a secret, marked sensitive so it is never printed.
+pub fn secret_header(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}

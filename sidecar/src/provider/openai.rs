@@ -1,0 +1,40 @@
+//! OpenAI and every OpenAI-compatible server: `Authorization: Bearer`, `{baseUrl}/chat/completions`.
+
+use http::{header, HeaderMap};
+use switchyard_crds::proxy::Provider;
+
+use super::{secret_header, Adapter};
+use crate::dialect::{Dialect, Operation};
+
+/// The OpenAI adapter.
+pub struct OpenAi;
+
+impl Adapter for OpenAi {
+    fn dialect(&self) -> Dialect {
+        Dialect::OpenAi
+    }
+
+    fn url(
+        &self,
+        p: &Provider,
+        op: Operation,
+        _model: &str,
+        _stream: bool,
+        _single: bool,
+    ) -> String {
+        match op {
+            Operation::Chat => format!("{}/chat/completions", p.base_url),
+            Operation::Embeddings => format!("{}/embeddings", p.base_url),
+        }
+    }
+
+    fn authorize(&self, p: &Provider, headers: &mut HeaderMap) {
+        if let Some(v) = p
+            .api_key
+            .as_ref()
+            .and_then(|k| secret_header(&format!("Bearer {}", k.expose())))
+        {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+    }
+}

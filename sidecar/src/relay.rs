@@ -1,0 +1,193 @@
+//! The body of a committed stream: upstream chunks in, the caller's events out, one poll at
+//! a time with nothing buffered beyond the event being parsed. Dropping it (the caller went
+//! away) drops the upstream body, which cancels the upstream request.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use std::future::Future;
+use switchyard_crds::proxy::Pricing;
+use tokio::time::{Instant, Sleep};
+
+use crate::{
+    dialect::Dialect,
+    health::InflightGuard,
+    respond, sse,
+    translate::{StreamTranslator, Usage},
+    upstream::BodyChunks,
+};
+
+/// How a stream ended, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The upstream finished properly.
+    Complete,
+    /// The upstream failed or was cut after the first byte; an error event was sent.
+    Interrupted,
+    /// The caller went away.
+    Cancelled,
+}
+
+/// Called once when a stream ends, with its usage and cost.
+pub type OnEnd = Box<dyn FnOnce(End, Usage, f64) + Send>;
+
+/// A streaming response body.
+pub struct Relay {
+    dialect: Dialect,
+    upstream: BodyChunks,
+    parser: sse::Parser,
+    translator: Box<dyn StreamTranslator>,
+    pending: Option<Bytes>,
+    deadline: Pin<Box<Sleep>>,
+    pricing: Option<Pricing>,
+    finished: bool,
+    on_end: Option<OnEnd>,
+    _guard: Option<InflightGuard>,
+}
+
+impl Relay {
+    /// A relay whose first upstream event has already been read.
+    pub fn new(
+        dialect: Dialect,
+        upstream: BodyChunks,
+        parser: sse::Parser,
+        first: sse::Event,
+        mut translator: Box<dyn StreamTranslator>,
+        deadline: Instant,
+        pricing: Option<Pricing>,
+    ) -> Self {
+        let mut out = Vec::new();
+        translator.event(&first, &mut out);
+        let mut relay = Self {
+            dialect,
+            upstream,
+            parser,
+            translator,
+            pending: None,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            pricing,
+            finished: false,
+            on_end: None,
+            _guard: None,
+        };
+        relay.drain(&mut out);
+        relay.pending = (!out.is_empty()).then(|| Bytes::from(out));
+        relay
+    }
+
+    /// Keeps the backend counted in flight while the stream lasts.
+    pub fn with_guard(mut self, guard: InflightGuard) -> Self {
+        self._guard = Some(guard);
+        self
+    }
+
+    /// Sets what runs when the stream ends.
+    pub fn on_end(&mut self, f: OnEnd) {
+        self.on_end = Some(f);
+    }
+
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        while let Some(ev) = self.parser.next_event() {
+            self.translator.event(&ev, out);
+            if let Some(message) = self.translator.error() {
+                let message = format!("upstream error after the stream began: {message}");
+                out.extend_from_slice(&respond::error_event(self.dialect, &message));
+                self.end(End::Interrupted);
+                return;
+            }
+        }
+    }
+
+    fn end(&mut self, how: End) {
+        self.finished = true;
+        if let Some(f) = self.on_end.take() {
+            let usage = self.translator.usage();
+            let cost = self.pricing.as_ref().map_or(0.0, |p| {
+                (usage.input as f64 * p.input_per_million_tokens
+                    + usage.output as f64 * p.output_per_million_tokens)
+                    / 1e6
+            });
+            f(how, usage, cost);
+        }
+    }
+
+    fn fail(&mut self, out: &mut Vec<u8>, message: &str) {
+        out.extend_from_slice(&respond::error_event(self.dialect, message));
+        self.end(End::Interrupted);
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(bytes) = this.pending.take() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut out = Vec::new();
+        loop {
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                this.fail(
+                    &mut out,
+                    "the request's total timeout passed while streaming",
+                );
+                break;
+            }
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.parser.push(&chunk);
+                    this.drain(&mut out);
+                    if this.finished || !out.is_empty() {
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    this.fail(&mut out, "the upstream connection failed mid-stream");
+                    break;
+                }
+                Poll::Ready(None) => {
+                    let complete = this.translator.finish(&mut out);
+                    if complete && !this.parser.has_partial() {
+                        this.end(End::Complete);
+                    } else {
+                        this.fail(&mut out, "the upstream stream ended before it was complete");
+                    }
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            return if this.finished {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished && self.pending.is_none()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end(End::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,721 @@
+//! Routing one call: walk the candidates, try each within the policy's deadlines, fail over
+//! on retryable failures, and commit a stream only once its first event has arrived.
+
+use std::{collections::HashSet, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use switchyard_crds::proxy::{Policy, RetryOn};
+use tokio::time::{timeout_at, Instant};
+
+use crate::{
+    dialect::{Dialect, Operation},
+    error::{Error, Exhausted},
+    health::Admission,
+    metrics::{AttemptLabels, BackendLabels, ModelLabels},
+    plan::{self, Candidate},
+    provider, relay, sse,
+    state::Runtime,
+    translate::{self, Context, Usage},
+    upstream::{self, BodyChunks},
+    Shared,
+};
+
+/// The most of an upstream error body that is read.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The most of an upstream answer that is read (non-streaming).
+const RESPONSE_LIMIT: usize = 256 * 1024 * 1024;
+/// How long a backend that answered 429 without a hint is skipped.
+const DEFAULT_RATE_LIMIT_SKIP: Duration = Duration::from_secs(1);
+
+/// One parsed inbound call.
+pub struct Call<'a> {
+    /// The caller's format.
+    pub dialect: Dialect,
+    /// What is asked.
+    pub op: Operation,
+    /// The request body.
+    pub body: &'a Value,
+    /// Whether the caller wants a stream.
+    pub stream: bool,
+    /// What response translation needs.
+    pub ctx: Context,
+    /// The caller's headers (only the API's own are forwarded).
+    pub headers: &'a HeaderMap,
+    /// The request id.
+    pub request_id: &'a str,
+}
+
+/// Where a call went.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// The AIProvider of the last attempt.
+    pub provider: String,
+    /// The upstream model of the last attempt.
+    pub model: String,
+}
+
+/// A successful answer.
+pub enum Answer {
+    /// A whole body and its usage.
+    Whole {
+        /// The upstream status (2xx).
+        status: StatusCode,
+        /// Upstream headers worth forwarding.
+        headers: HeaderMap,
+        /// The caller's body.
+        body: Bytes,
+        /// Tokens used.
+        usage: Usage,
+        /// Dollars spent.
+        cost: f64,
+    },
+    /// A committed stream.
+    Stream {
+        /// Upstream headers worth forwarding.
+        headers: HeaderMap,
+        /// The body, already holding the first translated events.
+        body: relay::Relay,
+    },
+}
+
+/// Why one attempt failed.
+enum Failure {
+    RateLimited {
+        status: StatusCode,
+        until: Option<Instant>,
+    },
+    Server {
+        status: StatusCode,
+        kind: Option<String>,
+    },
+    Invalid(String),
+    Timeout,
+    Connect(String),
+    Auth(StatusCode),
+    /// The caller's mistake: returned at once.
+    Rejected(Error),
+    /// This backend cannot serve this request at all (not counted as an attempt).
+    Unsupported(Error),
+}
+
+impl Failure {
+    fn class(&self) -> Option<RetryOn> {
+        match self {
+            Failure::RateLimited { .. } => Some(RetryOn::RateLimited),
+            Failure::Server { .. } | Failure::Invalid(_) => Some(RetryOn::ServerError),
+            Failure::Timeout => Some(RetryOn::Timeout),
+            Failure::Connect(_) => Some(RetryOn::ConnectFailure),
+            Failure::Auth(_) | Failure::Rejected(_) | Failure::Unsupported(_) => None,
+        }
+    }
+
+    fn outcome(&self) -> (&'static str, u16) {
+        match self {
+            Failure::RateLimited { status, .. } => ("rate_limited", status.as_u16()),
+            Failure::Server { status, .. } => ("server_error", status.as_u16()),
+            Failure::Invalid(_) => ("invalid_response", 200),
+            Failure::Timeout => ("timeout", 0),
+            Failure::Connect(_) => ("connect_failure", 0),
+            Failure::Auth(s) => ("auth_failed", s.as_u16()),
+            Failure::Rejected(e) => ("rejected", e.status_code().as_u16()),
+            Failure::Unsupported(_) => ("unsupported", 0),
+        }
+    }
+
+    /// A line for the caller's error, never holding a key or prompt text.
+    fn describe(&self) -> String {
+        match self {
+            Failure::RateLimited { status, .. } => format!("{} rate limited", status.as_u16()),
+            Failure::Server { status, kind } => match kind {
+                Some(k) => format!("{} {k}", status.as_u16()),
+                None => format!("{} server error", status.as_u16()),
+            },
+            Failure::Invalid(why) => format!("invalid response ({why})"),
+            Failure::Timeout => "timed out".into(),
+            Failure::Connect(why) => format!("connect failed ({why})"),
+            Failure::Auth(s) => format!("{} credentials rejected", s.as_u16()),
+            Failure::Rejected(e) | Failure::Unsupported(e) => e.to_string(),
+        }
+    }
+
+    /// Whether the failure speaks against the backend's health.
+    fn counts_against_backend(&self) -> bool {
+        matches!(
+            self,
+            Failure::Server { .. } | Failure::Invalid(_) | Failure::Timeout | Failure::Connect(_)
+        )
+    }
+}
+
+/// Routes a call to the model served under `model_name`.
+pub async fn route(
+    shared: &Shared,
+    rt: &Runtime,
+    call: &Call<'_>,
+    model_name: &str,
+) -> (Result<Answer, Error>, Report) {
+    let mut report = Report::default();
+    let Some(model) = rt.served(model_name) else {
+        return (Err(Error::ModelNotFound(model_name.to_string())), report);
+    };
+    let policy = &rt.config.policy;
+    let deadline = Instant::now() + policy.total_timeout.0;
+    let candidates = plan::candidates(shared, rt, model);
+    let mut lines: Vec<String> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut skipped_until: Option<Instant> = None;
+    let mut circuit_skips = 0;
+    let mut bad_providers: HashSet<&str> = HashSet::new();
+    let mut tried: HashSet<usize> = HashSet::new();
+    let mut unusable: HashSet<usize> = HashSet::new();
+    let mut retries_of_same = 0u32;
+    let mut cursor = 0;
+    let mut idle_passes = 0;
+    while report.attempts < policy.attempts && !candidates.is_empty() && idle_passes < 2 {
+        let i = cursor % candidates.len();
+        cursor += 1;
+        if i == candidates.len() - 1 {
+            idle_passes += 1;
+        }
+        let c = &candidates[i];
+        let b = c.backend;
+        if unusable.contains(&i) || bad_providers.contains(b.provider.as_str()) {
+            continue;
+        }
+        let Some(provider) = rt.config.providers.get(&b.provider) else {
+            continue;
+        };
+        if !provider::adapter(provider.type_).serves(call.op) {
+            let line = format!(
+                "{}/{}: does not serve {}",
+                b.provider,
+                b.model,
+                call.op.as_str()
+            );
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+            continue;
+        }
+        let now = Instant::now();
+        match c.health.admit(now, policy.cooldown.0) {
+            Admission::Allowed | Admission::Probe => {}
+            Admission::RateLimited(until) => {
+                skipped_until = Some(skipped_until.map_or(until, |s| s.min(until)));
+                continue;
+            }
+            Admission::CircuitOpen(_) => {
+                circuit_skips += 1;
+                let line = format!("{}/{}: circuit open", b.provider, b.model);
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+                continue;
+            }
+        }
+        idle_passes = 0;
+        if !tried.insert(i) {
+            let wait = backoff(policy, retries_of_same);
+            retries_of_same += 1;
+            if Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        report.attempts += 1;
+        report.provider = b.provider.clone();
+        report.model = b.model.clone();
+        if report.attempts > 1 {
+            shared
+                .metrics
+                .failovers
+                .get_or_create(&ModelLabels {
+                    gen_ai_request_model: model_name.to_string(),
+                })
+                .inc();
+        }
+        let started = Instant::now();
+        let guard = c.health.start();
+        let result = attempt(shared, call, c, provider, policy, deadline).await;
+        let failure = match result {
+            Ok(answer) => {
+                c.health.success(started.elapsed());
+                count_attempt(shared, c, "ok", 200);
+                return (Ok(answer.with_guard(guard)), report);
+            }
+            Err(f) => f,
+        };
+        drop(guard);
+        let (outcome, status) = failure.outcome();
+        count_attempt(shared, c, outcome, status);
+        tracing::warn!(provider = %b.provider, model = %b.model, attempt = report.attempts, outcome, status, "upstream attempt failed");
+        if let Failure::Unsupported(_) = failure {
+            report.attempts -= 1;
+            unusable.insert(i);
+        }
+        if failure.counts_against_backend()
+            && c.health.failure(
+                Instant::now(),
+                policy.consecutive_failures,
+                policy.cooldown.0,
+            )
+        {
+            tracing::warn!(provider = %b.provider, model = %b.model, "circuit opened");
+        }
+        if let Failure::RateLimited { until, .. } = &failure {
+            let until = until.unwrap_or_else(|| Instant::now() + DEFAULT_RATE_LIMIT_SKIP);
+            c.health.rate_limited(until);
+            skipped_until = Some(skipped_until.map_or(until, |s| s.min(until)));
+        }
+        lines.push(format!(
+            "{}/{}: {}",
+            b.provider,
+            b.model,
+            failure.describe()
+        ));
+        match failure {
+            Failure::Rejected(e) => return (Err(e), report),
+            Failure::Auth(_) => {
+                bad_providers.insert(&b.provider);
+            }
+            _ => {}
+        }
+        let retryable = failure
+            .class()
+            .is_some_and(|class| policy.retry_on.contains(&class));
+        let stop = !retryable && !matches!(failure, Failure::Auth(_) | Failure::Unsupported(_));
+        failures.push(failure);
+        if stop || Instant::now() >= deadline {
+            break;
+        }
+    }
+    (
+        Err(exhausted(failures, lines, skipped_until, circuit_skips)),
+        report,
+    )
+}
+
+fn count_attempt(shared: &Shared, c: &Candidate<'_>, outcome: &'static str, status: u16) {
+    let labels = AttemptLabels {
+        gen_ai_provider_name: c.backend.provider.clone(),
+        gen_ai_response_model: c.backend.model.clone(),
+        outcome,
+        status_code: status,
+    };
+    shared.metrics.attempts.get_or_create(&labels).inc();
+    let open = c.health.is_open(Instant::now());
+    let backend = BackendLabels {
+        gen_ai_provider_name: c.backend.provider.clone(),
+        gen_ai_response_model: c.backend.model.clone(),
+    };
+    shared
+        .metrics
+        .circuit_open
+        .get_or_create(&backend)
+        .set(i64::from(open));
+}
+
+fn backoff(policy: &Policy, n: u32) -> Duration {
+    let initial = policy.backoff_initial.0;
+    let grown = initial.saturating_mul(2u32.saturating_pow(n.min(16)));
+    let capped = grown.min(policy.backoff_max.0);
+    // Full jitter on the upper half keeps retries from marching in step.
+    capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+}
+
+fn exhausted(
+    failures: Vec<Failure>,
+    attempts: Vec<String>,
+    skipped_until: Option<Instant>,
+    circuit_skips: usize,
+) -> Error {
+    if let Some(Failure::Unsupported(_)) = failures.last() {
+        if failures
+            .iter()
+            .all(|f| matches!(f, Failure::Unsupported(_)))
+        {
+            if let Some(Failure::Unsupported(e)) = failures.into_iter().next() {
+                return e;
+            }
+            return Error::NotReady;
+        }
+    }
+    let failures: Vec<&Failure> = failures
+        .iter()
+        .filter(|f| !matches!(f, Failure::Unsupported(_)))
+        .collect();
+    let now = Instant::now();
+    let only_rate_limits = failures
+        .iter()
+        .all(|f| matches!(f, Failure::RateLimited { .. }));
+    let (status, kind, retry_after) = if only_rate_limits && skipped_until.is_some() {
+        let after = skipped_until
+            .map(|u| u.saturating_duration_since(now))
+            .unwrap_or_default();
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            Some(after.max(Duration::from_secs(1))),
+        )
+    } else if failures.iter().any(|f| matches!(f, Failure::Auth(_)))
+        && failures
+            .iter()
+            .all(|f| matches!(f, Failure::Auth(_) | Failure::RateLimited { .. }))
+    {
+        (
+            StatusCode::BAD_GATEWAY,
+            "upstream_authentication_error",
+            None,
+        )
+    } else if failures.is_empty() && circuit_skips > 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None)
+    } else {
+        match failures.last() {
+            Some(Failure::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timeout_error", None),
+            Some(Failure::Server { status, .. }) if matches!(status.as_u16(), 503 | 529) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None)
+            }
+            Some(Failure::Auth(_)) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_authentication_error",
+                None,
+            ),
+            None => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None),
+            _ => (StatusCode::BAD_GATEWAY, "upstream_error", None),
+        }
+    };
+    Error::Exhausted(Exhausted {
+        status,
+        kind,
+        retry_after,
+        attempts,
+    })
+}
+
+impl Answer {
+    fn with_guard(self, guard: crate::health::InflightGuard) -> Self {
+        match self {
+            Answer::Stream { headers, body } => Answer::Stream {
+                headers,
+                body: body.with_guard(guard),
+            },
+            whole => whole,
+        }
+    }
+}
+
+/// Upstream headers forwarded to the caller: rate-limit state and the provider's request id.
+fn forwarded(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (k, v) in headers {
+        let name = k.as_str();
+        if name.starts_with("x-ratelimit-")
+            || name.starts_with("anthropic-ratelimit-")
+            || name == "request-id"
+            || name == "openai-processing-ms"
+        {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+async fn attempt(
+    shared: &Shared,
+    call: &Call<'_>,
+    c: &Candidate<'_>,
+    provider: &switchyard_crds::proxy::Provider,
+    policy: &Policy,
+    deadline: Instant,
+) -> Result<Answer, Failure> {
+    let b = c.backend;
+    let to = provider::adapter(provider.type_).dialect();
+    let mut ctx = call.ctx.clone();
+    let body = translate::request(
+        call.dialect,
+        to,
+        call.op,
+        call.body,
+        &b.model,
+        call.stream,
+        &mut ctx,
+    )
+    .map_err(Failure::Unsupported)?;
+    let single = body.get("requests").is_none();
+    let first_byte = deadline.min(Instant::now() + policy.first_byte_timeout.0);
+    let sent = Instant::now();
+    let reply = if provider.type_ == switchyard_crds::ProviderType::Mock {
+        let settings = provider.mock.clone().unwrap_or_default();
+        timeout_at(
+            first_byte,
+            provider::mock::reply(&settings, call.op, &body, &b.model),
+        )
+        .await
+        .map_err(|_| Failure::Timeout)?
+    } else {
+        let bytes =
+            Bytes::from(serde_json::to_vec(&body).map_err(|e| Failure::Invalid(e.to_string()))?);
+        let req = provider::build(
+            provider,
+            call.op,
+            &b.model,
+            call.stream,
+            bytes,
+            single,
+            call.dialect,
+            call.headers,
+            call.request_id,
+        )
+        .map_err(|e| Failure::Connect(format!("bad upstream request: {e}")))?;
+        match timeout_at(
+            first_byte,
+            shared.upstream.send(req, provider.connect_timeout.0),
+        )
+        .await
+        {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Err(upstream::SendError::Connect(why))) => return Err(Failure::Connect(why)),
+            Ok(Err(upstream::SendError::Io(why))) => return Err(Failure::Invalid(why)),
+            Ok(Ok(reply)) => reply,
+        }
+    };
+    let upstream::Reply {
+        status,
+        headers,
+        mut body,
+    } = reply;
+    if !status.is_success() {
+        return Err(classify(
+            status,
+            &headers,
+            &mut body,
+            first_byte
+                .max(Instant::now() + Duration::from_secs(5))
+                .min(deadline),
+        )
+        .await);
+    }
+    if !call.stream {
+        let first = match timeout_at(first_byte, body.next()).await {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Some(Err(e))) => return Err(Failure::Invalid(e)),
+            Ok(first) => first.and_then(Result::ok).unwrap_or_default(),
+        };
+        let rest = timeout_at(deadline, upstream::read_all(&mut body, RESPONSE_LIMIT))
+            .await
+            .map_err(|_| Failure::Timeout)?
+            .map_err(Failure::Invalid)?;
+        let whole = if first.is_empty() {
+            rest
+        } else if rest.is_empty() {
+            first
+        } else {
+            Bytes::from([first, rest].concat())
+        };
+        let (out, usage) = translate::response(call.dialect, to, call.op, &whole, &ctx)
+            .map_err(|e| Failure::Invalid(e.0))?;
+        return Ok(Answer::Whole {
+            status,
+            headers: forwarded(&headers),
+            body: out,
+            usage,
+            cost: cost(b, usage),
+        });
+    }
+    let mut parser = sse::Parser::default();
+    let first = loop {
+        if let Some(ev) = parser.next_event() {
+            break ev;
+        }
+        match timeout_at(first_byte, body.next()).await {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(None) => {
+                return Err(Failure::Invalid(
+                    "stream ended before its first event".into(),
+                ))
+            }
+            Ok(Some(Err(e))) => return Err(Failure::Invalid(e)),
+            Ok(Some(Ok(chunk))) => parser.push(&chunk),
+        }
+    };
+    if let Some(f) = stream_error(to, &first) {
+        return Err(f);
+    }
+    shared
+        .metrics
+        .time_to_first_token
+        .get_or_create(&BackendLabels {
+            gen_ai_provider_name: b.provider.clone(),
+            gen_ai_response_model: b.model.clone(),
+        })
+        .observe(sent.elapsed().as_secs_f64());
+    let translator = translate::stream(call.dialect, to, ctx);
+    let relay = relay::Relay::new(
+        call.dialect,
+        body,
+        parser,
+        first,
+        translator,
+        deadline,
+        b.pricing.clone(),
+    );
+    Ok(Answer::Stream {
+        headers: forwarded(&headers),
+        body: relay,
+    })
+}
+
+/// A first stream event that is an error (Anthropic's `event: error` after a 200, or an
+/// OpenAI `{"error": ...}` chunk) fails the attempt, so the call can still fail over.
+fn stream_error(to: Dialect, ev: &sse::Event) -> Option<Failure> {
+    let is_error = ev.name.as_deref() == Some("error")
+        || (to != Dialect::Anthropic && ev.data.starts_with("{\"error\""));
+    if !is_error {
+        return None;
+    }
+    let (kind, _) = translate::upstream_error(ev.data.as_bytes());
+    let status = match kind.as_deref() {
+        Some("overloaded_error") => {
+            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Some("rate_limit_error") => {
+            return Some(Failure::RateLimited {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                until: None,
+            })
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Some(Failure::Server { status, kind })
+}
+
+/// Dollars for the usage at the backend's prices.
+pub fn cost(b: &switchyard_crds::proxy::Backend, usage: Usage) -> f64 {
+    b.pricing.as_ref().map_or(0.0, |p| {
+        (usage.input as f64 * p.input_per_million_tokens
+            + usage.output as f64 * p.output_per_million_tokens)
+            / 1_000_000.0
+    })
+}
+
+async fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &mut BodyChunks,
+    until: Instant,
+) -> Failure {
+    let raw = timeout_at(until, upstream::read_all(body, ERROR_BODY_LIMIT))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let (kind, message) = translate::upstream_error(&raw);
+    match status.as_u16() {
+        429 => Failure::RateLimited {
+            status,
+            until: retry_after(headers).map(|d| Instant::now() + d),
+        },
+        401 | 403 => Failure::Auth(status),
+        408 => Failure::Timeout,
+        500..=599 => Failure::Server { status, kind },
+        _ => Failure::Rejected(Error::Rejected {
+            status,
+            kind: kind.unwrap_or_else(|| "invalid_request_error".into()),
+            message: message.unwrap_or_else(|| {
+                format!(
+                    "upstream rejected the request with status {}",
+                    status.as_u16()
+                )
+            }),
+        }),
+    }
+}
+
+/// When a rate-limited upstream says to come back: `retry-after-ms`, `retry-after`
+/// (seconds), or the soonest `x-ratelimit-reset-*` (`1s`, `6m0s`, `20ms`).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    if let Some(secs) = text("retry-after").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .iter()
+        .filter_map(|h| text(h).and_then(go_duration))
+        .min()
+}
+
+fn go_duration(s: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        total += n * unit;
+        any = true;
+    }
+    (any && num.is_empty()).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_hints_are_read_from_every_header_providers_use() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>);
+        let cases: &[Case<'_>] = &[
+            (&[("retry-after", "3")], Some(3000)),
+            (&[("retry-after-ms", "250")], Some(250)),
+            (
+                &[
+                    ("x-ratelimit-reset-requests", "6m0s"),
+                    ("x-ratelimit-reset-tokens", "1s"),
+                ],
+                Some(1000),
+            ),
+            (&[("x-ratelimit-reset-tokens", "20ms")], Some(20)),
+            (&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], None),
+            (&[], None),
+        ];
+        for (pairs, want) in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in *pairs {
+                h.insert(*k, v.parse().expect("valid header"));
+            }
+            assert_eq!(
+                retry_after(&h).map(|d| d.as_millis() as u64),
+                *want,
+                "{pairs:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! What every request reads: the config in force (swapped whole on reload), backend health,
+//! the upstream client and the metrics.
+
+use std::{collections::HashMap, sync::Arc};
+
+use arc_swap::ArcSwapOption;
+use switchyard_crds::{proxy::Model, ProxyConfig};
+
+use crate::{health::Health, metrics::Metrics, upstream::Upstream};
+
+/// A compiled config with its lookups built once.
+pub struct Runtime {
+    /// The snapshot.
+    pub config: ProxyConfig,
+    served: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Runtime {
+    /// Indexes a snapshot: served names the policy allows, and every model by name.
+    pub fn new(config: ProxyConfig) -> Self {
+        let mut served = HashMap::new();
+        let mut by_name = HashMap::new();
+        for (i, m) in config.models.iter().enumerate() {
+            by_name.insert(m.name.clone(), i);
+            let allowed = config
+                .policy
+                .models
+                .as_ref()
+                .is_none_or(|allow| allow.contains(&m.name));
+            if allowed {
+                for n in m.served_names() {
+                    served.insert(n.to_string(), i);
+                }
+            }
+        }
+        Self {
+            config,
+            served,
+            by_name,
+        }
+    }
+
+    /// The model a caller may call by this name.
+    pub fn served(&self, name: &str) -> Option<&Model> {
+        self.served.get(name).map(|&i| &self.config.models[i])
+    }
+
+    /// A model by its AIModel name (for fallbacks).
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.by_name.get(name).map(|&i| &self.config.models[i])
+    }
+
+    /// Every served name, sorted.
+    pub fn served_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.served.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// The sidecar's shared state.
+pub struct Shared {
+    /// The config in force; `None` until the first good load.
+    pub runtime: ArcSwapOption<Runtime>,
+    /// Backend health, kept across reloads.
+    pub health: Health,
+    /// The upstream client.
+    pub upstream: Upstream,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Shared {
+    /// Empty state with a body limit.
+    pub fn new(max_body_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            runtime: ArcSwapOption::empty(),
+            health: Health::default(),
+            upstream: Upstream::default(),
+            metrics: Metrics::default(),
+            max_body_bytes,
+        })
+    }
+}

@@ -1,0 +1,423 @@
+//! Translation between wire formats, organised by format pair. Every function here is
+//! plain (no I/O, no async): bytes and JSON in, bytes and JSON out.
+//!
+//! OpenAI chat is the hub: an Anthropic caller served by Gemini goes Anthropic -> OpenAI ->
+//! Gemini on the way up and back the same way down, so each pair is written once.
+
+pub mod anthropic_openai;
+pub mod openai_anthropic;
+pub mod openai_gemini;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::{
+    dialect::{Dialect, Operation},
+    error::Error,
+    sse,
+};
+
+/// Token counts, normalised to OpenAI's meaning (`input` includes cached tokens).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens, cached and cache-written included.
+    pub input: u64,
+    /// Completion tokens, reasoning included.
+    pub output: u64,
+    /// Prompt tokens read from a cache.
+    pub cached: u64,
+    /// Prompt tokens written to a cache (Anthropic).
+    pub cache_creation: u64,
+    /// Reasoning tokens (part of `output`).
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// As an OpenAI `usage` object.
+    pub fn to_openai(self) -> Value {
+        json!({
+            "prompt_tokens": self.input,
+            "completion_tokens": self.output,
+            "total_tokens": self.input + self.output,
+            "prompt_tokens_details": {"cached_tokens": self.cached},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning},
+        })
+    }
+
+    /// As an Anthropic `usage` object (input excludes cache reads and writes).
+    pub fn to_anthropic(self) -> Value {
+        json!({
+            "input_tokens": self.input.saturating_sub(self.cached + self.cache_creation),
+            "output_tokens": self.output,
+            "cache_read_input_tokens": self.cached,
+            "cache_creation_input_tokens": self.cache_creation,
+        })
+    }
+}
+
+/// What a response translation needs to know about its request.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The model name the caller sent (used when the upstream names none).
+    pub model: String,
+    /// Unix seconds for `created`.
+    pub created: u64,
+    /// Whether the caller asked for a usage chunk at the end of an OpenAI stream.
+    pub include_usage: bool,
+    /// Whether a `json_schema` response format was carried as a forced Anthropic tool.
+    pub json_tool: bool,
+    /// Whether embeddings were asked for as base64.
+    pub base64: bool,
+}
+
+/// Turns an upstream's SSE events into the caller's, one event at a time.
+pub trait StreamTranslator: Send {
+    /// Translates one upstream event, appending the caller's bytes to `out`.
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>);
+    /// The upstream ended; appends any closing events and tells whether the stream was complete.
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool;
+    /// Token usage seen so far.
+    fn usage(&self) -> Usage;
+    /// The message of an error event the upstream sent, if any.
+    fn error(&self) -> Option<&str>;
+}
+
+/// The text of an OpenAI `content` (a string, or text parts).
+pub fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// Splits a `data:MIME;base64,DATA` URL.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some((mime, data))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds the upstream request body for a call in `from`'s format going to `to`.
+pub fn request(
+    from: Dialect,
+    to: Dialect,
+    op: Operation,
+    body: &Value,
+    model: &str,
+    stream: bool,
+    ctx: &mut Context,
+) -> Result<Value, Error> {
+    if op == Operation::Embeddings {
+        return match to {
+            Dialect::OpenAi => Ok(with_model(body.clone(), model)),
+            Dialect::Gemini => openai_gemini::embeddings_request(body, model),
+            Dialect::Anthropic => Err(Error::invalid(
+                "model",
+                "this model's provider does not serve embeddings",
+            )),
+        };
+    }
+    let mut out = match (from, to) {
+        (Dialect::OpenAi, Dialect::OpenAi) | (Dialect::Anthropic, Dialect::Anthropic) => {
+            body.clone()
+        }
+        (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::request(body, ctx)?,
+        (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::request(body)?,
+        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::request(body)?,
+        (Dialect::Anthropic, Dialect::Gemini) => {
+            openai_gemini::request(&anthropic_openai::request(body)?)?
+        }
+        (Dialect::Gemini, _) => {
+            return Err(Error::invalid(
+                "model",
+                "gemini-format callers are not served",
+            ))
+        }
+    };
+    match to {
+        Dialect::OpenAi => {
+            out = with_model(out, model);
+            if stream {
+                out["stream"] = Value::Bool(true);
+                out["stream_options"]["include_usage"] = Value::Bool(true);
+            }
+        }
+        Dialect::Anthropic => {
+            out = with_model(out, model);
+            if stream {
+                out["stream"] = Value::Bool(true);
+            }
+        }
+        Dialect::Gemini => {}
+    }
+    Ok(out)
+}
+
+fn with_model(mut body: Value, model: &str) -> Value {
+    if let Value::Object(map) = &mut body {
+        map.insert("model".into(), Value::String(model.to_string()));
+    }
+    body
+}
+
+/// Why an upstream's successful answer could not be used.
+#[derive(Debug)]
+pub struct InvalidResponse(pub String);
+
+/// Translates a whole upstream response from `to`'s format into the caller's (`from`).
+pub fn response(
+    from: Dialect,
+    to: Dialect,
+    op: Operation,
+    body: &Bytes,
+    ctx: &Context,
+) -> Result<(Bytes, Usage), InvalidResponse> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| InvalidResponse(format!("upstream sent invalid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(InvalidResponse(
+            "upstream sent JSON that is not an object".into(),
+        ));
+    }
+    if op == Operation::Embeddings {
+        return embeddings_response(to, body, &value, ctx);
+    }
+    let (out, usage) = match (from, to) {
+        (Dialect::OpenAi, Dialect::OpenAi) => {
+            return Ok((body.clone(), anthropic_openai::usage(&value["usage"])))
+        }
+        (Dialect::Anthropic, Dialect::Anthropic) => {
+            return Ok((body.clone(), openai_anthropic::usage(&value["usage"])))
+        }
+        (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::response(&value, ctx),
+        (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::response(&value, ctx),
+        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::response(&value, ctx),
+        (Dialect::Anthropic, Dialect::Gemini) => {
+            let (oa, usage) = openai_gemini::response(&value, ctx);
+            (anthropic_openai::response(&oa, ctx).0, usage)
+        }
+        (Dialect::Gemini, _) => {
+            return Err(InvalidResponse(
+                "gemini-format callers are not served".into(),
+            ))
+        }
+    };
+    Ok((Bytes::from(out.to_string()), usage))
+}
+
+fn embeddings_response(
+    to: Dialect,
+    raw: &Bytes,
+    value: &Value,
+    ctx: &Context,
+) -> Result<(Bytes, Usage), InvalidResponse> {
+    let usage = Usage {
+        input: value
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        ..Usage::default()
+    };
+    if to == Dialect::OpenAi {
+        return Ok((raw.clone(), usage));
+    }
+    let vectors = openai_gemini::embedding_vectors(value)
+        .ok_or_else(|| InvalidResponse("upstream embeddings response has no vectors".into()))?;
+    Ok((
+        Bytes::from(embeddings_list(&vectors, &ctx.model, ctx.base64, usage).to_string()),
+        usage,
+    ))
+}
+
+/// An OpenAI embeddings list, floats or base64 (little-endian f32) as the caller asked.
+pub fn embeddings_list(vectors: &[Vec<f64>], model: &str, base64: bool, usage: Usage) -> Value {
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input}})
+}
+
+/// The stream translator for a caller in `from`'s format and an upstream in `to`'s.
+pub fn stream(from: Dialect, to: Dialect, ctx: Context) -> Box<dyn StreamTranslator> {
+    match (from, to) {
+        (Dialect::OpenAi, Dialect::Anthropic) => Box::new(openai_anthropic::Stream::new(ctx)),
+        (Dialect::OpenAi, Dialect::Gemini) => Box::new(openai_gemini::Stream::new(ctx)),
+        (Dialect::Anthropic, Dialect::OpenAi) => Box::new(anthropic_openai::Stream::new(ctx)),
+        (Dialect::Anthropic, Dialect::Gemini) => {
+            let inner = openai_gemini::Stream::new(Context {
+                include_usage: true,
+                ..ctx.clone()
+            });
+            Box::new(Chain {
+                first: inner,
+                second: anthropic_openai::Stream::new(ctx),
+                buf: Vec::new(),
+                parser: sse::Parser::default(),
+            })
+        }
+        (_, to) => Box::new(Passthrough {
+            dialect: to,
+            hide_usage: !ctx.include_usage,
+            usage: Usage::default(),
+            done: false,
+            error: None,
+        }),
+    }
+}
+
+/// Same-format streaming: events forwarded byte for byte, usage read on the way. The usage
+/// chunk the sidecar asked an OpenAI upstream for is dropped when the caller did not ask.
+struct Passthrough {
+    dialect: Dialect,
+    hide_usage: bool,
+    usage: Usage,
+    done: bool,
+    error: Option<String>,
+}
+
+impl StreamTranslator for Passthrough {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        match self.dialect {
+            Dialect::OpenAi => {
+                if ev.data.trim() == "[DONE]" {
+                    self.done = true;
+                } else if ev.data.contains("\"usage\"") || ev.data.contains("\"error\"") {
+                    if let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) {
+                        if let Some(err) = chunk.get("error") {
+                            self.error = Some(
+                                err["message"]
+                                    .as_str()
+                                    .unwrap_or("upstream error")
+                                    .to_string(),
+                            );
+                        }
+                        if chunk["usage"].is_object() {
+                            self.usage = anthropic_openai::usage(&chunk["usage"]);
+                            let empty = chunk["choices"].as_array().is_none_or(Vec::is_empty);
+                            if self.hide_usage && empty {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Dialect::Anthropic => match ev.name.as_deref() {
+                Some("message_start") | Some("message_delta") => {
+                    if let Ok(data) = serde_json::from_str::<Value>(&ev.data) {
+                        let u = data.pointer("/message/usage").or_else(|| data.get("usage"));
+                        let u = openai_anthropic::usage(u.unwrap_or(&Value::Null));
+                        if u.input > 0 {
+                            self.usage.input = u.input;
+                            self.usage.cached = u.cached;
+                            self.usage.cache_creation = u.cache_creation;
+                        }
+                        self.usage.output = self.usage.output.max(u.output);
+                    }
+                }
+                Some("message_stop") => self.done = true,
+                Some("error") => {
+                    let data: Value = serde_json::from_str(&ev.data).unwrap_or_default();
+                    self.error = Some(
+                        data.pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("upstream error")
+                            .to_string(),
+                    );
+                }
+                _ => {}
+            },
+            Dialect::Gemini => {}
+        }
+        out.extend_from_slice(&ev.raw);
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// Two translators in a row (Gemini -> OpenAI -> Anthropic).
+struct Chain<A, B> {
+    first: A,
+    second: B,
+    buf: Vec<u8>,
+    parser: sse::Parser,
+}
+
+impl<A: StreamTranslator, B: StreamTranslator> Chain<A, B> {
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        self.parser.push(&self.buf);
+        self.buf.clear();
+        while let Some(ev) = self.parser.next_event() {
+            self.second.event(&ev, out);
+        }
+    }
+}
+
+impl<A: StreamTranslator, B: StreamTranslator> StreamTranslator for Chain<A, B> {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        self.first.event(ev, &mut self.buf);
+        self.drain(out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        self.first.finish(&mut self.buf);
+        self.drain(out);
+        self.second.finish(out)
+    }
+
+    fn usage(&self) -> Usage {
+        self.first.usage()
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.first.error().or(self.second.error())
+    }
+}
+
+/// The error type and message an upstream put in its error body, whatever its format.
+pub fn upstream_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return (None, None);
+    };
+    let err = v.get("error").unwrap_or(&v);
+    let text = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_string);
+    let kind = text("type")
+        .or_else(|| text("status"))
+        .or_else(|| text("code"));
+    let message =
+        text("message").or_else(|| v.get("message").and_then(Value::as_str).map(str::to_string));
+    (kind, message)
+}

@@ -1,0 +1,466 @@
+//! An OpenAI-shaped call served by an Anthropic Messages upstream: the request forward,
+//! the response and the stream back.
+
+use serde_json::{json, Map, Value};
+
+use super::{data_url, text_of, Context, Usage};
+use crate::{error::Error, sse};
+
+/// The default `max_tokens` when an OpenAI caller sets none (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// The tool that carries a `json_schema` response format.
+pub const JSON_TOOL: &str = "json_response";
+
+/// Translates an OpenAI chat completion request into an Anthropic Messages request.
+pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
+    let mut out = Map::new();
+    let mut system: Vec<String> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    let empty = Vec::new();
+    let input = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    for (i, m) in input.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+        let content = m.get("content").unwrap_or(&Value::Null);
+        match role {
+            "system" | "developer" => system.push(text_of(content)),
+            "user" => push(&mut messages, "user", user_blocks(content, i)?),
+            "assistant" => {
+                let mut blocks = Vec::new();
+                let text = text_of(content);
+                if !text.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+                for call in m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let f = call.get("function").unwrap_or(&Value::Null);
+                    let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+                    let input: Value = if args.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(args).map_err(|_| {
+                            Error::invalid(
+                                &format!("messages[{i}].tool_calls"),
+                                "tool call arguments must be a JSON object",
+                            )
+                        })?
+                    };
+                    blocks.push(json!({
+                        "type": "tool_use",
+                        "id": call.get("id").cloned().unwrap_or(Value::Null),
+                        "name": f.get("name").cloned().unwrap_or(Value::Null),
+                        "input": input,
+                    }));
+                }
+                if !blocks.is_empty() {
+                    push(&mut messages, "assistant", blocks);
+                }
+            }
+            "tool" => {
+                let result = json!({
+                    "type": "tool_result",
+                    "tool_use_id": m.get("tool_call_id").cloned().unwrap_or(Value::Null),
+                    "content": text_of(content),
+                });
+                push(&mut messages, "user", vec![result]);
+            }
+            other => {
+                return Err(Error::invalid(
+                    &format!("messages[{i}].role"),
+                    format!("unsupported role {other:?}"),
+                ))
+            }
+        }
+    }
+    if let Some(format) = body.get("response_format") {
+        match format.get("type").and_then(Value::as_str) {
+            Some("json_object") => {
+                system.push("Respond with a single valid JSON object and nothing else.".into())
+            }
+            Some("json_schema") => {
+                let schema = format
+                    .pointer("/json_schema/schema")
+                    .cloned()
+                    .unwrap_or(json!({"type": "object"}));
+                out.insert(
+                    "tools".into(),
+                    json!([{
+                        "name": JSON_TOOL,
+                        "description": "Respond with the answer, shaped by this schema.",
+                        "input_schema": schema,
+                    }]),
+                );
+                out.insert(
+                    "tool_choice".into(),
+                    json!({"type": "tool", "name": JSON_TOOL}),
+                );
+                ctx.json_tool = true;
+            }
+            _ => {}
+        }
+    }
+    if !system.is_empty() {
+        out.insert("system".into(), Value::String(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    let max = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    out.insert("max_tokens".into(), json!(max));
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+    ] {
+        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    match body.get("stop") {
+        Some(Value::String(s)) => {
+            out.insert("stop_sequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) if !a.is_empty() => {
+            out.insert("stop_sequences".into(), Value::Array(a.clone()));
+        }
+        _ => {}
+    }
+    if let Some(user) = body.get("user").and_then(Value::as_str) {
+        out.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if !ctx.json_tool {
+        if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+            let tools: Vec<Value> = tools
+                .iter()
+                .filter_map(|t| t.get("function"))
+                .map(|f| {
+                    let mut tool = json!({
+                        "name": f.get("name").cloned().unwrap_or(Value::Null),
+                        "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object", "properties": {}})),
+                    });
+                    if let Some(d) = f.get("description") {
+                        tool["description"] = d.clone();
+                    }
+                    tool
+                })
+                .collect();
+            if !tools.is_empty() {
+                out.insert("tools".into(), Value::Array(tools));
+                let mut choice = match body.get("tool_choice") {
+                    Some(Value::String(s)) if s == "required" => json!({"type": "any"}),
+                    Some(Value::String(s)) if s == "none" => json!({"type": "none"}),
+                    Some(Value::Object(o)) => {
+                        let name = o.get("function").and_then(|f| f.get("name")).cloned();
+                        json!({"type": "tool", "name": name.unwrap_or(Value::Null)})
+                    }
+                    _ => json!({"type": "auto"}),
+                };
+                if body.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+                    choice["disable_parallel_tool_use"] = Value::Bool(true);
+                }
+                out.insert("tool_choice".into(), choice);
+            }
+        }
+    }
+    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        return Err(Error::invalid(
+            "n",
+            "n > 1 is not supported by this model's provider",
+        ));
+    }
+    Ok(Value::Object(out))
+}
+
+fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, Error> {
+    let Value::Array(parts) = content else {
+        return Ok(vec![json!({"type": "text", "text": text_of(content)})]);
+    };
+    let mut blocks = Vec::new();
+    for part in parts {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => blocks.push(
+                json!({"type": "text", "text": part.get("text").cloned().unwrap_or_default()}),
+            ),
+            Some("image_url") => {
+                let url = part
+                    .pointer("/image_url/url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let source = match data_url(url) {
+                    Some((media_type, data)) => {
+                        json!({"type": "base64", "media_type": media_type, "data": data})
+                    }
+                    None => json!({"type": "url", "url": url}),
+                };
+                blocks.push(json!({"type": "image", "source": source}));
+            }
+            Some("file") => {
+                let data = part
+                    .pointer("/file/file_data")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let Some((media_type, data)) = data_url(data) else {
+                    return Err(Error::invalid(
+                        &format!("messages[{i}].content"),
+                        "file parts need file_data as a data URL",
+                    ));
+                };
+                blocks.push(json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}));
+            }
+            other => {
+                return Err(Error::invalid(
+                    &format!("messages[{i}].content"),
+                    format!(
+                        "content part type {:?} is not supported by this model's provider",
+                        other.unwrap_or("?")
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Appends blocks as a message, merging into the previous one when the role repeats
+/// (Anthropic requires alternating roles).
+fn push(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    if let Some(last) = messages.last_mut() {
+        if last["role"] == role {
+            if let Some(content) = last["content"].as_array_mut() {
+                content.extend(blocks);
+                return;
+            }
+        }
+    }
+    messages.push(json!({"role": role, "content": blocks}));
+}
+
+/// The OpenAI `finish_reason` for an Anthropic `stop_reason`.
+pub fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Usage from an Anthropic `usage` object.
+pub fn usage(u: &Value) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        input: n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
+        output: n("output_tokens"),
+        cached: n("cache_read_input_tokens"),
+        cache_creation: n("cache_creation_input_tokens"),
+        reasoning: 0,
+    }
+}
+
+/// Translates an Anthropic Messages response into an OpenAI chat completion.
+pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for block in body
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(
+                block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
+            Some("tool_use") if ctx.json_tool => {
+                text.push_str(&block.get("input").cloned().unwrap_or_default().to_string())
+            }
+            Some("tool_use") => calls.push(json!({
+                "id": block.get("id").cloned().unwrap_or_default(),
+                "type": "function",
+                "function": {
+                    "name": block.get("name").cloned().unwrap_or_default(),
+                    "arguments": block.get("input").cloned().unwrap_or(json!({})).to_string(),
+                },
+            })),
+            _ => {}
+        }
+    }
+    let stop = body
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("end_turn");
+    let finish = if ctx.json_tool && stop == "tool_use" {
+        "stop"
+    } else {
+        finish_reason(stop)
+    };
+    let usage = usage(body.get("usage").unwrap_or(&Value::Null));
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    let id = body.get("id").and_then(Value::as_str).unwrap_or("msg");
+    let out = json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "usage": usage.to_openai(),
+    });
+    (out, usage)
+}
+
+/// Anthropic stream events in, OpenAI chunks out.
+#[derive(Debug, Default)]
+pub struct Stream {
+    ctx: Context,
+    id: String,
+    model: String,
+    usage: Usage,
+    /// Anthropic content-block index to OpenAI tool-call index.
+    tool_index: Vec<(u64, usize)>,
+    finish: Option<&'static str>,
+    done: bool,
+    error: Option<String>,
+}
+
+impl Stream {
+    /// A translator for one response.
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            model: ctx.model.clone(),
+            ctx,
+            ..Self::default()
+        }
+    }
+
+    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
+        let chunk = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        sse::write(out, None, &chunk.to_string());
+    }
+}
+
+impl super::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .or(ev.name.as_deref())
+            .unwrap_or_default();
+        match kind {
+            "message_start" => {
+                let msg = &data["message"];
+                self.id = format!(
+                    "chatcmpl-{}",
+                    msg.get("id").and_then(Value::as_str).unwrap_or("msg")
+                );
+                if let Some(m) = msg.get("model").and_then(Value::as_str) {
+                    self.model = m.to_string();
+                }
+                self.usage = usage(&msg["usage"]);
+                self.chunk(out, json!({"role": "assistant", "content": ""}), None);
+            }
+            "content_block_start" => {
+                let block = &data["content_block"];
+                if block["type"] == "tool_use" && !self.ctx.json_tool {
+                    let index = self.tool_index.len();
+                    self.tool_index
+                        .push((data["index"].as_u64().unwrap_or(0), index));
+                    let call = json!([{"index": index, "id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": ""}}]);
+                    self.chunk(out, json!({"tool_calls": call}), None);
+                }
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                match delta["type"].as_str().unwrap_or_default() {
+                    "text_delta" => self.chunk(out, json!({"content": delta["text"]}), None),
+                    "input_json_delta" if self.ctx.json_tool => {
+                        self.chunk(out, json!({"content": delta["partial_json"]}), None)
+                    }
+                    "input_json_delta" => {
+                        let block = data["index"].as_u64().unwrap_or(0);
+                        let index = self
+                            .tool_index
+                            .iter()
+                            .find(|(b, _)| *b == block)
+                            .map_or(0, |(_, i)| *i);
+                        let call = json!([{"index": index, "function": {"arguments": delta["partial_json"]}}]);
+                        self.chunk(out, json!({"tool_calls": call}), None);
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                let u = usage(&data["usage"]);
+                self.usage.output = u.output.max(self.usage.output);
+                if u.input > 0 {
+                    self.usage.input = u.input;
+                    self.usage.cached = u.cached;
+                }
+                if let Some(stop) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    let finish = if self.ctx.json_tool && stop == "tool_use" {
+                        "stop"
+                    } else {
+                        finish_reason(stop)
+                    };
+                    self.finish = Some(finish);
+                    self.chunk(out, json!({}), Some(finish));
+                }
+            }
+            "message_stop" => {
+                if self.finish.is_none() {
+                    self.chunk(out, json!({}), Some("stop"));
+                }
+                if self.ctx.include_usage {
+                    let chunk = json!({
+                        "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created,
+                        "model": self.model, "choices": [], "usage": self.usage.to_openai(),
+                    });
+                    sse::write(out, None, &chunk.to_string());
+                }
+                sse::write(out, None, "[DONE]");
+                self.done = true;
+            }
+            "error" => {
+                self.error = Some(
+                    data.pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("upstream error")
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}

@@ -1,0 +1,621 @@
+//! An OpenAI-shaped call served by a Gemini upstream: `generateContent`, the SSE stream of
+//! `streamGenerateContent`, and `embedContent` / `batchEmbedContents`.
+
+use serde_json::{json, Map, Value};
+
+use super::{data_url, text_of, Context, Usage};
+use crate::{error::Error, sse};
+
+/// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
+pub fn request(body: &Value) -> Result<Value, Error> {
+    let mut system = Vec::new();
+    let mut contents: Vec<Value> = Vec::new();
+    let mut call_names: Vec<(String, String)> = Vec::new();
+    let empty = Vec::new();
+    for (i, m) in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
+        let content = m.get("content").unwrap_or(&Value::Null);
+        match m.get("role").and_then(Value::as_str).unwrap_or_default() {
+            "system" | "developer" => system.push(json!({"text": text_of(content)})),
+            "user" => push(&mut contents, "user", user_parts(content, i)?),
+            "assistant" => {
+                let mut parts = Vec::new();
+                let text = text_of(content);
+                if !text.is_empty() {
+                    parts.push(json!({"text": text}));
+                }
+                for call in m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = call
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let args = call
+                        .pointer("/function/arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or("{}");
+                    let args: Value = serde_json::from_str(args).map_err(|_| {
+                        Error::invalid(
+                            &format!("messages[{i}].tool_calls"),
+                            "tool call arguments must be a JSON object",
+                        )
+                    })?;
+                    let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
+                    call_names.push((id.to_string(), name.to_string()));
+                    parts.push(json!({"functionCall": {"name": name, "args": args}}));
+                }
+                if !parts.is_empty() {
+                    push(&mut contents, "model", parts);
+                }
+            }
+            "tool" => {
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let name = call_names
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, n)| n.clone())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            &format!("messages[{i}].tool_call_id"),
+                            format!("no earlier tool call has id {id:?}"),
+                        )
+                    })?;
+                let text = text_of(content);
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => json!({"result": text}),
+                };
+                push(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            other => {
+                return Err(Error::invalid(
+                    &format!("messages[{i}].role"),
+                    format!("unsupported role {other:?}"),
+                ))
+            }
+        }
+    }
+    let mut out = Map::new();
+    out.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        out.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    let mut config = Map::new();
+    let max = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"));
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+        ("n", "candidateCount"),
+    ] {
+        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
+            config.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(max) = max.filter(|v| !v.is_null()) {
+        config.insert("maxOutputTokens".into(), max.clone());
+    }
+    match body.get("stop") {
+        Some(Value::String(s)) => {
+            config.insert("stopSequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) if !a.is_empty() => {
+            config.insert("stopSequences".into(), Value::Array(a.clone()));
+        }
+        _ => {}
+    }
+    match body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+    {
+        Some("json_object") => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some("json_schema") => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            if let Some(schema) = body.pointer("/response_format/json_schema/schema") {
+                config.insert("responseSchema".into(), sanitize_schema(schema));
+            }
+        }
+        _ => {}
+    }
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        let decls: Vec<Value> = tools
+            .iter()
+            .filter_map(|t| t.get("function"))
+            .map(|f| {
+                let mut d = json!({"name": f["name"]});
+                if let Some(desc) = f.get("description") {
+                    d["description"] = desc.clone();
+                }
+                if let Some(p) = f.get("parameters") {
+                    d["parameters"] = sanitize_schema(p);
+                }
+                d
+            })
+            .collect();
+        if !decls.is_empty() {
+            out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
+            let config = match body.get("tool_choice") {
+                Some(Value::String(s)) if s == "required" => json!({"mode": "ANY"}),
+                Some(Value::String(s)) if s == "none" => json!({"mode": "NONE"}),
+                Some(Value::Object(o)) => {
+                    json!({"mode": "ANY", "allowedFunctionNames": [o.get("function").and_then(|f| f.get("name")).cloned().unwrap_or_default()]})
+                }
+                _ => json!({"mode": "AUTO"}),
+            };
+            out.insert(
+                "toolConfig".into(),
+                json!({"functionCallingConfig": config}),
+            );
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn user_parts(content: &Value, i: usize) -> Result<Vec<Value>, Error> {
+    let Value::Array(parts) = content else {
+        return Ok(vec![json!({"text": text_of(content)})]);
+    };
+    parts
+        .iter()
+        .map(|part| match part.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(json!({"text": part["text"]})),
+            Some("image_url") => {
+                let url = part
+                    .pointer("/image_url/url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Ok(match data_url(url) {
+                    Some((mime, data)) => json!({"inlineData": {"mimeType": mime, "data": data}}),
+                    None => json!({"fileData": {"mimeType": guess_mime(url), "fileUri": url}}),
+                })
+            }
+            Some("file") => {
+                let data = part
+                    .pointer("/file/file_data")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                data_url(data)
+                    .map(|(mime, data)| json!({"inlineData": {"mimeType": mime, "data": data}}))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            &format!("messages[{i}].content"),
+                            "file parts need file_data as a data URL",
+                        )
+                    })
+            }
+            other => Err(Error::invalid(
+                &format!("messages[{i}].content"),
+                format!(
+                    "content part type {:?} is not supported by this model's provider",
+                    other.unwrap_or("?")
+                ),
+            )),
+        })
+        .collect()
+}
+
+fn guess_mime(url: &str) -> &'static str {
+    let lower = url.to_ascii_lowercase();
+    let path = lower.split(['?', '#']).next().unwrap_or_default();
+    match path.rsplit('.').next() {
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("pdf") => "application/pdf",
+        _ => "image/jpeg",
+    }
+}
+
+fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    if let Some(last) = contents.last_mut() {
+        if last["role"] == role {
+            if let Some(p) = last["parts"].as_array_mut() {
+                p.extend(parts);
+                return;
+            }
+        }
+    }
+    contents.push(json!({"role": role, "parts": parts}));
+}
+
+/// Keys of JSON Schema that Gemini's `Schema` accepts; everything else is dropped.
+const SCHEMA_KEYS: &[&str] = &[
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+];
+
+/// Rewrites a JSON Schema into the subset Gemini accepts: `$ref`s inlined, type arrays
+/// turned into `nullable`, `const` into `enum`, unknown keywords dropped.
+pub fn sanitize_schema(schema: &Value) -> Value {
+    let defs = schema
+        .get("$defs")
+        .or_else(|| schema.get("definitions"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    sanitize(schema, &defs, 0)
+}
+
+fn sanitize(schema: &Value, defs: &Value, depth: usize) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    if depth > 16 {
+        return json!({"type": "object"});
+    }
+    if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        return match defs.get(name) {
+            Some(target) => sanitize(target, defs, depth + 1),
+            None => json!({"type": "object"}),
+        };
+    }
+    let mut out = Map::new();
+    for (k, v) in map {
+        match k.as_str() {
+            "type" => match v {
+                Value::Array(types) => {
+                    let non_null: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
+                    if non_null.len() < types.len() {
+                        out.insert("nullable".into(), Value::Bool(true));
+                    }
+                    if let Some(t) = non_null.first() {
+                        out.insert("type".into(), (*t).clone());
+                    }
+                }
+                _ => {
+                    out.insert("type".into(), v.clone());
+                }
+            },
+            "const" => {
+                out.insert("enum".into(), json!([v]));
+            }
+            "properties" => {
+                let props: Map<String, Value> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, s)| (name.clone(), sanitize(s, defs, depth + 1)))
+                    .collect();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            "items" => {
+                out.insert(k.clone(), sanitize(v, defs, depth + 1));
+            }
+            "anyOf" | "oneOf" => {
+                let options: Vec<Value> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| sanitize(s, defs, depth + 1))
+                    .collect();
+                out.insert("anyOf".into(), Value::Array(options));
+            }
+            key if SCHEMA_KEYS.contains(&key) => {
+                out.insert(k.clone(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// The OpenAI `finish_reason` for a Gemini `finishReason`.
+pub fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
+    match reason {
+        "MAX_TOKENS" => "length",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            "content_filter"
+        }
+        _ if has_calls => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Usage from a Gemini `usageMetadata` object.
+pub fn usage(u: &Value) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let thoughts = n("thoughtsTokenCount");
+    Usage {
+        input: n("promptTokenCount"),
+        output: n("candidatesTokenCount") + thoughts,
+        cached: n("cachedContentTokenCount"),
+        cache_creation: 0,
+        reasoning: thoughts,
+    }
+}
+
+/// Splits a candidate's parts into text and OpenAI tool calls (ids numbered from `first_call`).
+fn parts(candidate: &Value, first_call: usize) -> (String, Vec<Value>) {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for part in candidate
+        .pointer("/content/parts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if part.get("thought") == Some(&Value::Bool(true)) {
+            continue;
+        }
+        if let Some(t) = part.get("text").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        if let Some(call) = part.get("functionCall") {
+            let index = first_call + calls.len();
+            let id = call
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("call_{index}"), str::to_string);
+            calls.push(json!({
+                "index": index, "id": id, "type": "function",
+                "function": {"name": call["name"], "arguments": call.get("args").cloned().unwrap_or(json!({})).to_string()},
+            }));
+        }
+    }
+    (text, calls)
+}
+
+/// Translates a Gemini `generateContent` response into an OpenAI chat completion.
+pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
+    let usage = usage(&body["usageMetadata"]);
+    let mut choices = Vec::new();
+    for (i, candidate) in body["candidates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let (text, mut calls) = parts(candidate, 0);
+        for c in &mut calls {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("index");
+            }
+        }
+        let finish = finish_reason(
+            candidate["finishReason"].as_str().unwrap_or("STOP"),
+            !calls.is_empty(),
+        );
+        let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
+        if !calls.is_empty() {
+            message["tool_calls"] = Value::Array(calls);
+        }
+        choices.push(
+            json!({"index": i, "message": message, "logprobs": null, "finish_reason": finish}),
+        );
+    }
+    if choices.is_empty() {
+        // The prompt itself was blocked (promptFeedback.blockReason).
+        choices.push(json!({"index": 0, "message": {"role": "assistant", "content": "", "refusal": null}, "logprobs": null, "finish_reason": "content_filter"}));
+    }
+    let out = json!({
+        "id": format!("chatcmpl-{}", body["responseId"].as_str().unwrap_or("gemini")),
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": body.get("modelVersion").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
+        "choices": choices,
+        "usage": usage.to_openai(),
+    });
+    (out, usage)
+}
+
+/// Gemini stream responses in, OpenAI chunks out.
+#[derive(Debug)]
+pub struct Stream {
+    ctx: Context,
+    id: String,
+    model: String,
+    started: bool,
+    calls: usize,
+    finish: Option<&'static str>,
+    usage: Usage,
+    done: bool,
+    error: Option<String>,
+}
+
+impl Stream {
+    /// A translator for one response.
+    pub fn new(ctx: Context) -> Self {
+        let model = ctx.model.clone();
+        Self {
+            ctx,
+            id: "chatcmpl-gemini".into(),
+            model,
+            started: false,
+            calls: 0,
+            finish: None,
+            usage: Usage::default(),
+            done: false,
+            error: None,
+        }
+    }
+
+    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
+        let chunk = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        sse::write(out, None, &chunk.to_string());
+    }
+}
+
+impl super::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        let Ok(body) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(err) = body.get("error") {
+            self.error = Some(
+                err["message"]
+                    .as_str()
+                    .unwrap_or("upstream error")
+                    .to_string(),
+            );
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(id) = body["responseId"].as_str() {
+                self.id = format!("chatcmpl-{id}");
+            }
+            if let Some(m) = body["modelVersion"].as_str() {
+                self.model = m.to_string();
+            }
+            self.chunk(out, json!({"role": "assistant", "content": ""}), None);
+        }
+        if body["usageMetadata"].is_object() {
+            self.usage = usage(&body["usageMetadata"]);
+        }
+        let Some(candidate) = body.pointer("/candidates/0") else {
+            if body.pointer("/promptFeedback/blockReason").is_some() {
+                self.finish = Some("content_filter");
+                self.chunk(out, json!({}), Some("content_filter"));
+            }
+            return;
+        };
+        let (text, calls) = parts(candidate, self.calls);
+        self.calls += calls.len();
+        if !text.is_empty() {
+            self.chunk(out, json!({"content": text}), None);
+        }
+        if !calls.is_empty() {
+            self.chunk(out, json!({"tool_calls": calls}), None);
+        }
+        if let Some(reason) = candidate["finishReason"].as_str() {
+            let finish = finish_reason(reason, self.calls > 0);
+            self.finish = Some(finish);
+            self.chunk(out, json!({}), Some(finish));
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.finish.is_some() && !self.done {
+            if self.ctx.include_usage {
+                let chunk = json!({
+                    "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created,
+                    "model": self.model, "choices": [], "usage": self.usage.to_openai(),
+                });
+                sse::write(out, None, &chunk.to_string());
+            }
+            sse::write(out, None, "[DONE]");
+            self.done = true;
+        }
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// The inputs of an OpenAI embeddings request, as strings.
+pub fn embedding_inputs(body: &Value) -> Result<Vec<String>, Error> {
+    match body.get("input") {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) && !items.is_empty() => {
+            Ok(items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect())
+        }
+        Some(Value::Array(_)) => Err(Error::invalid(
+            "input",
+            "this model's provider takes text inputs only, not token arrays",
+        )),
+        _ => Err(Error::invalid(
+            "input",
+            "input must be a string or an array of strings",
+        )),
+    }
+}
+
+/// Translates an OpenAI embeddings request into a Gemini `batchEmbedContents` request.
+pub fn embeddings_request(body: &Value, model: &str) -> Result<Value, Error> {
+    let dims = body.get("dimensions").cloned();
+    let requests: Vec<Value> = embedding_inputs(body)?
+        .into_iter()
+        .map(|text| {
+            let mut r =
+                json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}});
+            if let Some(d) = &dims {
+                r["outputDimensionality"] = d.clone();
+            }
+            r
+        })
+        .collect();
+    match <[Value; 1]>::try_from(requests) {
+        Ok([mut one]) => {
+            if let Some(o) = one.as_object_mut() {
+                o.remove("model");
+            }
+            Ok(one)
+        }
+        Err(many) => Ok(json!({"requests": many})),
+    }
+}
+
+/// The vectors of a Gemini `embedContent` or `batchEmbedContents` response.
+pub fn embedding_vectors(body: &Value) -> Option<Vec<Vec<f64>>> {
+    let one = body.get("embedding").map(|e| vec![e.clone()]);
+    let many = body.get("embeddings").and_then(Value::as_array).cloned();
+    one.or(many)?
+        .iter()
+        .map(|e| {
+            e.get("values")?
+                .as_array()?
+                .iter()
+                .map(Value::as_f64)
+                .collect()
+        })
+        .collect()
+}

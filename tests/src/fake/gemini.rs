@@ -1,0 +1,110 @@
+//! Gemini's `generateContent`, `streamGenerateContent?alt=sse` (each event a whole
+//! `GenerateContentResponse`, framed `data: ...\r\n\r\n`), `embedContent` and
+//! `batchEmbedContents`, from the API reference.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::combinators::BoxBody;
+use serde_json::{json, Value};
+
+use super::{chunks, json, openai::args_for, words, Fake, Received};
+
+/// Gemini's error body (`google.rpc.Status`).
+pub fn error(status: u16, message: &str) -> Value {
+    let name = match status {
+        400 => "INVALID_ARGUMENT",
+        401 | 403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    json!({"error": {"code": status, "message": message, "status": name}})
+}
+
+fn parts_text(content: &Value) -> String {
+    content["parts"].as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("")
+}
+
+/// The realistic answer: function calls when tools are declared, else an echo.
+pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Error>> {
+    let b = &r.body;
+    let model = r.path.trim_start_matches("/v1beta/models/").split(':').next().unwrap_or("gemini").to_string();
+    if r.path.ends_with(":embedContent") {
+        return json(200, &json!({"embedding": {"values": vector(&parts_text(&b["content"]), b["outputDimensionality"].as_u64())}}));
+    }
+    if r.path.ends_with(":batchEmbedContents") {
+        let all: Vec<Value> = b["requests"].as_array().into_iter().flatten().map(|q| json!({"values": vector(&parts_text(&q["content"]), q["outputDimensionality"].as_u64())})).collect();
+        return json(200, &json!({"embeddings": all}));
+    }
+    let contents = b["contents"].as_array().cloned().unwrap_or_default();
+    let prompt: u64 = contents.iter().map(|c| words(&parts_text(c))).sum::<u64>() + words(&parts_text(&b["systemInstruction"]));
+    let last = contents.last().cloned().unwrap_or_default();
+    let function_response = last["parts"].as_array().into_iter().flatten().find_map(|p| p.get("functionResponse")).cloned();
+    let mut text = match &function_response {
+        Some(fr) => format!("the tool said {}", fr["response"]["result"].as_str().map_or_else(|| fr["response"].to_string(), str::to_string)),
+        None => parts_text(&last),
+    };
+    if b.pointer("/generationConfig/responseMimeType") == Some(&json!("application/json")) {
+        text = json!({"answer": text}).to_string();
+    }
+    let mut finish = "STOP";
+    for s in b.pointer("/generationConfig/stopSequences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        if let Some(pos) = text.find(s) {
+            text.truncate(pos);
+        }
+    }
+    if let Some(max) = b.pointer("/generationConfig/maxOutputTokens").and_then(Value::as_u64) {
+        if words(&text) > max {
+            text = text.split_whitespace().take(max as usize).collect::<Vec<_>>().join(" ");
+            finish = "MAX_TOKENS";
+        }
+    }
+    let decls = b.pointer("/tools/0/functionDeclarations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mode = b.pointer("/toolConfig/functionCallingConfig/mode").and_then(Value::as_str).unwrap_or("AUTO");
+    let calls: Vec<Value> = if !decls.is_empty() && function_response.is_none() && mode != "NONE" {
+        let n = if text.contains("parallel") { 2 } else { 1 };
+        (0..n).map(|i| json!({"functionCall": {"name": decls[0]["name"], "args": args_for(&decls[0]["parameters"], i)}})).collect()
+    } else {
+        Vec::new()
+    };
+    let candidates_tokens = if calls.is_empty() { words(&text) } else { 5 * calls.len() as u64 };
+    let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens, "totalTokenCount": prompt + candidates_tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]});
+    let response = |parts: Value, finish: Option<&str>, usage: Option<&Value>| {
+        let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+        if let Some(f) = finish {
+            candidate["finishReason"] = json!(f);
+        }
+        let mut r = json!({"candidates": [candidate], "modelVersion": model, "responseId": "fakeResponseId"});
+        if let Some(u) = usage {
+            r["usageMetadata"] = u.clone();
+        }
+        r
+    };
+    if r.path.ends_with(":streamGenerateContent") {
+        let mut events = Vec::new();
+        if calls.is_empty() {
+            let pieces = chunks(&text);
+            let n = pieces.len();
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let last = i + 1 == n;
+                events.push(response(json!([{"text": piece}]), last.then_some(finish), last.then_some(&usage)));
+            }
+            if n == 0 {
+                events.push(response(json!([{"text": ""}]), Some(finish), Some(&usage)));
+            }
+        } else {
+            events.push(response(json!(calls), Some("STOP"), Some(&usage)));
+        }
+        let events = events.into_iter().map(|e| (Duration::from_millis(1), format!("data: {e}\r\n\r\n"))).collect();
+        return fake.sse(events, false);
+    }
+    let parts = if calls.is_empty() { json!([{"text": text}]) } else { json!(calls) };
+    json(200, &response(parts, Some(finish), Some(&usage)))
+}
+
+fn vector(text: &str, dims: Option<u64>) -> Vec<f64> {
+    (0..dims.unwrap_or(8)).map(|d| ((text.len() as u64 + d) % 5) as f64 / 5.0).collect()
+}

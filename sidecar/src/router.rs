@@ -191,15 +191,17 @@ pub async fn route(
             continue;
         };
         if !provider::adapter(provider.type_).serves(call.op) {
-            let line = format!(
+            let why = format!(
                 "{}/{}: does not serve {}",
                 b.provider,
                 b.model,
                 call.op.as_str()
             );
-            if !lines.contains(&line) {
-                lines.push(line);
-            }
+            lines.push(why.clone());
+            let op = call.op.as_str();
+            let message = format!("model `{model_name}` cannot serve {op}: {why}");
+            failures.push(Failure::Unsupported(Error::invalid("model", message)));
+            unusable.insert(i);
             continue;
         }
         let now = Instant::now();

@@ -31,41 +31,97 @@ async fn every_dialect_reaches_every_provider_type_streamed_and_not() {
             for stream in [false, true] {
                 let what = format!("{dialect} -> {provider} stream={stream}");
                 let before = up.fake(provider).map_or(0, |f| f.received().len());
-                let (path, body) = chat(dialect, &format!("via-{provider}"), "hello from switchyard", stream);
+                let (path, body) = chat(
+                    dialect,
+                    &format!("via-{provider}"),
+                    "hello from switchyard",
+                    stream,
+                );
                 let a = post(&sc, path, &body).await;
                 assert_eq!(a.status, 200, "{what}: {}", a.text);
-                assert_eq!(a.assistant_text(), "hello from switchyard", "{what}: {}", a.text);
+                assert_eq!(
+                    a.assistant_text(),
+                    "hello from switchyard",
+                    "{what}: {}",
+                    a.text
+                );
                 assert_eq!(a.header("x-switchyard-provider"), *provider, "{what}");
                 assert_eq!(a.header("x-switchyard-model"), *upstream_model, "{what}");
                 assert_eq!(a.header("x-switchyard-attempts"), "1", "{what}");
                 assert!(!a.header("x-request-id").is_empty(), "{what}");
-                let expected_type = if stream { "text/event-stream" } else { "application/json" };
-                assert!(a.header("content-type").starts_with(expected_type), "{what}");
+                let expected_type = if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                assert!(
+                    a.header("content-type").starts_with(expected_type),
+                    "{what}"
+                );
                 if let Some(fake) = up.fake(provider) {
                     let got = fake.received();
                     assert_eq!(got.len(), before + 1, "{what}: one upstream call");
                     let r = got.last().unwrap();
-                    assert!(r.headers.get("authorization").is_none_or(|v| v != "Bearer caller-placeholder"), "{what}: caller's key forwarded");
+                    assert!(
+                        r.headers
+                            .get("authorization")
+                            .is_none_or(|v| v != "Bearer caller-placeholder"),
+                        "{what}: caller's key forwarded"
+                    );
                     match *provider {
                         "openai" => assert_eq!(r.body["model"], *upstream_model, "{what}"),
-                        "azure" => assert_eq!(r.path, format!("/openai/deployments/{upstream_model}/chat/completions"), "{what}"),
+                        "azure" => assert_eq!(
+                            r.path,
+                            format!("/openai/deployments/{upstream_model}/chat/completions"),
+                            "{what}"
+                        ),
                         "anthropic" => assert_eq!(r.body["model"], *upstream_model, "{what}"),
                         "gemini" => {
-                            let method = if stream { "streamGenerateContent" } else { "generateContent" };
-                            assert_eq!(r.path, format!("/v1beta/models/{upstream_model}:{method}"), "{what}");
+                            let method = if stream {
+                                "streamGenerateContent"
+                            } else {
+                                "generateContent"
+                            };
+                            assert_eq!(
+                                r.path,
+                                format!("/v1beta/models/{upstream_model}:{method}"),
+                                "{what}"
+                            );
                         }
                         _ => {}
                     }
                 }
                 if dialect == "anthropic" && stream {
-                    let names: Vec<String> = a.events().iter().filter_map(|(n, _)| n.clone()).filter(|n| n != "ping").collect();
-                    assert_eq!(names.first().map(String::as_str), Some("message_start"), "{what}");
-                    assert_eq!(names.last().map(String::as_str), Some("message_stop"), "{what}");
+                    let names: Vec<String> = a
+                        .events()
+                        .iter()
+                        .filter_map(|(n, _)| n.clone())
+                        .filter(|n| n != "ping")
+                        .collect();
+                    assert_eq!(
+                        names.first().map(String::as_str),
+                        Some("message_start"),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        names.last().map(String::as_str),
+                        Some("message_stop"),
+                        "{what}"
+                    );
                 }
                 if dialect == "openai" && stream {
                     let events = a.events();
-                    assert_eq!(events.last().map(|(_, d)| d.clone()), Some(Value::String("[DONE]".into())), "{what}");
-                    assert!(events.iter().all(|(_, d)| d.get("usage").is_none_or(Value::is_null)), "{what}: usage chunk shown though not asked");
+                    assert_eq!(
+                        events.last().map(|(_, d)| d.clone()),
+                        Some(Value::String("[DONE]".into())),
+                        "{what}"
+                    );
+                    assert!(
+                        events
+                            .iter()
+                            .all(|(_, d)| d.get("usage").is_none_or(Value::is_null)),
+                        "{what}: usage chunk shown though not asked"
+                    );
                 }
             }
         }
@@ -80,12 +136,29 @@ async fn usage_is_reported_in_each_dialect_and_the_usage_chunk_only_when_asked()
         let body = json!({"model": format!("via-{provider}"), "stream": true, "stream_options": {"include_usage": true},
             "messages": [{"role": "user", "content": "one two three four"}]});
         let a = post(&sc, "/v1/chat/completions", &body).await;
-        let usage = a.events().iter().find_map(|(_, d)| d.get("usage").filter(|u| u.is_object()).cloned()).unwrap_or_else(|| panic!("{provider}: no usage chunk in {}", a.text));
+        let usage = a
+            .events()
+            .iter()
+            .find_map(|(_, d)| d.get("usage").filter(|u| u.is_object()).cloned())
+            .unwrap_or_else(|| panic!("{provider}: no usage chunk in {}", a.text));
         assert_eq!(usage["completion_tokens"], 4, "{provider}: {usage}");
-        assert!(usage["prompt_tokens"].as_u64().unwrap() >= 4, "{provider}: {usage}");
-        let (path, body) = chat("anthropic", &format!("via-{provider}"), "one two three four", false);
+        assert!(
+            usage["prompt_tokens"].as_u64().unwrap() >= 4,
+            "{provider}: {usage}"
+        );
+        let (path, body) = chat(
+            "anthropic",
+            &format!("via-{provider}"),
+            "one two three four",
+            false,
+        );
         let a = post(&sc, path, &body).await;
-        assert_eq!(a.json()["usage"]["output_tokens"], 4, "{provider}: {}", a.text);
+        assert_eq!(
+            a.json()["usage"]["output_tokens"],
+            4,
+            "{provider}: {}",
+            a.text
+        );
     }
 }
 
@@ -97,7 +170,13 @@ async fn provider_keys_travel_as_each_provider_documents() {
         let (path, body) = chat("openai", &format!("via-{provider}"), "hi", false);
         assert_eq!(post(&sc, path, &body).await.status, 200);
         let r = up.fake(provider).unwrap().received().pop().unwrap();
-        let h = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let h = |k: &str| {
+            r.headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
         match provider {
             "openai" => assert_eq!(h("authorization"), format!("Bearer {KEY}")),
             "azure" => {
@@ -122,23 +201,46 @@ async fn same_format_calls_pass_the_apis_own_headers_and_body_through() {
     let sc = start(&matrix_yaml(&up));
     let body = json!({"model": "via-anthropic", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
         "metadata": {"user_id": "u1"}, "some_future_field": {"kept": true}});
-    let a = post_with(&sc, "/v1/messages", &body, &[("anthropic-version", "2023-06-01"), ("anthropic-beta", "prompt-caching-2024-07-31"), ("x-api-key", "caller-key")]).await;
+    let a = post_with(
+        &sc,
+        "/v1/messages",
+        &body,
+        &[
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "prompt-caching-2024-07-31"),
+            ("x-api-key", "caller-key"),
+        ],
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let r = up.anthropic.received().pop().unwrap();
     assert_eq!(r.headers["anthropic-beta"], "prompt-caching-2024-07-31");
-    assert_eq!(r.headers["x-api-key"], KEY, "the caller's x-api-key must not be forwarded");
+    assert_eq!(
+        r.headers["x-api-key"], KEY,
+        "the caller's x-api-key must not be forwarded"
+    );
     let mut expected = body.clone();
     expected["model"] = json!("claude-sonnet-4-5");
     assert_eq!(r.body, expected);
     let body = json!({"model": "via-openai", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"50256": -100}, "seed": 7});
-    let a = post_with(&sc, "/v1/chat/completions", &body, &[("openai-beta", "assistants=v2")]).await;
+    let a = post_with(
+        &sc,
+        "/v1/chat/completions",
+        &body,
+        &[("openai-beta", "assistants=v2")],
+    )
+    .await;
     assert_eq!(a.status, 200);
     let r = up.openai.received().pop().unwrap();
     assert_eq!(r.headers["openai-beta"], "assistants=v2");
     let mut expected = body.clone();
     expected["model"] = json!("gpt-4o-2024-08-06");
     assert_eq!(r.body, expected);
-    assert_eq!(a.json()["system_fingerprint"], "fp_fake", "passthrough keeps the upstream body");
+    assert_eq!(
+        a.json()["system_fingerprint"],
+        "fp_fake",
+        "passthrough keeps the upstream body"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +260,8 @@ async fn tools_with_parallel_calls_and_results_round_trip_through_every_provider
             assert_eq!(calls.len(), 2, "{what}: {}", a.text);
             for c in &calls {
                 assert_eq!(c["function"]["name"], "get_weather", "{what}");
-                let args: Value = serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
+                let args: Value =
+                    serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
                 assert!(args["city"].is_string(), "{what}: {args}");
             }
             let mut messages = first["messages"].as_array().unwrap().clone();
@@ -180,31 +283,58 @@ async fn tools_with_parallel_calls_and_results_round_trip_through_every_provider
         assert_eq!(a.status, 200, "anthropic -> {provider}: {}", a.text);
         let v = a.json();
         assert_eq!(v["stop_reason"], "tool_use", "anthropic -> {provider}: {v}");
-        let uses: Vec<Value> = v["content"].as_array().unwrap().iter().filter(|b| b["type"] == "tool_use").cloned().collect();
+        let uses: Vec<Value> = v["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "tool_use")
+            .cloned()
+            .collect();
         assert_eq!(uses.len(), 2, "anthropic -> {provider}: {v}");
         assert!(uses[0]["input"]["city"].is_string());
-        let results: Vec<Value> = uses.iter().map(|u| json!({"type": "tool_result", "tool_use_id": u["id"], "content": "rainy"})).collect();
+        let results: Vec<Value> = uses
+            .iter()
+            .map(|u| json!({"type": "tool_result", "tool_use_id": u["id"], "content": "rainy"}))
+            .collect();
         let second = json!({"model": format!("via-{provider}"), "max_tokens": 100, "tools": [tool], "messages": [
             first["messages"][0], {"role": "assistant", "content": uses}, {"role": "user", "content": results}]});
         let a = post(&sc, "/v1/messages", &second).await;
         assert_eq!(a.status, 200, "anthropic -> {provider}: {}", a.text);
-        assert!(a.assistant_text().contains("rainy"), "anthropic -> {provider}: {}", a.text);
+        assert!(
+            a.assistant_text().contains("rainy"),
+            "anthropic -> {provider}: {}",
+            a.text
+        );
     }
 }
 
 fn openai_tool_calls(a: &Answer) -> Vec<Value> {
     if !a.header("content-type").starts_with("text/event-stream") {
-        return a.json()["choices"][0]["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
+        return a.json()["choices"][0]["message"]["tool_calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
     }
     let mut calls: Vec<Value> = Vec::new();
     for (_, d) in a.events() {
-        for tc in d.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for tc in d
+            .pointer("/choices/0/delta/tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let i = tc["index"].as_u64().unwrap() as usize;
             if calls.len() <= i {
                 calls.push(json!({"id": tc["id"], "type": "function", "function": {"name": tc["function"]["name"], "arguments": ""}}));
             }
-            let args = tc.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
-            let joined = format!("{}{args}", calls[i]["function"]["arguments"].as_str().unwrap());
+            let args = tc
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let joined = format!(
+                "{}{args}",
+                calls[i]["function"]["arguments"].as_str().unwrap()
+            );
             calls[i]["function"]["arguments"] = json!(joined);
         }
     }
@@ -229,7 +359,11 @@ async fn embeddings_are_served_by_openai_azure_gemini_and_mock_as_floats_or_base
                 if format == "base64" {
                     assert!(e.as_str().is_some_and(|s| !s.is_empty()), "{provider}: {v}");
                 } else {
-                    assert!(e.as_array().is_some_and(|a| !a.is_empty() && a[0].is_number()), "{provider}: {v}");
+                    assert!(
+                        e.as_array()
+                            .is_some_and(|a| !a.is_empty() && a[0].is_number()),
+                        "{provider}: {v}"
+                    );
                 }
             }
         }
@@ -237,7 +371,12 @@ async fn embeddings_are_served_by_openai_azure_gemini_and_mock_as_floats_or_base
     let r = up.gemini.received();
     assert!(r.iter().any(|r| r.path.ends_with(":embedContent")));
     assert!(r.iter().any(|r| r.path.ends_with(":batchEmbedContents")));
-    let a = post(&sc, "/v1/embeddings", &json!({"model": "via-anthropic", "input": "x"})).await;
+    let a = post(
+        &sc,
+        "/v1/embeddings",
+        &json!({"model": "via-anthropic", "input": "x"}),
+    )
+    .await;
     assert_eq!(a.status, 400, "anthropic serves no embeddings: {}", a.text);
 }
 
@@ -247,13 +386,41 @@ async fn models_are_listed_in_the_callers_format() {
     let mut yaml = matrix_yaml(&up);
     yaml.push_str(&policy("models: [via-openai, via-mock]"));
     let sc = start(&yaml);
-    let v: Value = client().get(sc.url("/v1/models")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
-    assert_eq!(ids, ["via-mock", "via-openai"], "only what the policy allows");
+    let v: Value = client()
+        .get(sc.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["via-mock", "via-openai"],
+        "only what the policy allows"
+    );
     assert_eq!(v["object"], "list");
-    let v: Value = client().get(sc.url("/v1/models")).header("anthropic-version", "2023-06-01").send().await.unwrap().json().await.unwrap();
+    let v: Value = client()
+        .get(sc.url("/v1/models"))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["data"][0]["type"], "model");
     assert_eq!(v["has_more"], false);
     let (path, body) = chat("openai", "via-gemini", "hi", false);
-    assert_eq!(post(&sc, path, &body).await.status, 404, "a model the policy does not allow is not found");
+    assert_eq!(
+        post(&sc, path, &body).await.status,
+        404,
+        "a model the policy does not allow is not found"
+    );
 }

@@ -32,7 +32,8 @@ pub fn free_addr() -> SocketAddr {
 impl Sidecar {
     /// Starts `binary` on `yaml` and waits until `/readyz` answers.
     pub fn start(binary: &Path, yaml: &str, env: &[(&str, &str)]) -> Sidecar {
-        Self::try_start(binary, yaml, env).unwrap_or_else(|logs| panic!("sidecar did not become ready:\n{logs}"))
+        Self::try_start(binary, yaml, env)
+            .unwrap_or_else(|logs| panic!("sidecar did not become ready:\n{logs}"))
     }
 
     /// Like [`Sidecar::start`], returning the logs when it does not become ready.
@@ -42,8 +43,15 @@ impl Sidecar {
         std::fs::write(&config, yaml).unwrap();
         let (addr, admin) = (free_addr(), free_addr());
         let mut cmd = Command::new(binary);
-        cmd.arg("--config").arg(&config).arg("--listen").arg(addr.to_string()).arg("--admin-listen").arg(admin.to_string());
-        cmd.env("RUST_LOG", "debug,hyper=info,hyper_util=info,rustls=info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string());
+        cmd.env("RUST_LOG", "debug,hyper=info,hyper_util=info,rustls=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -58,10 +66,20 @@ impl Sidecar {
                 l.push('\n');
             }
         });
-        let sidecar = Sidecar { child, addr, admin, config, _dir: dir, logs };
+        let sidecar = Sidecar {
+            child,
+            addr,
+            admin,
+            config,
+            _dir: dir,
+            logs,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if sidecar.admin_get("/readyz").is_some_and(|(status, _)| status == 200) {
+            if sidecar
+                .admin_get("/readyz")
+                .is_some_and(|(status, _)| status == 200)
+            {
                 return Ok(sidecar);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -77,13 +95,21 @@ impl Sidecar {
     /// A plain GET on the admin port: (status, body).
     pub fn admin_get(&self, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).ok()?;
+        let mut s =
+            std::net::TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Some((status, body))
     }
 
@@ -101,7 +127,10 @@ impl Sidecar {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(35);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -81,7 +81,10 @@ spec: {{type: mock}}
 
 /// An AIModel document: backends as (provider, upstream model, priority).
 pub fn model(name: &str, backends: &[(&str, &str, u32)], extra: &str) -> String {
-    let list: Vec<String> = backends.iter().map(|(p, m, prio)| format!("{{provider: {p}, model: {m}, priority: {prio}}}")).collect();
+    let list: Vec<String> = backends
+        .iter()
+        .map(|(p, m, prio)| format!("{{provider: {p}, model: {m}, priority: {prio}}}"))
+        .collect();
     format!("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {{name: {name}}}\nspec:\n  backends: [{}]\n{extra}\n", list.join(", "))
 }
 
@@ -99,7 +102,10 @@ pub fn start(yaml: &str) -> Sidecar {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// The answer of a call: status, headers, body text.
@@ -115,7 +121,10 @@ impl Answer {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 
     /// The SSE events as (event name, data JSON or string).
@@ -133,7 +142,10 @@ impl Answer {
                         data.push_str(d);
                     }
                 }
-                (name, serde_json::from_str(&data).unwrap_or(Value::String(data)))
+                (
+                    name,
+                    serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                )
             })
             .collect()
     }
@@ -144,14 +156,27 @@ impl Answer {
             return self
                 .events()
                 .iter()
-                .filter_map(|(_, d)| d.pointer("/choices/0/delta/content").or_else(|| d.pointer("/delta/text")).and_then(Value::as_str).map(str::to_string))
+                .filter_map(|(_, d)| {
+                    d.pointer("/choices/0/delta/content")
+                        .or_else(|| d.pointer("/delta/text"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .collect();
         }
         let v = self.json();
-        if let Some(t) = v.pointer("/choices/0/message/content").and_then(Value::as_str) {
+        if let Some(t) = v
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+        {
             return t.to_string();
         }
-        v["content"].as_array().into_iter().flatten().filter_map(|b| b["text"].as_str()).collect()
+        v["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["text"].as_str())
+            .collect()
     }
 }
 
@@ -159,8 +184,16 @@ pub async fn post(sidecar: &Sidecar, path: &str, body: &Value) -> Answer {
     post_with(sidecar, path, body, &[]).await
 }
 
-pub async fn post_with(sidecar: &Sidecar, path: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
-    let mut req = client().post(sidecar.url(path)).header("authorization", "Bearer caller-placeholder").json(body);
+pub async fn post_with(
+    sidecar: &Sidecar,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = client()
+        .post(sidecar.url(path))
+        .header("authorization", "Bearer caller-placeholder")
+        .json(body);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -168,14 +201,24 @@ pub async fn post_with(sidecar: &Sidecar, path: &str, body: &Value, headers: &[(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
-    Answer { status, headers, text }
+    Answer {
+        status,
+        headers,
+        text,
+    }
 }
 
 /// A chat call in the caller's dialect: OpenAI chat completions or Anthropic messages.
 pub fn chat(dialect: &str, model: &str, user: &str, stream: bool) -> (&'static str, Value) {
     if dialect == "anthropic" {
-        ("/v1/messages", json!({"model": model, "max_tokens": 256, "stream": stream, "system": "be brief", "messages": [{"role": "user", "content": user}]}))
+        (
+            "/v1/messages",
+            json!({"model": model, "max_tokens": 256, "stream": stream, "system": "be brief", "messages": [{"role": "user", "content": user}]}),
+        )
     } else {
-        ("/v1/chat/completions", json!({"model": model, "stream": stream, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": user}]}))
+        (
+            "/v1/chat/completions",
+            json!({"model": model, "stream": stream, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": user}]}),
+        )
     }
 }

@@ -10,7 +10,9 @@ async fn main() {
     let mut fakes = Vec::new();
     for arg in std::env::args().skip(1) {
         let Some((name, addr)) = arg.split_once('=') else {
-            eprintln!("usage: fake-providers NAME=ADDR... (NAME: openai, azure, anthropic, gemini)");
+            eprintln!(
+                "usage: fake-providers NAME=ADDR... (NAME: openai, azure, anthropic, gemini)"
+            );
             std::process::exit(2);
         };
         let api = match name {
@@ -23,10 +25,12 @@ async fn main() {
                 std::process::exit(2);
             }
         };
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| {
-            eprintln!("cannot listen on {addr}: {e}");
-            std::process::exit(1);
-        });
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("cannot listen on {addr}: {e}");
+                std::process::exit(1);
+            });
         fakes.push(Fake::serve(api, listener));
     }
     for f in &fakes {

@@ -22,14 +22,23 @@ pub fn event(name: &str, data: &Value) -> String {
 }
 
 fn user_text(messages: &[Value]) -> (String, Option<String>) {
-    let Some(last) = messages.last() else { return (String::new(), None) };
+    let Some(last) = messages.last() else {
+        return (String::new(), None);
+    };
     let blocks = match &last["content"] {
         Value::String(s) => vec![json!({"type": "text", "text": s})],
         Value::Array(a) => a.clone(),
         _ => Vec::new(),
     };
-    let tool_result = blocks.iter().find(|b| b["type"] == "tool_result").map(|b| text(&b["content"]));
-    let texts: Vec<String> = blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str().map(str::to_string)).collect();
+    let tool_result = blocks
+        .iter()
+        .find(|b| b["type"] == "tool_result")
+        .map(|b| text(&b["content"]));
+    let texts: Vec<String> = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str().map(str::to_string))
+        .collect();
     (texts.join(""), tool_result)
 }
 
@@ -41,7 +50,11 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     }
     let model = b["model"].as_str().unwrap_or("claude").to_string();
     let messages = b["messages"].as_array().cloned().unwrap_or_default();
-    let prompt: u64 = messages.iter().map(|m| words(&text(&m["content"]))).sum::<u64>() + words(&text(&b["system"]));
+    let prompt: u64 = messages
+        .iter()
+        .map(|m| words(&text(&m["content"])))
+        .sum::<u64>()
+        + words(&text(&b["system"]));
     let (mut content, tool_result) = user_text(&messages);
     if let Some(result) = &tool_result {
         content = format!("the tool said {result}");
@@ -50,7 +63,12 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     let forced = b.pointer("/tool_choice/type").and_then(Value::as_str) == Some("tool");
     let mut stop_reason = "end_turn";
     let mut stop_sequence = Value::Null;
-    for s in b["stop_sequences"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for s in b["stop_sequences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if let Some(pos) = content.find(s) {
             content.truncate(pos);
             stop_reason = "stop_sequence";
@@ -59,14 +77,35 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     }
     let max = b["max_tokens"].as_u64().unwrap_or(u64::MAX);
     if words(&content) > max {
-        content = content.split_whitespace().take(max as usize).collect::<Vec<_>>().join(" ");
+        content = content
+            .split_whitespace()
+            .take(max as usize)
+            .collect::<Vec<_>>()
+            .join(" ");
         stop_reason = "max_tokens";
     }
-    let uses: Vec<Value> = if !tools.is_empty() && (tool_result.is_none() || forced) && b.pointer("/tool_choice/type") != Some(&json!("none")) {
-        let parallel = content.contains("parallel") && b.pointer("/tool_choice/disable_parallel_tool_use") != Some(&json!(true));
+    let uses: Vec<Value> = if !tools.is_empty()
+        && (tool_result.is_none() || forced)
+        && b.pointer("/tool_choice/type") != Some(&json!("none"))
+    {
+        let parallel = content.contains("parallel")
+            && b.pointer("/tool_choice/disable_parallel_tool_use") != Some(&json!(true));
         let n = if parallel { 2 } else { 1 };
-        let tool = if forced { tools.iter().find(|t| t["name"] == b["tool_choice"]["name"]).unwrap_or(&tools[0]) } else { &tools[0] };
-        let input = |i| if forced { json!({"answer": content}) } else { args_for(&tool["input_schema"], i) };
+        let tool = if forced {
+            tools
+                .iter()
+                .find(|t| t["name"] == b["tool_choice"]["name"])
+                .unwrap_or(&tools[0])
+        } else {
+            &tools[0]
+        };
+        let input = |i| {
+            if forced {
+                json!({"answer": content})
+            } else {
+                args_for(&tool["input_schema"], i)
+            }
+        };
         (0..n).map(|i| json!({"type": "tool_use", "id": format!("toolu_fake{i}"), "name": tool["name"], "input": input(i)})).collect()
     } else {
         Vec::new()
@@ -75,9 +114,17 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         stop_reason = "tool_use";
         stop_sequence = Value::Null;
     }
-    let output = if uses.is_empty() { words(&content) } else { 5 * uses.len() as u64 };
+    let output = if uses.is_empty() {
+        words(&content)
+    } else {
+        5 * uses.len() as u64
+    };
     let usage = json!({"input_tokens": prompt, "output_tokens": output, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"});
-    let blocks: Vec<Value> = if uses.is_empty() { vec![json!({"type": "text", "text": content})] } else { uses.clone() };
+    let blocks: Vec<Value> = if uses.is_empty() {
+        vec![json!({"type": "text", "text": content})]
+    } else {
+        uses.clone()
+    };
     if b["stream"] == true {
         let start = json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": prompt, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"}}});
@@ -99,18 +146,32 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
                     events.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": part}})));
                 }
             }
-            events.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": i})));
+            events.push(event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": i}),
+            ));
         }
         events.push(event("message_delta", &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": {"output_tokens": output}})));
         events.push(event("message_stop", &json!({"type": "message_stop"})));
-        let mut resp = fake.sse(events.into_iter().map(|e| (Duration::from_millis(1), e)).collect(), false);
-        resp.headers_mut().insert("request-id", "req_fake".parse().unwrap());
+        let mut resp = fake.sse(
+            events
+                .into_iter()
+                .map(|e| (Duration::from_millis(1), e))
+                .collect(),
+            false,
+        );
+        resp.headers_mut()
+            .insert("request-id", "req_fake".parse().unwrap());
         return resp;
     }
-    let mut resp = json(200, &json!({
-        "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
-        "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage,
-    }));
-    resp.headers_mut().insert("request-id", "req_fake".parse().unwrap());
+    let mut resp = json(
+        200,
+        &json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
+            "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage,
+        }),
+    );
+    resp.headers_mut()
+        .insert("request-id", "req_fake".parse().unwrap());
     resp
 }

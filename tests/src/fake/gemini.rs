@@ -25,52 +25,102 @@ pub fn error(status: u16, message: &str) -> Value {
 }
 
 fn parts_text(content: &Value) -> String {
-    content["parts"].as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("")
+    content["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 /// The realistic answer: function calls when tools are declared, else an echo.
 pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Error>> {
     let b = &r.body;
-    let model = r.path.trim_start_matches("/v1beta/models/").split(':').next().unwrap_or("gemini").to_string();
+    let model = r
+        .path
+        .trim_start_matches("/v1beta/models/")
+        .split(':')
+        .next()
+        .unwrap_or("gemini")
+        .to_string();
     if r.path.ends_with(":embedContent") {
-        return json(200, &json!({"embedding": {"values": vector(&parts_text(&b["content"]), b["outputDimensionality"].as_u64())}}));
+        return json(
+            200,
+            &json!({"embedding": {"values": vector(&parts_text(&b["content"]), b["outputDimensionality"].as_u64())}}),
+        );
     }
     if r.path.ends_with(":batchEmbedContents") {
         let all: Vec<Value> = b["requests"].as_array().into_iter().flatten().map(|q| json!({"values": vector(&parts_text(&q["content"]), q["outputDimensionality"].as_u64())})).collect();
         return json(200, &json!({"embeddings": all}));
     }
     let contents = b["contents"].as_array().cloned().unwrap_or_default();
-    let prompt: u64 = contents.iter().map(|c| words(&parts_text(c))).sum::<u64>() + words(&parts_text(&b["systemInstruction"]));
+    let prompt: u64 = contents.iter().map(|c| words(&parts_text(c))).sum::<u64>()
+        + words(&parts_text(&b["systemInstruction"]));
     let last = contents.last().cloned().unwrap_or_default();
-    let function_response = last["parts"].as_array().into_iter().flatten().find_map(|p| p.get("functionResponse")).cloned();
+    let function_response = last["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.get("functionResponse"))
+        .cloned();
     let mut text = match &function_response {
-        Some(fr) => format!("the tool said {}", fr["response"]["result"].as_str().map_or_else(|| fr["response"].to_string(), str::to_string)),
+        Some(fr) => format!(
+            "the tool said {}",
+            fr["response"]["result"]
+                .as_str()
+                .map_or_else(|| fr["response"].to_string(), str::to_string)
+        ),
         None => parts_text(&last),
     };
     if b.pointer("/generationConfig/responseMimeType") == Some(&json!("application/json")) {
         text = json!({"answer": text}).to_string();
     }
     let mut finish = "STOP";
-    for s in b.pointer("/generationConfig/stopSequences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for s in b
+        .pointer("/generationConfig/stopSequences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if let Some(pos) = text.find(s) {
             text.truncate(pos);
         }
     }
-    if let Some(max) = b.pointer("/generationConfig/maxOutputTokens").and_then(Value::as_u64) {
+    if let Some(max) = b
+        .pointer("/generationConfig/maxOutputTokens")
+        .and_then(Value::as_u64)
+    {
         if words(&text) > max {
-            text = text.split_whitespace().take(max as usize).collect::<Vec<_>>().join(" ");
+            text = text
+                .split_whitespace()
+                .take(max as usize)
+                .collect::<Vec<_>>()
+                .join(" ");
             finish = "MAX_TOKENS";
         }
     }
-    let decls = b.pointer("/tools/0/functionDeclarations").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mode = b.pointer("/toolConfig/functionCallingConfig/mode").and_then(Value::as_str).unwrap_or("AUTO");
+    let decls = b
+        .pointer("/tools/0/functionDeclarations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mode = b
+        .pointer("/toolConfig/functionCallingConfig/mode")
+        .and_then(Value::as_str)
+        .unwrap_or("AUTO");
     let calls: Vec<Value> = if !decls.is_empty() && function_response.is_none() && mode != "NONE" {
         let n = if text.contains("parallel") { 2 } else { 1 };
         (0..n).map(|i| json!({"functionCall": {"name": decls[0]["name"], "args": args_for(&decls[0]["parameters"], i)}})).collect()
     } else {
         Vec::new()
     };
-    let candidates_tokens = if calls.is_empty() { words(&text) } else { 5 * calls.len() as u64 };
+    let candidates_tokens = if calls.is_empty() {
+        words(&text)
+    } else {
+        5 * calls.len() as u64
+    };
     let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens, "totalTokenCount": prompt + candidates_tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]});
     let response = |parts: Value, finish: Option<&str>, usage: Option<&Value>| {
         let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
@@ -90,7 +140,11 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
             let n = pieces.len();
             for (i, piece) in pieces.into_iter().enumerate() {
                 let last = i + 1 == n;
-                events.push(response(json!([{"text": piece}]), last.then_some(finish), last.then_some(&usage)));
+                events.push(response(
+                    json!([{"text": piece}]),
+                    last.then_some(finish),
+                    last.then_some(&usage),
+                ));
             }
             if n == 0 {
                 events.push(response(json!([{"text": ""}]), Some(finish), Some(&usage)));
@@ -98,13 +152,22 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         } else {
             events.push(response(json!(calls), Some("STOP"), Some(&usage)));
         }
-        let events = events.into_iter().map(|e| (Duration::from_millis(1), format!("data: {e}\r\n\r\n"))).collect();
+        let events = events
+            .into_iter()
+            .map(|e| (Duration::from_millis(1), format!("data: {e}\r\n\r\n")))
+            .collect();
         return fake.sse(events, false);
     }
-    let parts = if calls.is_empty() { json!([{"text": text}]) } else { json!(calls) };
+    let parts = if calls.is_empty() {
+        json!([{"text": text}])
+    } else {
+        json!(calls)
+    };
     json(200, &response(parts, Some(finish), Some(&usage)))
 }
 
 fn vector(text: &str, dims: Option<u64>) -> Vec<f64> {
-    (0..dims.unwrap_or(8)).map(|d| ((text.len() as u64 + d) % 5) as f64 / 5.0).collect()
+    (0..dims.unwrap_or(8))
+        .map(|d| ((text.len() as u64 + d) % 5) as f64 / 5.0)
+        .collect()
 }

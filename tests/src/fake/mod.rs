@@ -75,7 +75,10 @@ pub enum Body {
     Raw(&'static str, Bytes),
     /// SSE events sent one by one, each after its delay; then, if `drop`, the connection
     /// is cut instead of ending cleanly.
-    Sse { events: Vec<(Duration, String)>, drop: bool },
+    Sse {
+        events: Vec<(Duration, String)>,
+        drop: bool,
+    },
     /// The realistic answer for the request, as with an empty script.
     Default,
 }
@@ -83,18 +86,36 @@ pub enum Body {
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: Value) -> Self {
-        Self { delay: Duration::ZERO, status, headers: Vec::new(), body: Body::Json(body) }
+        Self {
+            delay: Duration::ZERO,
+            status,
+            headers: Vec::new(),
+            body: Body::Json(body),
+        }
     }
 
     /// The realistic answer, after `delay`.
     pub fn default_after(delay: Duration) -> Self {
-        Self { delay, status: 200, headers: Vec::new(), body: Body::Default }
+        Self {
+            delay,
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Default,
+        }
     }
 
     /// An SSE answer from pre-framed events.
     pub fn sse(events: Vec<String>) -> Self {
         let events = events.into_iter().map(|e| (Duration::ZERO, e)).collect();
-        Self { delay: Duration::ZERO, status: 200, headers: Vec::new(), body: Body::Sse { events, drop: false } }
+        Self {
+            delay: Duration::ZERO,
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Sse {
+                events,
+                drop: false,
+            },
+        }
     }
 
     /// Adds a header.
@@ -138,11 +159,17 @@ impl Fake {
     /// Serves a fake on a bound listener.
     pub fn serve(api: Api, listener: TcpListener) -> Fake {
         let addr = listener.local_addr().unwrap();
-        let fake = Fake { api, addr, state: Arc::default() };
+        let fake = Fake {
+            api,
+            addr,
+            state: Arc::default(),
+        };
         let f = fake.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let f = f.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -181,18 +208,34 @@ impl Fake {
         self.state.lock().unwrap().cancelled
     }
 
-    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<BoxBody<Bytes, std::io::Error>> {
+    async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+    ) -> Response<BoxBody<Bytes, std::io::Error>> {
         let (parts, body) = req.into_parts();
-        let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let path = parts.uri.path().to_string();
         let query = parts.uri.query().map(str::to_string);
         if let Err(resp) = self.check(&parts.method, &path, query.as_deref(), &parts.headers) {
             return resp;
         }
         let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
-            return self.error(400, "invalid_request_error", "could not parse the JSON body of your request");
+            return self.error(
+                400,
+                "invalid_request_error",
+                "could not parse the JSON body of your request",
+            );
         };
-        let received = Received { path: path.clone(), query, headers: parts.headers.clone(), body: body.clone() };
+        let received = Received {
+            path: path.clone(),
+            query,
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        };
         let reply = {
             let mut s = self.state.lock().unwrap();
             s.received.push(received.clone());
@@ -207,14 +250,26 @@ impl Fake {
             Body::Default => self.realistic(&received),
         };
         for (k, v) in reply.headers {
-            resp.headers_mut().insert(http::HeaderName::try_from(k).unwrap(), v.parse().unwrap());
+            resp.headers_mut()
+                .insert(http::HeaderName::try_from(k).unwrap(), v.parse().unwrap());
         }
         resp
     }
 
     /// Checks path and key the way the provider does.
-    fn check(&self, method: &http::Method, path: &str, query: Option<&str>, h: &HeaderMap) -> Result<(), Response<BoxBody<Bytes, std::io::Error>>> {
-        let header = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    fn check(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
+        h: &HeaderMap,
+    ) -> Result<(), Response<BoxBody<Bytes, std::io::Error>>> {
+        let header = |k: &str| {
+            h.get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
         let path_ok = match self.api {
             Api::OpenAi => path == "/v1/chat/completions" || path == "/v1/embeddings",
             Api::Azure => {
@@ -225,18 +280,31 @@ impl Fake {
             Api::Anthropic => path == "/v1/messages",
             Api::Gemini => {
                 path.starts_with("/v1beta/models/")
-                    && [":generateContent", ":streamGenerateContent", ":embedContent", ":batchEmbedContents"].iter().any(|m| path.ends_with(m))
+                    && [
+                        ":generateContent",
+                        ":streamGenerateContent",
+                        ":embedContent",
+                        ":batchEmbedContents",
+                    ]
+                    .iter()
+                    .any(|m| path.ends_with(m))
                     && (!path.ends_with(":streamGenerateContent") || query == Some("alt=sse"))
             }
         };
         if method != http::Method::POST || !path_ok {
-            return Err(self.error(404, "not_found_error", &format!("no route for {method} {path}")));
+            return Err(self.error(
+                404,
+                "not_found_error",
+                &format!("no route for {method} {path}"),
+            ));
         }
         let key_ok = match self.api {
             Api::OpenAi => header("authorization") == format!("Bearer {KEY}"),
             Api::Azure => header("api-key") == KEY && !h.contains_key("authorization"),
             Api::Anthropic => header("x-api-key") == KEY && !header("anthropic-version").is_empty(),
-            Api::Gemini => header("x-goog-api-key") == KEY && !query.unwrap_or_default().contains("key="),
+            Api::Gemini => {
+                header("x-goog-api-key") == KEY && !query.unwrap_or_default().contains("key=")
+            }
         };
         if !key_ok {
             return Err(self.error(401, "authentication_error", "invalid api key"));
@@ -245,7 +313,12 @@ impl Fake {
     }
 
     /// An error body in the provider's own format.
-    pub fn error(&self, status: u16, kind: &str, message: &str) -> Response<BoxBody<Bytes, std::io::Error>> {
+    pub fn error(
+        &self,
+        status: u16,
+        kind: &str,
+        message: &str,
+    ) -> Response<BoxBody<Bytes, std::io::Error>> {
         json(status, &self.error_body(status, kind, message))
     }
 
@@ -267,7 +340,11 @@ impl Fake {
     }
 
     /// A streamed answer, event by event; the fake notes when the client hangs up early.
-    pub fn sse(&self, events: Vec<(Duration, String)>, drop: bool) -> Response<BoxBody<Bytes, std::io::Error>> {
+    pub fn sse(
+        &self,
+        events: Vec<(Duration, String)>,
+        drop: bool,
+    ) -> Response<BoxBody<Bytes, std::io::Error>> {
         let state = self.state.clone();
         let total = events.len();
         let stream = futures_util::stream::iter(events.into_iter().enumerate())
@@ -280,12 +357,24 @@ impl Fake {
                     Ok::<_, std::io::Error>(Frame::data(Bytes::from(event)))
                 }
             })
-            .chain(futures_util::stream::iter(drop.then(|| Err(std::io::Error::other("connection cut")))));
-        let tracker = CancelTracker { state: self.state.clone(), done: total == 0 };
-        let stream = TrackedStream { inner: Box::pin(stream), tracker };
+            .chain(futures_util::stream::iter(
+                drop.then(|| Err(std::io::Error::other("connection cut"))),
+            ));
+        let tracker = CancelTracker {
+            state: self.state.clone(),
+            done: total == 0,
+        };
+        let stream = TrackedStream {
+            inner: Box::pin(stream),
+            tracker,
+        };
         let mut resp = Response::new(BoxBody::new(StreamBody::new(stream)));
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
-        resp.headers_mut().insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            "text/event-stream".parse().unwrap(),
+        );
+        resp.headers_mut()
+            .insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         resp
     }
 }
@@ -303,7 +392,9 @@ impl Drop for CancelTracker {
     }
 }
 
-type FrameStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + Sync>>;
+type FrameStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + Sync>,
+>;
 
 struct TrackedStream {
     inner: FrameStream,
@@ -313,7 +404,10 @@ struct TrackedStream {
 impl futures_util::Stream for TrackedStream {
     type Item = Result<Frame<Bytes>, std::io::Error>;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         let poll = self.inner.as_mut().poll_next(cx);
         if let std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_))) = poll {
             self.tracker.done = true;
@@ -328,10 +422,15 @@ pub fn json(status: u16, v: &Value) -> Response<BoxBody<Bytes, std::io::Error>> 
 }
 
 /// A response with a body and content type.
-pub fn raw(status: u16, content_type: &str, body: Bytes) -> Response<BoxBody<Bytes, std::io::Error>> {
+pub fn raw(
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+) -> Response<BoxBody<Bytes, std::io::Error>> {
     let mut resp = Response::new(Full::new(body).map_err(|e: Infallible| match e {}).boxed());
     *resp.status_mut() = StatusCode::from_u16(status).unwrap();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
     resp
 }
 
@@ -352,7 +451,11 @@ pub fn last_user_text(messages: &[Value], user_role: &str) -> String {
 pub fn text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(""),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
         _ => String::new(),
     }
 }

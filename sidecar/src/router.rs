@@ -254,7 +254,6 @@ pub async fn route(
         };
         drop(guard);
         let (outcome, status) = failure.outcome();
-        count_attempt(shared, c, outcome, status);
         tracing::warn!(provider = %b.provider, model = %b.model, attempt = report.attempts, outcome, status, "upstream attempt failed");
         if let Failure::Unsupported(_) = failure {
             report.attempts -= 1;
@@ -269,6 +268,7 @@ pub async fn route(
         {
             tracing::warn!(provider = %b.provider, model = %b.model, "circuit opened");
         }
+        count_attempt(shared, c, outcome, status);
         if let Failure::RateLimited { until, .. } = &failure {
             let until = until.unwrap_or_else(|| Instant::now() + DEFAULT_RATE_LIMIT_SKIP);
             c.health.rate_limited(until);

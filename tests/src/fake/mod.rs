@@ -345,21 +345,19 @@ impl Fake {
         events: Vec<(Duration, String)>,
         drop: bool,
     ) -> Response<BoxBody<Bytes, std::io::Error>> {
-        let state = self.state.clone();
         let total = events.len();
-        let stream = futures_util::stream::iter(events.into_iter().enumerate())
-            .then(move |(i, (delay, event))| {
-                let state = state.clone();
-                async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = &state;
-                    let _ = i;
-                    Ok::<_, std::io::Error>(Frame::data(Bytes::from(event)))
-                }
+        let stream = futures_util::stream::iter(events)
+            .then(|(delay, event)| async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(event)))
             })
-            .chain(futures_util::stream::iter(
-                drop.then(|| Err(std::io::Error::other("connection cut"))),
-            ));
+            .chain(
+                futures_util::stream::iter(drop.then_some(())).then(|()| async {
+                    // Let the events before the cut leave the socket first.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(std::io::Error::other("connection cut"))
+                }),
+            );
         let tracker = CancelTracker {
             state: self.state.clone(),
             done: total == 0,

@@ -1,5 +1,7 @@
 //! `compile()` and the manifest loader, from the YAML a user writes to the snapshot.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{collections::BTreeMap, path::Path};
 
 use switchyard_crds::{

@@ -1,5 +1,7 @@
 //! The committed CRD YAML must equal what the Rust types generate.
 
+#![allow(clippy::unwrap_used)]
+
 #[test]
 fn committed_crd_yaml_matches_the_types() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");

@@ -1,6 +1,8 @@
 //! Every inbound dialect against every provider type, streamed and not, through the real
 //! binary: answers, headers, paths and keys as each provider documents them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

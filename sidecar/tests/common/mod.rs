@@ -1,6 +1,6 @@
 //! Shared setup for the sidecar's end-to-end tests: the four fake providers, manifests
 //! pointing at them, the real binary, and readers for both dialects' answers.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

@@ -43,7 +43,7 @@ pub fn load(source: &Source) -> Result<ProxyConfig, manifest::LoadErrors> {
         env: &env,
     });
     for p in &config.problems {
-        tracing::warn!(kind = %p.kind, name = %p.name, field = %p.field, reason = p.reason.as_str(), "left out of the config: {}", p.message);
+        tracing::warn!(kind = %p.kind, name = %p.name, field = %p.field, reason = %p.reason.as_str(), "left out of the config: {}", p.message);
     }
     for s in &m.skipped {
         tracing::debug!(document = %s, "skipped a document of another kind or namespace");

@@ -66,7 +66,7 @@ impl Sidecar {
                 l.push('\n');
             }
         });
-        let sidecar = Sidecar {
+        let mut sidecar = Sidecar {
             child,
             addr,
             admin,
@@ -76,6 +76,10 @@ impl Sidecar {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = sidecar.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                return Err(format!("exited with {status}:\n{}", sidecar.logs()));
+            }
             if sidecar
                 .admin_get("/readyz")
                 .is_some_and(|(status, _)| status == 200)

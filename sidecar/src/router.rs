@@ -625,15 +625,20 @@ async fn classify(
         401 | 403 => Failure::Auth(status),
         408 => Failure::Timeout,
         500..=599 => Failure::Server { status, kind },
-        _ => Failure::Rejected(Error::Rejected {
-            status,
-            kind: kind.unwrap_or_else(|| "invalid_request_error".into()),
-            message: message.unwrap_or_else(|| {
-                format!(
-                    "upstream rejected the request with status {}",
-                    status.as_u16()
-                )
-            }),
+        _ => Failure::Rejected(rejection(status, kind, message)),
+    }
+}
+
+/// The caller's error for an upstream that rejected the request as the caller's mistake.
+pub fn rejection(status: StatusCode, kind: Option<String>, message: Option<String>) -> Error {
+    Error::Rejected {
+        status,
+        kind: kind.unwrap_or_else(|| "invalid_request_error".into()),
+        message: message.unwrap_or_else(|| {
+            format!(
+                "upstream rejected the request with status {}",
+                status.as_u16()
+            )
         }),
     }
 }

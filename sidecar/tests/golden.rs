@@ -1,0 +1,287 @@
+//! Golden translation fixtures: every scenario of `golden/scenarios.json`, in both inbound
+//! dialects, against every upstream format, streamed and whole, through the translation
+//! functions; the results are compared as JSON values with `golden/expected/*.json`.
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expectations (review the diff).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+use switchyard_sidecar::{
+    dialect::{Dialect, Operation},
+    respond, router, sse,
+    translate::{self, Context, Usage},
+};
+
+const DIALECTS_IN: [(&str, Dialect); 2] = [
+    ("openai", Dialect::OpenAi),
+    ("anthropic", Dialect::Anthropic),
+];
+const DIALECTS_OUT: [(&str, Dialect); 3] = [
+    ("openai", Dialect::OpenAi),
+    ("anthropic", Dialect::Anthropic),
+    ("gemini", Dialect::Gemini),
+];
+
+fn dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))
+}
+
+fn load(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
+}
+
+/// A long stream, generated in each format: 60 text deltas.
+fn long_stream(out: &str) -> Value {
+    let words: Vec<String> = (0..60).map(|i| format!("word{i} ")).collect();
+    let events: Vec<String> = match out {
+        "openai" => {
+            let chunk = |delta: Value, finish: Value| format!("data: {}\n\n", json!({"id": "chatcmpl-L", "object": "chat.completion.chunk", "created": 1731000000, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}));
+            let mut e = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+            e.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+            e.push(chunk(json!({}), json!("stop")));
+            e.push(format!("data: {}\n\n", json!({"id": "chatcmpl-L", "object": "chat.completion.chunk", "created": 1731000000, "model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 60, "total_tokens": 65}})));
+            e.push("data: [DONE]\n\n".into());
+            e
+        }
+        "anthropic" => {
+            let ev = |n: &str, d: Value| format!("event: {n}\ndata: {d}\n\n");
+            let mut e = vec![ev("message_start", json!({"type": "message_start", "message": {"id": "msg_L", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+                ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))];
+            e.extend(words.iter().map(|w| ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}))));
+            e.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+            e.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 60}})));
+            e.push(ev("message_stop", json!({"type": "message_stop"})));
+            e
+        }
+        _ => words
+            .chunks(10)
+            .enumerate()
+            .map(|(i, ws)| {
+                let mut c = json!({"content": {"parts": [{"text": ws.concat()}], "role": "model"}, "index": 0});
+                if i == 5 {
+                    c["finishReason"] = json!("STOP");
+                }
+                format!("data: {}\r\n\r\n", json!({"candidates": [c], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": (i + 1) * 10, "totalTokenCount": 5 + (i + 1) * 10}, "modelVersion": "gemini-2.5-flash", "responseId": "long1"}))
+            })
+            .collect(),
+    };
+    let whole = match out {
+        "openai" => {
+            json!({"id": "chatcmpl-L", "object": "chat.completion", "created": 1731000000, "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 60, "total_tokens": 65}})
+        }
+        "anthropic" => {
+            json!({"id": "msg_L", "type": "message", "role": "assistant", "model": "claude", "content": [{"type": "text", "text": words.concat()}], "stop_reason": "end_turn", "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 60}})
+        }
+        _ => {
+            json!({"candidates": [{"content": {"parts": [{"text": words.concat()}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 60, "totalTokenCount": 65}, "modelVersion": "gemini-2.5-flash", "responseId": "long1"})
+        }
+    };
+    json!({"response": whole, "stream": events})
+}
+
+fn usage_json(u: Usage) -> Value {
+    json!({"input": u.input, "output": u.output, "cached": u.cached, "cache_creation": u.cache_creation, "reasoning": u.reasoning})
+}
+
+fn events_of(bytes: &[u8]) -> Vec<Value> {
+    let mut p = sse::Parser::default();
+    p.push(bytes);
+    std::iter::from_fn(|| p.next_event())
+        .map(|e| {
+            json!([
+                e.name,
+                serde_json::from_str::<Value>(&e.data).unwrap_or(Value::String(e.data))
+            ])
+        })
+        .collect()
+}
+
+fn run(scenario: &Value, upstream: &Value) -> Value {
+    let mut out = Map::new();
+    for (in_name, from) in DIALECTS_IN {
+        for (out_name, to) in DIALECTS_OUT {
+            let reply = if scenario["upstream"] == "long" {
+                long_stream(out_name)
+            } else {
+                upstream[scenario["upstream"].as_str().unwrap()][out_name].clone()
+            };
+            for stream in [false, true] {
+                let key = format!(
+                    "{in_name}->{out_name} {}",
+                    if stream { "stream" } else { "whole" }
+                );
+                let mut body = scenario[in_name].clone();
+                if stream {
+                    body["stream"] = json!(true);
+                }
+                let mut ctx = Context {
+                    model: body["model"].as_str().unwrap().to_string(),
+                    created: 1731000000,
+                    include_usage: body.pointer("/stream_options/include_usage")
+                        == Some(&json!(true)),
+                    ..Context::default()
+                };
+                let mut result = Map::new();
+                match translate::request(
+                    from,
+                    to,
+                    Operation::Chat,
+                    &body,
+                    "upstream-model",
+                    stream,
+                    &mut ctx,
+                ) {
+                    Ok(req) => result.insert("upstream_request".into(), req),
+                    Err(e) => result.insert("request_error".into(), json!(e.to_string())),
+                };
+                if let Some(status) = reply.get("status").and_then(Value::as_u64) {
+                    let raw = reply["response"].to_string();
+                    let (kind, message) = translate::upstream_error(raw.as_bytes());
+                    let err = router::rejection(
+                        StatusCode::from_u16(status as u16).unwrap(),
+                        kind,
+                        message,
+                    );
+                    let resp = respond::error_response(from, &err, "req_test");
+                    result.insert("status".into(), json!(resp.status().as_u16()));
+                    let body = futures_util::executor_block(resp);
+                    result.insert("response".into(), serde_json::from_slice(&body).unwrap());
+                } else if stream {
+                    let mut t = translate::stream(from, to, ctx);
+                    let mut parser = sse::Parser::default();
+                    let mut bytes = Vec::new();
+                    for chunk in reply["stream"].as_array().unwrap() {
+                        parser.push(chunk.as_str().unwrap().as_bytes());
+                        while let Some(ev) = parser.next_event() {
+                            t.event(&ev, &mut bytes);
+                        }
+                    }
+                    let complete = t.finish(&mut bytes);
+                    result.insert("complete".into(), json!(complete));
+                    result.insert("events".into(), json!(events_of(&bytes)));
+                    result.insert("usage".into(), usage_json(t.usage()));
+                } else {
+                    let raw = Bytes::from(reply["response"].to_string());
+                    let (bytes, usage) =
+                        translate::response(from, to, Operation::Chat, &raw, &ctx).unwrap();
+                    result.insert("response".into(), serde_json::from_slice(&bytes).unwrap());
+                    result.insert("usage".into(), usage_json(usage));
+                }
+                out.insert(key, Value::Object(result));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+mod futures_util {
+    use http_body_util::BodyExt;
+
+    /// Reads a whole response body (the error bodies are never streamed).
+    pub fn executor_block(resp: http::Response<switchyard_sidecar::respond::Body>) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        })
+    }
+}
+
+#[test]
+fn every_scenario_translates_as_the_golden_files_say_for_every_dialect_pair() {
+    let upstream = load("upstream.json");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut stale = Vec::new();
+    for scenario in load("scenarios.json").as_array().unwrap() {
+        let name = scenario["name"].as_str().unwrap();
+        let got = run(scenario, &upstream);
+        let path = dir().join("expected").join(format!("{name}.json"));
+        if update {
+            std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+            continue;
+        }
+        let want: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        for (key, value) in got.as_object().unwrap() {
+            if want.get(key) != Some(value) {
+                stale.push(format!(
+                    "{name} [{key}]:\n  want {}\n  got  {}",
+                    want.get(key).unwrap_or(&Value::Null),
+                    value
+                ));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} golden mismatches:\n{}",
+        stale.len(),
+        stale.join("\n")
+    );
+}
+
+/// Properties every golden result must have, checked independently of the recorded files.
+#[test]
+fn golden_results_keep_the_invariants_of_each_dialect() {
+    let upstream = load("upstream.json");
+    for scenario in load("scenarios.json").as_array().unwrap() {
+        let name = scenario["name"].as_str().unwrap();
+        for (key, r) in run(scenario, &upstream).as_object().unwrap() {
+            let what = format!("{name} [{key}]");
+            if r.get("status").is_some() {
+                assert_eq!(r["status"], 400, "{what}");
+                continue;
+            }
+            if let Some(events) = r["events"].as_array() {
+                assert_eq!(r["complete"], true, "{what}");
+                if key.starts_with("anthropic") {
+                    let names: Vec<&str> = events
+                        .iter()
+                        .filter_map(|e| e[0].as_str())
+                        .filter(|n| *n != "ping")
+                        .collect();
+                    assert_eq!(names.first(), Some(&"message_start"), "{what}");
+                    assert_eq!(names.last(), Some(&"message_stop"), "{what}");
+                    assert!(
+                        events.iter().all(|e| e[0].is_string()),
+                        "{what}: every Anthropic event is named"
+                    );
+                } else {
+                    assert_eq!(events.last().unwrap()[1], "[DONE]", "{what}");
+                }
+            }
+            if name == "long_stream" && key.ends_with("stream") {
+                let text: String = r["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| {
+                        e[1].pointer("/choices/0/delta/content")
+                            .or_else(|| e[1].pointer("/delta/text"))
+                            .and_then(Value::as_str)
+                    })
+                    .collect();
+                assert_eq!(
+                    text,
+                    (0..60).map(|i| format!("word{i} ")).collect::<String>(),
+                    "{what}: nothing lost"
+                );
+            }
+            if name == "usage_with_cached_tokens" {
+                assert_eq!(r["usage"]["cached"], 1920, "{what}");
+            }
+        }
+    }
+}

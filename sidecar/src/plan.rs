@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use switchyard_crds::proxy::{Backend, LoadBalancing};
 
-use crate::{health::BackendHealth, state::Runtime, Shared};
+use crate::{health::BackendHealth, state::Runtime};
 
 /// One backend a call may go to.
 pub struct Candidate<'a> {
@@ -18,7 +18,6 @@ pub struct Candidate<'a> {
 
 /// The candidates for a served model: its backends by strategy, then each fallback's.
 pub fn candidates<'a>(
-    shared: &Shared,
     rt: &'a Runtime,
     model: &'a switchyard_crds::proxy::Model,
 ) -> Vec<Candidate<'a>> {
@@ -29,10 +28,11 @@ pub fn candidates<'a>(
         let with_health: Vec<Candidate<'a>> = m
             .backends
             .iter()
-            .map(|b| Candidate {
+            .zip(rt.backend_health(m))
+            .map(|(b, h)| Candidate {
                 model_name: &m.name,
                 backend: b,
-                health: shared.health.of(&b.provider, &b.model),
+                health: h.clone(),
             })
             .collect();
         out.extend(order(with_health, lb));

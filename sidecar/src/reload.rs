@@ -70,7 +70,9 @@ fn fingerprint(path: &Path) -> u64 {
 pub fn install(shared: &Shared, config: ProxyConfig) {
     let models = config.models.len();
     let providers = config.providers.len();
-    shared.runtime.store(Some(Arc::new(Runtime::new(config))));
+    shared
+        .runtime
+        .store(Some(Arc::new(Runtime::new(config, &shared.health))));
     shared
         .metrics
         .reloads

@@ -165,7 +165,7 @@ pub async fn route(
     };
     let policy = &rt.config.policy;
     let deadline = Instant::now() + policy.total_timeout.0;
-    let candidates = plan::candidates(shared, rt, model);
+    let candidates = plan::candidates(rt, model);
     let mut lines: Vec<String> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut skipped_until: Option<Instant> = None;

@@ -162,7 +162,7 @@ where
                 started,
                 None,
             );
-            tracing::info!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, request_id = %request_id, "served");
+            tracing::debug!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, request_id = %request_id, "served");
             resp
         }
         Ok(Answer::Stream { headers, mut body }) => {
@@ -177,7 +177,7 @@ where
                     End::Cancelled => Some("cancelled"),
                 };
                 record(&shared2, op, dialect, &label, &report2, StatusCode::OK, usage, cost, started, error);
-                tracing::info!(model = %label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
+                tracing::debug!(model = %label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
             }));
             let mut resp = Response::new(body.boxed_unsync());
             resp.headers_mut().insert(
@@ -350,9 +350,7 @@ fn models(shared: &Shared, headers: &HeaderMap, request_id: &str) -> Response<Bo
         json!({"object": "list", "data": data})
     };
     let mut resp = respond::json_response(StatusCode::OK, body.to_string());
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    decorate(&mut resp, &Report::default(), request_id, &HeaderMap::new());
     resp
 }
 

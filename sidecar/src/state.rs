@@ -6,7 +6,11 @@ use std::{collections::HashMap, sync::Arc};
 use arc_swap::ArcSwapOption;
 use switchyard_crds::{proxy::Model, ProxyConfig};
 
-use crate::{health::Health, metrics::Metrics, upstream::Upstream};
+use crate::{
+    health::{BackendHealth, Health},
+    metrics::Metrics,
+    upstream::Upstream,
+};
 
 /// A compiled config with its lookups built once.
 pub struct Runtime {
@@ -14,13 +18,26 @@ pub struct Runtime {
     pub config: ProxyConfig,
     served: HashMap<String, usize>,
     by_name: HashMap<String, usize>,
+    /// The health of each model's backends, in the order of `config.models[i].backends`.
+    health: Vec<Vec<Arc<BackendHealth>>>,
 }
 
 impl Runtime {
-    /// Indexes a snapshot: served names the policy allows, and every model by name.
-    pub fn new(config: ProxyConfig) -> Self {
+    /// Indexes a snapshot: served names the policy allows, every model by name, and each
+    /// backend's health (shared with earlier configs through `health`).
+    pub fn new(config: ProxyConfig, health: &Health) -> Self {
         let mut served = HashMap::new();
         let mut by_name = HashMap::new();
+        let backend_health = config
+            .models
+            .iter()
+            .map(|m| {
+                m.backends
+                    .iter()
+                    .map(|b| health.of(&b.provider, &b.model))
+                    .collect()
+            })
+            .collect();
         for (i, m) in config.models.iter().enumerate() {
             by_name.insert(m.name.clone(), i);
             let allowed = config
@@ -38,7 +55,15 @@ impl Runtime {
             config,
             served,
             by_name,
+            health: backend_health,
         }
+    }
+
+    /// The health of each backend of `model`.
+    pub fn backend_health(&self, model: &Model) -> &[Arc<BackendHealth>] {
+        self.by_name
+            .get(&model.name)
+            .map_or(&[], |&i| &self.health[i])
     }
 
     /// The model a caller may call by this name.

@@ -174,6 +174,13 @@ fn with_model(mut body: Value, model: &str) -> Value {
     body
 }
 
+/// The one field a passthrough answer is read for.
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
 /// Why an upstream's successful answer could not be used.
 #[derive(Debug)]
 pub struct InvalidResponse(pub String);
@@ -186,8 +193,20 @@ pub fn response(
     body: &Bytes,
     ctx: &Context,
 ) -> Result<(Bytes, Usage), InvalidResponse> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| InvalidResponse(format!("upstream sent invalid JSON: {e}")))?;
+    let invalid =
+        |e: serde_json::Error| InvalidResponse(format!("upstream sent invalid JSON: {e}"));
+    if from == to && !(op == Operation::Embeddings && to != Dialect::OpenAi) {
+        // Passthrough: the body goes out untouched; only `usage` is read (and the whole
+        // body validated as a JSON object on the way).
+        let only: UsageOnly = serde_json::from_slice(body).map_err(invalid)?;
+        let usage = only.usage.as_ref().unwrap_or(&Value::Null);
+        let usage = match to {
+            Dialect::Anthropic => openai_anthropic::usage(usage),
+            _ => anthropic_openai::usage(usage),
+        };
+        return Ok((body.clone(), usage));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(invalid)?;
     if !value.is_object() {
         return Err(InvalidResponse(
             "upstream sent JSON that is not an object".into(),

@@ -32,14 +32,7 @@ pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bod
 /// The error response for `err`, in `dialect`, with `Retry-After` on a 429.
 pub fn error_response(dialect: Dialect, err: &Error, request_id: &str) -> Response<Body> {
     let status = err.status_code();
-    let body = error_body(
-        dialect,
-        status,
-        err_type(dialect, err),
-        &err.to_string(),
-        err,
-        request_id,
-    );
+    let body = error_body(dialect, err, request_id);
     let mut resp = json_response(status, body.to_string());
     if let Some(after) = err.retry_after() {
         let secs = after.as_secs_f64().ceil().max(1.0) as u64;
@@ -49,29 +42,21 @@ pub fn error_response(dialect: Dialect, err: &Error, request_id: &str) -> Respon
     resp
 }
 
-fn error_body(
-    dialect: Dialect,
-    status: StatusCode,
-    kind: &str,
-    message: &str,
-    err: &Error,
-    request_id: &str,
-) -> Value {
+fn error_body(dialect: Dialect, err: &Error, request_id: &str) -> Value {
+    let kind = err_type(dialect, err);
+    let message = err.to_string();
     match dialect {
         Dialect::Anthropic => json!({
             "type": "error",
             "error": {"type": kind, "message": message},
             "request_id": request_id,
         }),
-        Dialect::OpenAi | Dialect::Gemini => {
-            let _ = status;
-            json!({"error": {
-                "message": message,
-                "type": kind,
-                "param": err.param(),
-                "code": err.code(),
-            }})
-        }
+        Dialect::OpenAi | Dialect::Gemini => json!({"error": {
+            "message": message,
+            "type": kind,
+            "param": err.param(),
+            "code": err.code(),
+        }}),
     }
 }
 

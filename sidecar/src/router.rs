@@ -336,15 +336,14 @@ fn exhausted(
     skipped_until: Option<Instant>,
     circuit_skips: usize,
 ) -> Error {
-    if let Some(Failure::Unsupported(_)) = failures.last() {
-        if failures
-            .iter()
-            .all(|f| matches!(f, Failure::Unsupported(_)))
-        {
-            if let Some(Failure::Unsupported(e)) = failures.into_iter().next() {
-                return e;
-            }
-            return Error::NotReady;
+    // When no backend could serve the request at all, its reason is the caller's answer.
+    let mut failures = failures;
+    if failures
+        .iter()
+        .all(|f| matches!(f, Failure::Unsupported(_)))
+    {
+        if let Some(Failure::Unsupported(e)) = failures.pop() {
+            return e;
         }
     }
     let failures: Vec<&Failure> = failures

@@ -51,13 +51,29 @@ fn error_body(dialect: Dialect, err: &Error, request_id: &str) -> Value {
             "error": {"type": kind, "message": message},
             "request_id": request_id,
         }),
-        Dialect::OpenAi | Dialect::Gemini => json!({"error": {
+        Dialect::OpenAi => json!({"error": {
             "message": message,
             "type": kind,
             "param": err.param(),
             "code": err.code(),
         }}),
+        Dialect::Gemini => gemini_error(err.status_code(), &message),
     }
+}
+
+/// Gemini's error body (`google.rpc.Status`).
+fn gemini_error(status: StatusCode, message: &str) -> Value {
+    let name = match status.as_u16() {
+        400 | 413 | 422 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 | 405 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    };
+    json!({"error": {"code": status.as_u16(), "message": message, "status": name}})
 }
 
 fn err_type(dialect: Dialect, err: &Error) -> &str {
@@ -94,7 +110,11 @@ pub fn error_event(dialect: Dialect, message: &str) -> Vec<u8> {
             let data = json!({"type": "error", "error": {"type": "api_error", "message": message}});
             crate::sse::write(&mut out, Some("error"), &data.to_string());
         }
-        Dialect::OpenAi | Dialect::Gemini => {
+        Dialect::Gemini => {
+            let data = gemini_error(StatusCode::BAD_GATEWAY, message);
+            crate::sse::write(&mut out, None, &data.to_string());
+        }
+        Dialect::OpenAi => {
             let data = json!({"error": {
                 "message": message, "type": "upstream_error", "param": null, "code": "stream_interrupted",
             }});

@@ -29,7 +29,19 @@ where
     let started = Instant::now();
     let request_id = request_id(req.headers());
     let path = req.uri().path().to_string();
+    let gemini = gemini_call(&path);
     let endpoint = match (req.method(), path.trim_end_matches('/')) {
+        (&Method::POST, _) if gemini.is_some() => Ok((
+            Dialect::Gemini,
+            gemini.as_ref().map_or(Operation::Chat, |g| g.op),
+        )),
+        (m, _) if gemini.is_some() => Err((
+            Dialect::Gemini,
+            Error::MethodNotAllowed(m.to_string(), path.clone()),
+        )),
+        (_, p) if p.starts_with("/v1beta/") => {
+            Err((Dialect::Gemini, Error::UnknownEndpoint(path.clone())))
+        }
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             Ok((Dialect::OpenAi, Operation::Chat))
         }
@@ -82,7 +94,7 @@ where
             )
         }
     };
-    let parsed = match parse(dialect, op, &body) {
+    let parsed = match parse(dialect, op, &body, gemini.as_ref()) {
         Ok(p) => p,
         Err(err) => {
             return finish_error(
@@ -119,6 +131,7 @@ where
             == Some(&Value::Bool(true)),
         json_tool: false,
         base64: parsed.value.get("encoding_format").and_then(Value::as_str) == Some("base64"),
+        gemini_single: gemini.as_ref().is_none_or(|g| g.single),
     };
     let call = Call {
         dialect,
@@ -240,7 +253,63 @@ struct Parsed {
 
 /// Checks the shape of a call: JSON object, a model, and the types of the fields the
 /// gateway reads; the rest is the upstream's to judge.
-fn parse(dialect: Dialect, op: Operation, body: &[u8]) -> Result<Parsed, Error> {
+/// A Gemini-format call, read from its path: `/v1beta/models/{model}:{method}`.
+struct GeminiCall {
+    model: String,
+    op: Operation,
+    stream: bool,
+    single: bool,
+}
+
+fn gemini_call(path: &str) -> Option<GeminiCall> {
+    let (model, method) = path.strip_prefix("/v1beta/models/")?.rsplit_once(':')?;
+    let (op, stream, single) = match method {
+        "generateContent" => (Operation::Chat, false, true),
+        "streamGenerateContent" => (Operation::Chat, true, true),
+        "embedContent" => (Operation::Embeddings, false, true),
+        "batchEmbedContents" => (Operation::Embeddings, false, false),
+        _ => return None,
+    };
+    let model = model.to_string();
+    (!model.is_empty()).then_some(GeminiCall {
+        model,
+        op,
+        stream,
+        single,
+    })
+}
+
+/// Checks a Gemini-format call: the model and streaming come from the path.
+fn parse_gemini(call: &GeminiCall, value: Value) -> Result<Parsed, Error> {
+    let fine = match call.op {
+        Operation::Chat => value.get("contents").is_some_and(Value::is_array),
+        Operation::Embeddings if call.single => value.get("content").is_some_and(Value::is_object),
+        Operation::Embeddings => value.get("requests").is_some_and(Value::is_array),
+    };
+    if !fine {
+        let field = match call.op {
+            Operation::Chat => "contents",
+            Operation::Embeddings if call.single => "content",
+            Operation::Embeddings => "requests",
+        };
+        return Err(Error::invalid(
+            field,
+            format!("{field} is required and must be of the documented type"),
+        ));
+    }
+    Ok(Parsed {
+        value,
+        model: call.model.clone(),
+        stream: call.stream,
+    })
+}
+
+fn parse(
+    dialect: Dialect,
+    op: Operation,
+    body: &[u8],
+    gemini: Option<&GeminiCall>,
+) -> Result<Parsed, Error> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| Error::MalformedJson(e.to_string()))?;
     let Value::Object(map) = &value else {
@@ -249,6 +318,9 @@ fn parse(dialect: Dialect, op: Operation, body: &[u8]) -> Result<Parsed, Error> 
             param: None,
         });
     };
+    if let Some(call) = gemini {
+        return parse_gemini(call, value);
+    }
     let model = match map.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None => {

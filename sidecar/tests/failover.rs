@@ -30,7 +30,7 @@ fn two_backends(up: &Upstreams, first: &str, second: &str, policy_spec: &str) ->
 
 async fn ask(sc: &Sidecar, dialect: &str, stream: bool) -> Answer {
     let (path, body) = chat(dialect, "chat", "fail me over", stream);
-    post(sc, path, &body).await
+    post(sc, &path, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -210,7 +210,7 @@ async fn a_rejected_platform_key_is_a_502_and_skips_that_providers_other_backend
     );
     for dialect in ["openai", "anthropic"] {
         let (path, body) = chat(dialect, "only-openai", "hi", false);
-        let a = post(&sc, path, &body).await;
+        let a = post(&sc, &path, &body).await;
         assert_eq!(a.status, 502, "{}", a.text);
         let v = a.json();
         let kind = &v["error"]["type"];
@@ -463,7 +463,7 @@ async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request() {
     }]);
     let (path, body) = chat("anthropic", "chat", "long", true);
     let resp = client()
-        .post(sc.url(path))
+        .post(sc.url(&path))
         .json(&body)
         .send()
         .await

@@ -145,7 +145,7 @@ async fn bad_requests_get_clear_errors_in_the_callers_dialect() {
     assert_openai_error(&a, 404, Some("model"));
     assert_eq!(a.json()["error"]["code"], "model_not_found");
     let (path, body) = chat("anthropic", "claude-unknown", "x", false);
-    assert_anthropic_error(&post(&sc, path, &body).await, 404, "not_found_error");
+    assert_anthropic_error(&post(&sc, &path, &body).await, 404, "not_found_error");
     let big = json!({"model": "chat", "messages": [{"role": "user", "content": "x".repeat(5000)}]});
     assert_openai_error(&post(&sc, "/v1/chat/completions", &big).await, 413, None);
     let big = json!({"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": "x".repeat(5000)}]});
@@ -171,7 +171,7 @@ async fn bad_requests_get_clear_errors_in_the_callers_dialect() {
         "no bad request reached a provider"
     );
     let (path, body) = chat("openai", "chat", "still fine", false);
-    assert_eq!(post(&sc, path, &body).await.status, 200);
+    assert_eq!(post(&sc, &path, &body).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,7 +184,7 @@ async fn upstream_garbage_is_a_502_in_the_callers_dialect() {
     };
     up.openai.script(vec![garbage; 3]);
     let (path, body) = chat("openai", "chat", "x", false);
-    let a = post(&sc, path, &body).await;
+    let a = post(&sc, &path, &body).await;
     assert_openai_error(&a, 502, None);
     assert_eq!(a.json()["error"]["type"], "upstream_error");
     let truncated = Reply {
@@ -193,7 +193,7 @@ async fn upstream_garbage_is_a_502_in_the_callers_dialect() {
     };
     up.anthropic.script(vec![truncated; 3]);
     let (path, body) = chat("anthropic", "slow", "x", false);
-    assert_anthropic_error(&post(&sc, path, &body).await, 502, "api_error");
+    assert_anthropic_error(&post(&sc, &path, &body).await, 502, "api_error");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -203,15 +203,15 @@ async fn prompts_answers_and_keys_never_reach_logs_metrics_or_errors() {
     for dialect in ["openai", "anthropic"] {
         for stream in [false, true] {
             let (path, body) = chat(dialect, "chat", CANARY, stream);
-            let a = post(&sc, path, &body).await;
+            let a = post(&sc, &path, &body).await;
             assert_eq!(a.status, 200);
         }
         let (path, body) = chat(dialect, "no-such-model", CANARY, false);
-        assert!(!post(&sc, path, &body).await.text.contains(CANARY));
+        assert!(!post(&sc, &path, &body).await.text.contains(CANARY));
     }
     up.openai.script([Reply::json(400, json!({"error": {"message": "bad", "type": "invalid_request_error", "param": null, "code": null}}))]);
     let (path, body) = chat("openai", "chat", CANARY, false);
-    post(&sc, path, &body).await;
+    post(&sc, &path, &body).await;
     let (_, metrics) = sc.admin_get("/metrics").unwrap();
     let (_, config) = sc.admin_get("/config").unwrap();
     let logs = sc.logs();
@@ -238,7 +238,7 @@ async fn the_admin_port_reports_health_readiness_metrics_and_config() {
     let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "one two three"}]});
     assert_eq!(post(&sc, "/v1/chat/completions", &body).await.status, 200);
     let (path, body) = chat("anthropic", "failing", "one two", false);
-    assert_eq!(post(&sc, path, &body).await.status, 200);
+    assert_eq!(post(&sc, &path, &body).await.status, 200);
     let (_, m) = sc.admin_get("/metrics").unwrap();
     for needle in [
         "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\",error_type=\"\"} 1",
@@ -266,7 +266,7 @@ async fn an_edit_is_served_within_a_second_and_a_broken_one_is_rejected() {
     let up = Upstreams::start().await;
     let sc = start(&base(&up));
     let (path, body) = chat("openai", "new-model", "x", false);
-    assert_eq!(post(&sc, path, &body).await.status, 404);
+    assert_eq!(post(&sc, &path, &body).await.status, 404);
     // A slow stream in flight across the reload must finish.
     up.anthropic
         .script([Reply::default_after(Duration::from_millis(800))]);
@@ -289,7 +289,7 @@ async fn an_edit_is_served_within_a_second_and_a_broken_one_is_rejected() {
     let changed = Instant::now();
     sc.write_config(&edited);
     loop {
-        if post(&sc, path, &body).await.status == 200 {
+        if post(&sc, &path, &body).await.status == 200 {
             break;
         }
         assert!(
@@ -323,7 +323,7 @@ async fn an_edit_is_served_within_a_second_and_a_broken_one_is_rejected() {
         "the log names file and line: {line}"
     );
     assert_eq!(
-        post(&sc, path, &body).await.status,
+        post(&sc, &path, &body).await.status,
         200,
         "the last good config keeps serving"
     );
@@ -345,10 +345,10 @@ async fn unresolvable_objects_are_left_out_and_reported_while_the_rest_serves() 
     let sc = start(&yaml);
     for name in ["needs-secret", "dangling"] {
         let (path, body) = chat("openai", name, "x", false);
-        assert_eq!(post(&sc, path, &body).await.status, 404, "{name}");
+        assert_eq!(post(&sc, &path, &body).await.status, 404, "{name}");
     }
     let (path, body) = chat("openai", "gpt-4o", "x", false);
-    let a = post(&sc, path, &body).await;
+    let a = post(&sc, &path, &body).await;
     assert_eq!(
         a.header("x-switchyard-provider"),
         "openai",

@@ -29,7 +29,7 @@ async fn every_dialect_reaches_every_provider_type_streamed_and_not() {
     let up = Upstreams::start().await;
     let sc = start(&matrix_yaml(&up));
     for (provider, upstream_model) in BACKENDS {
-        for dialect in ["openai", "anthropic"] {
+        for dialect in ["openai", "anthropic", "gemini"] {
             for stream in [false, true] {
                 let what = format!("{dialect} -> {provider} stream={stream}");
                 let before = up.fake(provider).map_or(0, |f| f.received().len());
@@ -39,7 +39,7 @@ async fn every_dialect_reaches_every_provider_type_streamed_and_not() {
                     "hello from switchyard",
                     stream,
                 );
-                let a = post(&sc, path, &body).await;
+                let a = post(&sc, &path, &body).await;
                 assert_eq!(a.status, 200, "{what}: {}", a.text);
                 assert_eq!(
                     a.assistant_text(),
@@ -154,7 +154,7 @@ async fn usage_is_reported_in_each_dialect_and_the_usage_chunk_only_when_asked()
             "one two three four",
             false,
         );
-        let a = post(&sc, path, &body).await;
+        let a = post(&sc, &path, &body).await;
         assert_eq!(
             a.json()["usage"]["output_tokens"],
             4,
@@ -170,7 +170,7 @@ async fn provider_keys_travel_as_each_provider_documents() {
     let sc = start(&matrix_yaml(&up));
     for provider in ["openai", "azure", "anthropic", "gemini"] {
         let (path, body) = chat("openai", &format!("via-{provider}"), "hi", false);
-        assert_eq!(post(&sc, path, &body).await.status, 200);
+        assert_eq!(post(&sc, &path, &body).await.status, 200);
         let r = up.fake(provider).unwrap().received().pop().unwrap();
         let h = |k: &str| {
             r.headers
@@ -421,7 +421,7 @@ async fn models_are_listed_in_the_callers_format() {
     assert_eq!(v["has_more"], false);
     let (path, body) = chat("openai", "via-gemini", "hi", false);
     assert_eq!(
-        post(&sc, path, &body).await.status,
+        post(&sc, &path, &body).await.status,
         404,
         "a model the policy does not allow is not found"
     );

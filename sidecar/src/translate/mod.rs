@@ -5,6 +5,7 @@
 //! Gemini on the way up and back the same way down, so each pair is written once.
 
 pub mod anthropic_openai;
+pub mod gemini_openai;
 pub mod openai_anthropic;
 pub mod openai_gemini;
 
@@ -69,6 +70,8 @@ pub struct Context {
     pub json_tool: bool,
     /// Whether embeddings were asked for as base64.
     pub base64: bool,
+    /// Whether a Gemini caller used `embedContent` (one vector) rather than a batch.
+    pub gemini_single: bool,
 }
 
 /// Turns an upstream's SSE events into the caller's, one event at a time.
@@ -122,30 +125,32 @@ pub fn request(
     ctx: &mut Context,
 ) -> Result<Value, Error> {
     if op == Operation::Embeddings {
-        return match to {
-            Dialect::OpenAi => Ok(with_model(body.clone(), model)),
-            Dialect::Gemini => openai_gemini::embeddings_request(body, model),
-            Dialect::Anthropic => Err(Error::invalid(
+        return match (from, to) {
+            (_, Dialect::Anthropic) => Err(Error::invalid(
                 "model",
                 "this model's provider does not serve embeddings",
             )),
+            (Dialect::Gemini, Dialect::Gemini) => Ok(body.clone()),
+            (Dialect::Gemini, Dialect::OpenAi) => {
+                Ok(with_model(gemini_openai::embeddings_request(body)?, model))
+            }
+            (_, Dialect::OpenAi) => Ok(with_model(body.clone(), model)),
+            (_, Dialect::Gemini) => openai_gemini::embeddings_request(body, model),
         };
     }
     let mut out = match (from, to) {
-        (Dialect::OpenAi, Dialect::OpenAi) | (Dialect::Anthropic, Dialect::Anthropic) => {
-            body.clone()
-        }
+        (Dialect::OpenAi, Dialect::OpenAi)
+        | (Dialect::Anthropic, Dialect::Anthropic)
+        | (Dialect::Gemini, Dialect::Gemini) => body.clone(),
         (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::request(body, ctx)?,
         (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::request(body)?,
         (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::request(body)?,
         (Dialect::Anthropic, Dialect::Gemini) => {
             openai_gemini::request(&anthropic_openai::request(body)?)?
         }
-        (Dialect::Gemini, _) => {
-            return Err(Error::invalid(
-                "model",
-                "gemini-format callers are not served",
-            ))
+        (Dialect::Gemini, Dialect::OpenAi) => gemini_openai::request(body)?,
+        (Dialect::Gemini, Dialect::Anthropic) => {
+            openai_anthropic::request(&gemini_openai::request(body)?, ctx)?
         }
     };
     match to {
@@ -179,6 +184,8 @@ fn with_model(mut body: Value, model: &str) -> Value {
 struct UsageOnly {
     #[serde(default)]
     usage: Option<Value>,
+    #[serde(default, rename = "usageMetadata")]
+    usage_metadata: Option<Value>,
 }
 
 /// Why an upstream's successful answer could not be used.
@@ -195,14 +202,18 @@ pub fn response(
 ) -> Result<(Bytes, Usage), InvalidResponse> {
     let invalid =
         |e: serde_json::Error| InvalidResponse(format!("upstream sent invalid JSON: {e}"));
-    if from == to && !(op == Operation::Embeddings && to != Dialect::OpenAi) {
-        // Passthrough: the body goes out untouched; only `usage` is read (and the whole
+    if from == to {
+        // Passthrough: the body goes out untouched; only the usage is read (and the whole
         // body validated as a JSON object on the way).
         let only: UsageOnly = serde_json::from_slice(body).map_err(invalid)?;
-        let usage = only.usage.as_ref().unwrap_or(&Value::Null);
         let usage = match to {
-            Dialect::Anthropic => openai_anthropic::usage(usage),
-            _ => anthropic_openai::usage(usage),
+            Dialect::Anthropic => {
+                openai_anthropic::usage(only.usage.as_ref().unwrap_or(&Value::Null))
+            }
+            Dialect::OpenAi => anthropic_openai::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
+            Dialect::Gemini => {
+                openai_gemini::usage(only.usage_metadata.as_ref().unwrap_or(&Value::Null))
+            }
         };
         return Ok((body.clone(), usage));
     }
@@ -213,15 +224,12 @@ pub fn response(
         ));
     }
     if op == Operation::Embeddings {
-        return embeddings_response(to, body, &value, ctx);
+        return embeddings_response(from, to, body, &value, ctx);
     }
     let (out, usage) = match (from, to) {
-        (Dialect::OpenAi, Dialect::OpenAi) => {
-            return Ok((body.clone(), anthropic_openai::usage(&value["usage"])))
-        }
-        (Dialect::Anthropic, Dialect::Anthropic) => {
-            return Ok((body.clone(), openai_anthropic::usage(&value["usage"])))
-        }
+        (Dialect::OpenAi, Dialect::OpenAi)
+        | (Dialect::Anthropic, Dialect::Anthropic)
+        | (Dialect::Gemini, Dialect::Gemini) => return Ok((body.clone(), Usage::default())),
         (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::response(&value, ctx),
         (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::response(&value, ctx),
         (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::response(&value, ctx),
@@ -229,16 +237,17 @@ pub fn response(
             let (oa, usage) = openai_gemini::response(&value, ctx);
             (anthropic_openai::response(&oa, ctx).0, usage)
         }
-        (Dialect::Gemini, _) => {
-            return Err(InvalidResponse(
-                "gemini-format callers are not served".into(),
-            ))
+        (Dialect::Gemini, Dialect::OpenAi) => gemini_openai::response(&value, ctx),
+        (Dialect::Gemini, Dialect::Anthropic) => {
+            let (oa, usage) = openai_anthropic::response(&value, ctx);
+            (gemini_openai::response(&oa, ctx).0, usage)
         }
     };
     Ok((Bytes::from(out.to_string()), usage))
 }
 
 fn embeddings_response(
+    from: Dialect,
     to: Dialect,
     raw: &Bytes,
     value: &Value,
@@ -251,6 +260,11 @@ fn embeddings_response(
             .unwrap_or(0),
         ..Usage::default()
     };
+    if from == Dialect::Gemini {
+        let out = gemini_openai::embeddings_response(value, ctx.gemini_single)
+            .ok_or_else(|| InvalidResponse("upstream embeddings response has no vectors".into()))?;
+        return Ok((Bytes::from(out.to_string()), usage));
+    }
     if to == Dialect::OpenAi {
         return Ok((raw.clone(), usage));
     }
@@ -294,6 +308,19 @@ pub fn stream(from: Dialect, to: Dialect, ctx: Context) -> Box<dyn StreamTransla
             Box::new(Chain {
                 first: inner,
                 second: anthropic_openai::Stream::new(ctx),
+                buf: Vec::new(),
+                parser: sse::Parser::default(),
+            })
+        }
+        (Dialect::Gemini, Dialect::OpenAi) => Box::new(gemini_openai::Stream::new(ctx)),
+        (Dialect::Gemini, Dialect::Anthropic) => {
+            let inner = openai_anthropic::Stream::new(Context {
+                include_usage: true,
+                ..ctx.clone()
+            });
+            Box::new(Chain {
+                first: inner,
+                second: gemini_openai::Stream::new(ctx),
                 buf: Vec::new(),
                 parser: sse::Parser::default(),
             })
@@ -369,7 +396,20 @@ impl StreamTranslator for Passthrough {
                 }
                 _ => {}
             },
-            Dialect::Gemini => {}
+            Dialect::Gemini => {
+                if let Ok(data) = serde_json::from_str::<Value>(&ev.data) {
+                    if let Some(err) = data.get("error") {
+                        let message = err["message"].as_str().unwrap_or("upstream error");
+                        self.error = Some(message.to_string());
+                    }
+                    if data["usageMetadata"].is_object() {
+                        self.usage = openai_gemini::usage(&data["usageMetadata"]);
+                    }
+                    if data.pointer("/candidates/0/finishReason").is_some() {
+                        self.done = true;
+                    }
+                }
+            }
         }
         out.extend_from_slice(&ev.raw);
     }

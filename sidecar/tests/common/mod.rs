@@ -159,6 +159,7 @@ impl Answer {
                 .filter_map(|(_, d)| {
                     d.pointer("/choices/0/delta/content")
                         .or_else(|| d.pointer("/delta/text"))
+                        .or_else(|| d.pointer("/candidates/0/content/parts/0/text"))
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
@@ -170,6 +171,12 @@ impl Answer {
             .and_then(Value::as_str)
         {
             return t.to_string();
+        }
+        if let Some(parts) = v
+            .pointer("/candidates/0/content/parts")
+            .and_then(Value::as_array)
+        {
+            return parts.iter().filter_map(|p| p["text"].as_str()).collect();
         }
         v["content"]
             .as_array()
@@ -209,16 +216,26 @@ pub async fn post_with(
 }
 
 /// A chat call in the caller's dialect: OpenAI chat completions or Anthropic messages.
-pub fn chat(dialect: &str, model: &str, user: &str, stream: bool) -> (&'static str, Value) {
-    if dialect == "anthropic" {
-        (
-            "/v1/messages",
+pub fn chat(dialect: &str, model: &str, user: &str, stream: bool) -> (String, Value) {
+    match dialect {
+        "gemini" => {
+            let method = if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            (
+                format!("/v1beta/models/{model}:{method}"),
+                json!({"systemInstruction": {"parts": [{"text": "be brief"}]}, "contents": [{"role": "user", "parts": [{"text": user}]}]}),
+            )
+        }
+        "anthropic" => (
+            "/v1/messages".into(),
             json!({"model": model, "max_tokens": 256, "stream": stream, "system": "be brief", "messages": [{"role": "user", "content": user}]}),
-        )
-    } else {
-        (
-            "/v1/chat/completions",
+        ),
+        _ => (
+            "/v1/chat/completions".into(),
             json!({"model": model, "stream": stream, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": user}]}),
-        )
+        ),
     }
 }

@@ -1,0 +1,461 @@
+//! A Gemini-shaped call (`generateContent`, `streamGenerateContent`, `embedContent`,
+//! `batchEmbedContents`) served by an OpenAI-format upstream: the request forward, the
+//! response and the stream back. Anthropic upstreams are reached through OpenAI.
+
+use serde_json::{json, Map, Value};
+
+use super::{Context, Usage};
+use crate::{error::Error, sse};
+
+/// Translates a Gemini `generateContent` request into an OpenAI chat completion request.
+pub fn request(body: &Value) -> Result<Value, Error> {
+    let mut messages = Vec::new();
+    if let Some(system) = body.get("systemInstruction") {
+        messages.push(json!({"role": "system", "content": parts_text(system)}));
+    }
+    // Gemini pairs calls and responses by name (and optional id); OpenAI needs ids.
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut next_id = 0;
+    let empty = Vec::new();
+    for (i, content) in body
+        .get("contents")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
+        let role = content
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("user");
+        let parts = content
+            .get("parts")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
+        if role == "model" {
+            let mut text = String::new();
+            let mut calls = Vec::new();
+            for p in parts {
+                if p.get("thought") == Some(&Value::Bool(true)) {
+                    continue;
+                }
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    text.push_str(t);
+                }
+                if let Some(call) = p.get("functionCall") {
+                    let name = call
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let id = call
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| format!("call_{next_id}"), str::to_string);
+                    next_id += 1;
+                    pending.push((name.clone(), id.clone()));
+                    let args = call.get("args").cloned().unwrap_or(json!({}));
+                    calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}));
+                }
+            }
+            let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            messages.push(msg);
+            continue;
+        }
+        let mut user_parts = Vec::new();
+        for p in parts {
+            if let Some(t) = p.get("text").and_then(Value::as_str) {
+                user_parts.push(json!({"type": "text", "text": t}));
+            } else if let Some(d) = p.get("inlineData") {
+                let url = format!(
+                    "data:{};base64,{}",
+                    d["mimeType"].as_str().unwrap_or("image/png"),
+                    d["data"].as_str().unwrap_or_default()
+                );
+                user_parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            } else if let Some(f) = p.get("fileData") {
+                user_parts.push(json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}));
+            } else if let Some(r) = p.get("functionResponse") {
+                let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                let id = match r.get("id").and_then(Value::as_str) {
+                    Some(id) => id.to_string(),
+                    None => {
+                        let at = pending.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                            Error::invalid(
+                                &format!("contents[{i}].parts"),
+                                format!(
+                                    "functionResponse {name:?} answers no earlier functionCall"
+                                ),
+                            )
+                        })?;
+                        pending.remove(at).1
+                    }
+                };
+                let response = r.get("response").cloned().unwrap_or(json!({}));
+                let content = match response.get("result").or_else(|| response.get("output")) {
+                    Some(Value::String(s))
+                        if response.as_object().is_some_and(|o| o.len() == 1) =>
+                    {
+                        s.clone()
+                    }
+                    _ => response.to_string(),
+                };
+                messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+            } else {
+                return Err(Error::invalid(
+                    &format!("contents[{i}].parts"),
+                    "this part type is not supported by this model's provider",
+                ));
+            }
+        }
+        if !user_parts.is_empty() {
+            let content = match user_parts.as_slice() {
+                [only] if only["type"] == "text" => only["text"].clone(),
+                _ => Value::Array(user_parts),
+            };
+            messages.push(json!({"role": "user", "content": content}));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("messages".into(), Value::Array(messages));
+    let config = body.get("generationConfig").cloned().unwrap_or_default();
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("topP", "top_p"),
+        ("topK", "top_k"),
+        ("maxOutputTokens", "max_tokens"),
+        ("candidateCount", "n"),
+        ("seed", "seed"),
+        ("presencePenalty", "presence_penalty"),
+        ("frequencyPenalty", "frequency_penalty"),
+    ] {
+        if let Some(v) = config.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(stop) = config
+        .get("stopSequences")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+    {
+        out.insert("stop".into(), Value::Array(stop.clone()));
+    }
+    if config.get("responseMimeType").and_then(Value::as_str) == Some("application/json") {
+        let format = match config
+            .get("responseJsonSchema")
+            .or_else(|| config.get("responseSchema"))
+        {
+            Some(schema) => {
+                json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}})
+            }
+            None => json!({"type": "json_object"}),
+        };
+        out.insert("response_format".into(), format);
+    }
+    let decls: Vec<Value> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array))
+        .flatten()
+        .map(|d| {
+            let params = d
+                .get("parametersJsonSchema")
+                .or_else(|| d.get("parameters"))
+                .cloned()
+                .unwrap_or(json!({"type": "object", "properties": {}}));
+            let mut f = json!({"name": d["name"], "parameters": lower_types(&params)});
+            if let Some(desc) = d.get("description") {
+                f["description"] = desc.clone();
+            }
+            json!({"type": "function", "function": f})
+        })
+        .collect();
+    if !decls.is_empty() {
+        out.insert("tools".into(), Value::Array(decls));
+        if let Some(cfg) = body.pointer("/toolConfig/functionCallingConfig") {
+            let names = cfg.get("allowedFunctionNames").and_then(Value::as_array);
+            let choice = match (
+                cfg.get("mode").and_then(Value::as_str),
+                names.map(Vec::as_slice),
+            ) {
+                (Some("NONE"), _) => json!("none"),
+                (Some("ANY"), Some([one])) => {
+                    json!({"type": "function", "function": {"name": one}})
+                }
+                (Some("ANY"), _) => json!("required"),
+                _ => json!("auto"),
+            };
+            out.insert("tool_choice".into(), choice);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// Gemini's OpenAPI-style schemas spell types in capitals (`STRING`); JSON Schema does not.
+fn lower_types(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("type", Value::String(t)) => {
+                        (k.clone(), Value::String(t.to_ascii_lowercase()))
+                    }
+                    _ => (k.clone(), lower_types(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(lower_types).collect()),
+        other => other.clone(),
+    }
+}
+
+fn parts_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        _ => content
+            .get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+    }
+}
+
+/// The Gemini `finishReason` for an OpenAI `finish_reason`.
+pub fn finish_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "MAX_TOKENS",
+        "content_filter" => "SAFETY",
+        _ => "STOP",
+    }
+}
+
+/// Usage as a Gemini `usageMetadata` object.
+pub fn usage_metadata(u: Usage) -> Value {
+    let candidates = u.output.saturating_sub(u.reasoning);
+    let mut m = json!({"promptTokenCount": u.input, "candidatesTokenCount": candidates, "totalTokenCount": u.input + u.output});
+    if u.cached > 0 {
+        m["cachedContentTokenCount"] = json!(u.cached);
+    }
+    if u.reasoning > 0 {
+        m["thoughtsTokenCount"] = json!(u.reasoning);
+    }
+    m
+}
+
+fn call_part(call: &Value) -> Value {
+    let args = call
+        .pointer("/function/arguments")
+        .and_then(Value::as_str)
+        .unwrap_or("{}");
+    json!({"functionCall": {"id": call["id"], "name": call.pointer("/function/name").cloned().unwrap_or_default(), "args": serde_json::from_str::<Value>(args).unwrap_or(json!({}))}})
+}
+
+/// Translates an OpenAI chat completion into a Gemini `GenerateContentResponse`.
+pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
+    let usage = super::anthropic_openai::usage(&body["usage"]);
+    let candidates: Vec<Value> = body["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|choice| {
+            let msg = &choice["message"];
+            let mut parts = Vec::new();
+            if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
+                parts.push(json!({"text": t}));
+            }
+            parts.extend(
+                msg["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(call_part),
+            );
+            json!({
+                "content": {"role": "model", "parts": parts},
+                "finishReason": finish_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
+                "index": choice["index"],
+            })
+        })
+        .collect();
+    let out = json!({
+        "candidates": candidates,
+        "usageMetadata": usage_metadata(usage),
+        "modelVersion": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
+        "responseId": body["id"].as_str().unwrap_or("switchyard").trim_start_matches("chatcmpl-"),
+    });
+    (out, usage)
+}
+
+/// OpenAI chunks in, Gemini stream responses out. Text goes out as it arrives; tool calls
+/// are gathered and sent whole (Gemini streams them whole) with the finish reason and usage.
+#[derive(Debug)]
+pub struct Stream {
+    id: String,
+    model: String,
+    calls: Vec<Value>,
+    finish: Option<String>,
+    usage: Usage,
+    done: bool,
+    error: Option<String>,
+}
+
+impl Stream {
+    /// A translator for one response.
+    pub fn new(ctx: Context) -> Self {
+        let model = ctx.model;
+        Self {
+            id: "switchyard".into(),
+            model,
+            calls: Vec::new(),
+            finish: None,
+            usage: Usage::default(),
+            done: false,
+            error: None,
+        }
+    }
+
+    fn emit(&self, out: &mut Vec<u8>, parts: Vec<Value>, last: bool) {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        let mut ev = json!({"candidates": [], "modelVersion": self.model, "responseId": self.id});
+        if last {
+            candidate["finishReason"] =
+                json!(finish_reason(self.finish.as_deref().unwrap_or("stop")));
+            ev["usageMetadata"] = usage_metadata(self.usage);
+        }
+        ev["candidates"] = json!([candidate]);
+        sse::write(out, None, &ev.to_string());
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        let parts = if self.calls.is_empty() {
+            vec![json!({"text": ""})]
+        } else {
+            self.calls.iter().map(call_part).collect()
+        };
+        self.emit(out, parts, true);
+        self.done = true;
+    }
+}
+
+impl super::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" {
+            self.end(out);
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(err) = chunk.get("error") {
+            self.error = Some(
+                err["message"]
+                    .as_str()
+                    .unwrap_or("upstream error")
+                    .to_string(),
+            );
+            return;
+        }
+        if let Some(id) = chunk["id"].as_str() {
+            self.id = id.trim_start_matches("chatcmpl-").to_string();
+        }
+        if let Some(m) = chunk["model"].as_str() {
+            self.model = m.to_string();
+        }
+        if chunk["usage"].is_object() {
+            self.usage = super::anthropic_openai::usage(&chunk["usage"]);
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return;
+        };
+        if let Some(t) = choice
+            .pointer("/delta/content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            self.emit(out, vec![json!({"text": t})], false);
+        }
+        for tc in choice
+            .pointer("/delta/tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let i = tc["index"].as_u64().unwrap_or(0) as usize;
+            if self.calls.len() <= i {
+                self.calls.push(json!({"id": tc["id"], "function": {"name": tc.pointer("/function/name").cloned().unwrap_or_default(), "arguments": ""}}));
+            }
+            if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                let joined = format!(
+                    "{}{args}",
+                    self.calls[i]["function"]["arguments"]
+                        .as_str()
+                        .unwrap_or_default()
+                );
+                self.calls[i]["function"]["arguments"] = json!(joined);
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_string());
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.done && self.finish.is_some() && self.error.is_none() {
+            self.end(out);
+        }
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// Translates `embedContent` / `batchEmbedContents` into an OpenAI embeddings request.
+pub fn embeddings_request(body: &Value) -> Result<Value, Error> {
+    let requests: Vec<&Value> = match body.get("requests").and_then(Value::as_array) {
+        Some(r) => r.iter().collect(),
+        None => vec![body],
+    };
+    let texts: Vec<String> = requests.iter().map(|r| parts_text(&r["content"])).collect();
+    if texts.is_empty() {
+        return Err(Error::invalid(
+            "requests",
+            "at least one content to embed is required",
+        ));
+    }
+    let mut out = json!({"input": texts, "encoding_format": "float"});
+    if let Some(d) = requests.first().and_then(|r| r.get("outputDimensionality")) {
+        out["dimensions"] = d.clone();
+    }
+    Ok(out)
+}
+
+/// Translates an OpenAI embeddings list into an `embedContent` or `batchEmbedContents` answer.
+pub fn embeddings_response(body: &Value, single: bool) -> Option<Value> {
+    let vectors: Vec<Value> = body["data"]
+        .as_array()?
+        .iter()
+        .map(|d| json!({"values": d["embedding"]}))
+        .collect();
+    Some(if single {
+        json!({"embedding": vectors.first()?})
+    } else {
+        json!({"embeddings": vectors})
+    })
+}

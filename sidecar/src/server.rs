@@ -28,97 +28,32 @@ where
 {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    let path = req.uri().path().to_string();
-    let gemini = gemini_call(&path);
-    let endpoint = match (req.method(), path.trim_end_matches('/')) {
-        (&Method::POST, _) if gemini.is_some() => Ok((
-            Dialect::Gemini,
-            gemini.as_ref().map_or(Operation::Chat, |g| g.op),
-        )),
-        (m, _) if gemini.is_some() => Err((
-            Dialect::Gemini,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (_, p) if p.starts_with("/v1beta/") => {
-            Err((Dialect::Gemini, Error::UnknownEndpoint(path.clone())))
-        }
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            Ok((Dialect::OpenAi, Operation::Chat))
-        }
-        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
-            Ok((Dialect::OpenAi, Operation::Embeddings))
-        }
-        (&Method::POST, "/v1/messages") => Ok((Dialect::Anthropic, Operation::Chat)),
-        (&Method::GET, "/v1/models" | "/models") => {
-            return models(&shared, req.headers(), &request_id)
-        }
-        (m, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => Err((
-            Dialect::OpenAi,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (m, "/v1/messages") => Err((
-            Dialect::Anthropic,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (_, p) if p.starts_with("/v1/messages") => {
-            Err((Dialect::Anthropic, Error::UnknownEndpoint(path.clone())))
-        }
-        _ => Err((Dialect::OpenAi, Error::UnknownEndpoint(path.clone()))),
-    };
-    let (dialect, op) = match endpoint {
-        Ok(e) => e,
+    if req.method() == Method::GET && matches!(req.uri().path(), "/v1/models" | "/models") {
+        return models(&shared, req.headers(), &request_id);
+    }
+    let admitted = match admit(&shared, req).await {
+        Ok(a) => a,
         Err((dialect, err)) => {
+            let report = Report::default();
             return finish_error(
                 &shared,
                 dialect,
                 err,
-                &Report::default(),
+                &report,
                 &request_id,
                 "unknown",
                 started,
-            )
+            );
         }
     };
-    let (parts, body) = req.into_parts();
-    let body = match read_body(&parts.headers, body, shared.max_body_bytes).await {
-        Ok(b) => b,
-        Err(err) => {
-            return finish_error(
-                &shared,
-                dialect,
-                err,
-                &Report::default(),
-                &request_id,
-                "unknown",
-                started,
-            )
-        }
-    };
-    let parsed = match parse(dialect, op, &body, gemini.as_ref()) {
-        Ok(p) => p,
-        Err(err) => {
-            return finish_error(
-                &shared,
-                dialect,
-                err,
-                &Report::default(),
-                &request_id,
-                "unknown",
-                started,
-            )
-        }
-    };
-    let Some(rt) = shared.runtime.load_full() else {
-        return finish_error(
-            &shared,
-            dialect,
-            Error::NotReady,
-            &Report::default(),
-            &request_id,
-            "unknown",
-            started,
-        );
-    };
+    let Admitted {
+        dialect,
+        op,
+        parts,
+        parsed,
+        rt,
+        gemini_single,
+    } = admitted;
     let model_label = if rt.served(&parsed.model).is_some() {
         parsed.model.as_str()
     } else {
@@ -131,7 +66,7 @@ where
             == Some(&Value::Bool(true)),
         json_tool: false,
         base64: parsed.value.get("encoding_format").and_then(Value::as_str) == Some("base64"),
-        gemini_single: gemini.as_ref().is_none_or(|g| g.single),
+        gemini_single,
     };
     let call = Call {
         dialect,
@@ -203,6 +138,78 @@ where
             resp
         }
     }
+}
+
+/// A call that passed every check before routing.
+struct Admitted {
+    dialect: Dialect,
+    op: Operation,
+    parts: http::request::Parts,
+    parsed: Parsed,
+    rt: Arc<crate::state::Runtime>,
+    gemini_single: bool,
+}
+
+/// Finds the endpoint, reads and checks the body, and takes the config in force; any
+/// failure comes with the dialect to answer in.
+async fn admit<B>(shared: &Shared, req: Request<B>) -> Result<Admitted, (Dialect, Error)>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_string();
+    let gemini = gemini_call(&path);
+    let endpoint = match (req.method(), path.trim_end_matches('/')) {
+        (&Method::POST, _) if gemini.is_some() => Ok((
+            Dialect::Gemini,
+            gemini.as_ref().map_or(Operation::Chat, |g| g.op),
+        )),
+        (m, _) if gemini.is_some() => Err((
+            Dialect::Gemini,
+            Error::MethodNotAllowed(m.to_string(), path.clone()),
+        )),
+        (_, p) if p.starts_with("/v1beta/") => {
+            Err((Dialect::Gemini, Error::UnknownEndpoint(path.clone())))
+        }
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            Ok((Dialect::OpenAi, Operation::Chat))
+        }
+        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
+            Ok((Dialect::OpenAi, Operation::Embeddings))
+        }
+        (&Method::POST, "/v1/messages") => Ok((Dialect::Anthropic, Operation::Chat)),
+        (m, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => Err((
+            Dialect::OpenAi,
+            Error::MethodNotAllowed(m.to_string(), path.clone()),
+        )),
+        (m, "/v1/messages") => Err((
+            Dialect::Anthropic,
+            Error::MethodNotAllowed(m.to_string(), path.clone()),
+        )),
+        (_, p) if p.starts_with("/v1/messages") => {
+            Err((Dialect::Anthropic, Error::UnknownEndpoint(path.clone())))
+        }
+        _ => Err((Dialect::OpenAi, Error::UnknownEndpoint(path.clone()))),
+    };
+    let (dialect, op) = endpoint?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(&parts.headers, body, shared.max_body_bytes)
+        .await
+        .map_err(|e| (dialect, e))?;
+    let parsed = parse(dialect, op, &body, gemini.as_ref()).map_err(|e| (dialect, e))?;
+    let rt = shared
+        .runtime
+        .load_full()
+        .ok_or((dialect, Error::NotReady))?;
+    let gemini_single = gemini.as_ref().is_none_or(|g| g.single);
+    Ok(Admitted {
+        dialect,
+        op,
+        parts,
+        parsed,
+        rt,
+        gemini_single,
+    })
 }
 
 fn request_id(headers: &HeaderMap) -> String {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Context, Usage};
+use super::{error_message, Context, Usage};
 use crate::{error::Error, sse};
 
 /// Translates an Anthropic Messages request into an OpenAI chat completion request.
@@ -341,12 +341,7 @@ impl super::StreamTranslator for Stream {
             return;
         };
         if let Some(err) = chunk.get("error") {
-            self.error = Some(
-                err["message"]
-                    .as_str()
-                    .unwrap_or("upstream error")
-                    .to_string(),
-            );
+            self.error = Some(error_message(err));
             return;
         }
         self.start(&chunk, out);

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Context, Usage};
+use super::{error_message, Context, Usage};
 use crate::{error::Error, sse};
 
 /// Translates a Gemini `generateContent` request into an OpenAI chat completion request.
@@ -358,12 +358,7 @@ impl super::StreamTranslator for Stream {
             return;
         };
         if let Some(err) = chunk.get("error") {
-            self.error = Some(
-                err["message"]
-                    .as_str()
-                    .unwrap_or("upstream error")
-                    .to_string(),
-            );
+            self.error = Some(error_message(err));
             return;
         }
         if let Some(id) = chunk["id"].as_str() {

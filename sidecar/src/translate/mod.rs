@@ -86,6 +86,14 @@ pub trait StreamTranslator: Send {
     fn error(&self) -> Option<&str>;
 }
 
+/// The `message` of an upstream error object, whatever its format.
+pub fn error_message(err: &Value) -> String {
+    err["message"]
+        .as_str()
+        .unwrap_or("upstream error")
+        .to_string()
+}
+
 /// The text of an OpenAI `content` (a string, or text parts).
 pub fn text_of(content: &Value) -> String {
     match content {
@@ -354,12 +362,7 @@ impl StreamTranslator for Passthrough {
                 } else if ev.data.contains("\"usage\"") || ev.data.contains("\"error\"") {
                     if let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) {
                         if let Some(err) = chunk.get("error") {
-                            self.error = Some(
-                                err["message"]
-                                    .as_str()
-                                    .unwrap_or("upstream error")
-                                    .to_string(),
-                            );
+                            self.error = Some(error_message(err));
                         }
                         if chunk["usage"].is_object() {
                             self.usage = anthropic_openai::usage(&chunk["usage"]);
@@ -387,20 +390,14 @@ impl StreamTranslator for Passthrough {
                 Some("message_stop") => self.done = true,
                 Some("error") => {
                     let data: Value = serde_json::from_str(&ev.data).unwrap_or_default();
-                    self.error = Some(
-                        data.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("upstream error")
-                            .to_string(),
-                    );
+                    self.error = Some(error_message(&data["error"]));
                 }
                 _ => {}
             },
             Dialect::Gemini => {
                 if let Ok(data) = serde_json::from_str::<Value>(&ev.data) {
                     if let Some(err) = data.get("error") {
-                        let message = err["message"].as_str().unwrap_or("upstream error");
-                        self.error = Some(message.to_string());
+                        self.error = Some(error_message(err));
                     }
                     if data["usageMetadata"].is_object() {
                         self.usage = openai_gemini::usage(&data["usageMetadata"]);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{data_url, text_of, Context, Usage};
+use super::{data_url, error_message, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
 /// The default `max_tokens` when an OpenAI caller sets none (Anthropic requires one).
@@ -441,12 +441,7 @@ impl super::StreamTranslator for Stream {
                 self.done = true;
             }
             "error" => {
-                self.error = Some(
-                    data.pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("upstream error")
-                        .to_string(),
-                );
+                self.error = Some(error_message(&data["error"]));
             }
             _ => {}
         }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{data_url, text_of, Context, Usage};
+use super::{data_url, error_message, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
 /// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
@@ -490,12 +490,7 @@ impl super::StreamTranslator for Stream {
             return;
         };
         if let Some(err) = body.get("error") {
-            self.error = Some(
-                err["message"]
-                    .as_str()
-                    .unwrap_or("upstream error")
-                    .to_string(),
-            );
+            self.error = Some(error_message(err));
             return;
         }
         if !self.started {

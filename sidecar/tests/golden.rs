@@ -16,9 +16,10 @@ use switchyard_sidecar::{
     translate::{self, Context, Usage},
 };
 
-const DIALECTS_IN: [(&str, Dialect); 2] = [
+const DIALECTS_IN: [(&str, Dialect); 3] = [
     ("openai", Dialect::OpenAi),
     ("anthropic", Dialect::Anthropic),
+    ("gemini", Dialect::Gemini),
 ];
 const DIALECTS_OUT: [(&str, Dialect); 3] = [
     ("openai", Dialect::OpenAi),
@@ -115,11 +116,13 @@ fn run(scenario: &Value, upstream: &Value) -> Value {
                     if stream { "stream" } else { "whole" }
                 );
                 let mut body = scenario[in_name].clone();
-                if stream {
+                // A Gemini caller says "stream" and the model in the URL path, not the body.
+                if stream && from != Dialect::Gemini {
                     body["stream"] = json!(true);
                 }
                 let mut ctx = Context {
-                    model: body["model"].as_str().unwrap().to_string(),
+                    model: body["model"].as_str().unwrap_or("chat").to_string(),
+                    gemini_single: true,
                     created: 1731000000,
                     include_usage: body.pointer("/stream_options/include_usage")
                         == Some(&json!(true)),
@@ -258,6 +261,13 @@ fn golden_results_keep_the_invariants_of_each_dialect() {
                         events.iter().all(|e| e[0].is_string()),
                         "{what}: every Anthropic event is named"
                     );
+                } else if key.starts_with("gemini") {
+                    let last = &events.last().unwrap()[1];
+                    assert!(
+                        last.pointer("/candidates/0/finishReason").is_some(),
+                        "{what}: {last}"
+                    );
+                    assert!(last["usageMetadata"].is_object(), "{what}: {last}");
                 } else {
                     assert_eq!(events.last().unwrap()[1], "[DONE]", "{what}");
                 }
@@ -270,6 +280,7 @@ fn golden_results_keep_the_invariants_of_each_dialect() {
                     .filter_map(|e| {
                         e[1].pointer("/choices/0/delta/content")
                             .or_else(|| e[1].pointer("/delta/text"))
+                            .or_else(|| e[1].pointer("/candidates/0/content/parts/0/text"))
                             .and_then(Value::as_str)
                     })
                     .collect();

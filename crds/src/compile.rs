@@ -34,8 +34,9 @@ pub struct Inputs<'a> {
     pub secrets: &'a [Secret],
     /// The pod's labels, matched against each policy's `podSelector`.
     pub pod_labels: &'a BTreeMap<String, String>,
-    /// Looks up a sidecar environment variable for `credentials.env`.
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Looks up a sidecar environment variable for `credentials.env`; `None` (the
+    /// operator) leaves the lookup to the sidecar, through `Provider::api_key_env`.
+    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
 }
 
 /// Compiles one pod's snapshot; every problem is in `problems`, none stops the rest.
@@ -124,6 +125,10 @@ fn compile_providers(
             proxy::Provider {
                 type_: spec.type_,
                 base_url,
+                api_key_env: match (&api_key, &spec.credentials) {
+                    (None, Some(c)) => c.env.clone(),
+                    _ => None,
+                },
                 api_key,
                 headers: spec.headers.clone(),
                 azure_api_version: spec.azure.as_ref().map(|a| a.api_version.clone()),
@@ -161,7 +166,10 @@ fn resolve_key(inputs: &Inputs<'_>, p: &AIProvider) -> Result<Option<SecretStrin
         return Ok(None);
     };
     if let Some(var) = &creds.env {
-        return match (inputs.env)(var).filter(|v| !v.trim().is_empty()) {
+        let Some(lookup) = inputs.env else {
+            return Ok(None);
+        };
+        return match lookup(var).filter(|v| !v.trim().is_empty()) {
             Some(v) => Ok(Some(SecretString::new(v.trim()))),
             None => Err(problem(
                 "AIProvider",

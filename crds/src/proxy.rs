@@ -46,6 +46,9 @@ pub struct Provider {
     /// The resolved key, if the type needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<SecretString>,
+    /// The sidecar environment variable holding the key, when the sidecar resolves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
     /// Extra static headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,

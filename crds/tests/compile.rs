@@ -29,7 +29,7 @@ fn compile_yaml(yaml: &str, labels: &[(&str, &str)], env: &[(&str, &str)]) -> Pr
         policies: &m.policies,
         secrets: &m.secrets,
         pod_labels: &labels,
-        env: &lookup,
+        env: Some(&lookup),
     })
 }
 

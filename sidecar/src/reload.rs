@@ -40,7 +40,7 @@ pub fn load(source: &Source) -> Result<ProxyConfig, manifest::LoadErrors> {
         policies: &m.policies,
         secrets: &m.secrets,
         pod_labels: &source.pod_labels,
-        env: &env,
+        env: Some(&env),
     });
     for p in &config.problems {
         tracing::warn!(kind = %p.kind, name = %p.name, field = %p.field, reason = %p.reason.as_str(), "left out of the config: {}", p.message);

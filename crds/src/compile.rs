@@ -20,6 +20,9 @@ use crate::{
 /// The connect timeout when a provider sets none.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Looks up an environment variable of the sidecar.
+pub type EnvLookup = dyn Fn(&str) -> Option<String>;
+
 /// Everything [`compile`] reads: one namespace's objects, and the pod it compiles for.
 pub struct Inputs<'a> {
     /// The namespace the objects live in.
@@ -36,7 +39,7 @@ pub struct Inputs<'a> {
     pub pod_labels: &'a BTreeMap<String, String>,
     /// Looks up a sidecar environment variable for `credentials.env`; `None` (the
     /// operator) leaves the lookup to the sidecar, through `Provider::api_key_env`.
-    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub env: Option<&'a EnvLookup>,
 }
 
 /// Compiles one pod's snapshot; every problem is in `problems`, none stops the rest.

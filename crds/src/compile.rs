@@ -21,7 +21,7 @@ use crate::{
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Looks up an environment variable of the sidecar.
-pub type EnvLookup = dyn Fn(&str) -> Option<String>;
+pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// Everything [`compile`] reads: one namespace's objects, and the pod it compiles for.
 pub struct Inputs<'a> {
@@ -39,7 +39,7 @@ pub struct Inputs<'a> {
     pub pod_labels: &'a BTreeMap<String, String>,
     /// Looks up a sidecar environment variable for `credentials.env`; `None` (the
     /// operator) leaves the lookup to the sidecar, through `Provider::api_key_env`.
-    pub env: Option<&'a EnvLookup>,
+    pub env: Option<&'a EnvLookup<'a>>,
 }
 
 /// Compiles one pod's snapshot; every problem is in `problems`, none stops the rest.

@@ -27,7 +27,6 @@ pub struct Condition {
     /// A CamelCase reason, such as `SecretNotFound`.
     pub reason: String,
     /// A human-readable explanation naming the object and field at fault.
-    #[serde(default)]
     pub message: String,
     /// When `status` last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

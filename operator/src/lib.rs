@@ -1,4 +1,102 @@
-//! Switchyard's operator: reconciles AIProvider, AIModel and AIRoutingPolicy status and
-//! streams each pod's compiled config to its sidecar.
+//! Switchyard's operator: reconciles AIProvider, AIModel and AIRoutingPolicy status (the
+//! Lease holder only) and streams each pod's compiled config to its sidecar (every replica).
 
+pub mod auth;
+pub mod certs;
+pub mod config_server;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod settings;
 pub mod status;
+pub mod world;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use kube::Client;
+use tokio::{net::TcpListener, sync::watch};
+
+pub use settings::Settings;
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No Kubernetes access.
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The PKI could not be set up.
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let client = Client::try_default().await?;
+    let identity = settings.identity.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("switchyard-operator-{:08x}", fastrand::u32(..)))
+    });
+    let tls = certs::ensure(&client, &settings.namespace, &settings.tls_san).await?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let config_listener = bind(settings.config_listen).await?;
+    let admin_listener = bind(settings.admin_listen).await?;
+    let world = world::World::start(&client);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (leading, lease_task) = leader::spawn(
+        client.clone(),
+        settings.namespace.clone(),
+        identity.clone(),
+        stop_rx.clone(),
+    );
+    let mut lead_watch = leading.clone();
+    let lead_metric = metrics.clone();
+    tokio::spawn(async move {
+        while lead_watch.changed().await.is_ok() {
+            lead_metric.leader.set(i64::from(*lead_watch.borrow()));
+        }
+    });
+    let server = config_server::Server {
+        client: client.clone(),
+        world: world.clone(),
+        metrics: metrics.clone(),
+    };
+    let tasks = vec![
+        tokio::spawn(reconcile::run(
+            client.clone(),
+            world.clone(),
+            leading,
+            identity.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(config_server::serve(
+            server,
+            config_listener,
+            tls.server.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(metrics::serve(admin_listener, metrics, world, stop_rx)),
+    ];
+    tracing::info!(identity = %identity, config = %settings.config_listen, admin = %settings.admin_listen, "switchyard operator running");
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = lease_task.await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}

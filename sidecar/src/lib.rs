@@ -8,6 +8,7 @@ pub mod admin;
 pub mod dialect;
 pub mod error;
 pub mod health;
+pub mod managed;
 pub mod metrics;
 pub mod plan;
 pub mod provider;
@@ -45,9 +46,6 @@ pub enum StartError {
         "no configuration source: pass --config PATH (standalone) or --operator-url URL (managed)"
     )]
     NoSource,
-    /// Managed mode is not part of this build.
-    #[error("managed mode (--operator-url) is not available in this build yet; use --config PATH")]
-    ManagedUnavailable,
     /// The first config did not load.
     #[error("config could not be loaded: {0}")]
     Config(#[from] switchyard_crds::manifest::LoadErrors),
@@ -65,16 +63,29 @@ pub enum StartError {
 /// Loads the config, serves until `shutdown` resolves, then drains.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let shared = Shared::new(settings.max_body_bytes);
-    let source = match (&settings.config, &settings.operator_url) {
-        (Some(path), _) => reload::Source {
-            path: path.clone(),
-            namespace: settings.namespace.clone(),
-            pod_labels: settings.pod_labels.clone(),
-        },
-        (None, Some(_)) => return Err(StartError::ManagedUnavailable),
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let follower = match (&settings.config, &settings.operator_url) {
+        (Some(path), _) => {
+            let source = reload::Source {
+                path: path.clone(),
+                namespace: settings.namespace.clone(),
+                pod_labels: settings.pod_labels.clone(),
+            };
+            reload::install(&shared, reload::load(&source)?);
+            tokio::spawn(reload::watch(source, shared.clone(), stop_rx.clone()))
+        }
+        (None, Some(url)) => {
+            let source = managed::Source {
+                url: url.clone(),
+                token_file: settings.token_file.clone(),
+                ca_file: settings.ca_file.clone(),
+                state_dir: settings.state_dir.clone(),
+            };
+            managed::restore(&source, &shared);
+            tokio::spawn(managed::run(source, shared.clone(), stop_rx.clone()))
+        }
         (None, None) => return Err(StartError::NoSource),
     };
-    reload::install(&shared, reload::load(&source)?);
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -82,9 +93,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     };
     let data = bind(settings.listen).await?;
     let admin = bind(settings.admin_listen).await?;
-    tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, config = %source.path.display(), "switchyard sidecar ready");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = tokio::spawn(reload::watch(source, shared.clone(), stop_rx.clone()));
+    tracing::info!(listen = %settings.listen, admin = %settings.admin_listen, "switchyard sidecar listening");
     let s = shared.clone();
     let data_task = tokio::spawn(serve(data, stop_rx.clone(), move |req| {
         server::handle(s.clone(), req)
@@ -99,7 +108,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     for task in [data_task, admin_task] {
         let _ = task.await;
     }
-    let _ = watcher.await;
+    let _ = follower.await;
     Ok(())
 }
 

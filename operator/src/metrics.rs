@@ -1,0 +1,107 @@
+//! The operator's metrics and admin port (`/healthz`, `/readyz`, `/metrics`).
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::world::World;
+
+/// Counters and gauges.
+pub struct Metrics {
+    registry: Registry,
+    /// Open config streams.
+    pub streams: Gauge,
+    /// Snapshots sent.
+    pub snapshots: Counter,
+    /// Refused stream requests.
+    pub auth_failures: Counter,
+    /// 1 while this replica leads.
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Registry::default(),
+            streams: Gauge::default(),
+            snapshots: Counter::default(),
+            auth_failures: Counter::default(),
+            leader: Gauge::default(),
+        };
+        registry.register(
+            "switchyard_operator_config_streams",
+            "Open config streams",
+            m.streams.clone(),
+        );
+        registry.register(
+            "switchyard_operator_snapshots",
+            "Snapshots sent to sidecars",
+            m.snapshots.clone(),
+        );
+        registry.register(
+            "switchyard_operator_auth_failures",
+            "Refused config stream requests",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "switchyard_operator_leader",
+            "1 while this replica writes status",
+            m.leader.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+/// Serves the admin port until `stop` fires.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    world: World,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let (metrics, world) = (metrics.clone(), world.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (metrics, world) = (metrics.clone(), world.clone());
+                async move {
+                    let (status, body) = match req.uri().path() {
+                        "/healthz" => (StatusCode::OK, "ok\n".to_string()),
+                        "/readyz" if world.is_synced() => (StatusCode::OK, "ready\n".to_string()),
+                        "/readyz" => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "caches not synced\n".to_string(),
+                        ),
+                        "/metrics" => {
+                            let mut out = String::new();
+                            let _ = encode(&mut out, &metrics.registry);
+                            (StatusCode::OK, out)
+                        }
+                        _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
+                    };
+                    let mut resp = Response::new(Full::new(Bytes::from(body)));
+                    *resp.status_mut() = status;
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -111,11 +111,10 @@ async fn handle(server: Server, req: Request<hyper::body::Incoming>) -> Response
             return error(status, "unauthorized: present a projected ServiceAccount token with audience switchyard, bound to this pod");
         }
     };
-    let known = server.world.pods.state().iter().any(|p| {
-        p.namespace().as_deref() == Some(&who.namespace)
-            && p.name_any() == who.name
-            && p.uid().as_deref() == Some(&who.uid)
-    });
+    let known = server
+        .world
+        .pod(&who.namespace, &who.name)
+        .is_some_and(|p| p.uid().as_deref() == Some(&who.uid));
     if !known {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -149,20 +148,12 @@ async fn stream_pod(server: Server, who: PodIdentity, tx: mpsc::Sender<Bytes>) {
     server.metrics.streams.inc();
     let _gauge = scopeguard(server.metrics.clone());
     loop {
-        let objects = server.world.namespace(&who.namespace);
-        let Some(pod) = server
-            .world
-            .pods
-            .state()
-            .iter()
-            .find(|p| p.namespace().as_deref() == Some(&who.namespace) && p.name_any() == who.name)
-            .cloned()
-        else {
+        let Some(pod) = server.world.pod(&who.namespace, &who.name) else {
             return;
         };
-        let labels = pod.labels().clone();
+        let objects = server.world.config_objects(&who.namespace);
         let view = objects.view();
-        let config = switchyard_crds::compile(&status::inputs(&view, &labels));
+        let config = switchyard_crds::compile(&status::inputs(&view, pod.labels()));
         let body = serde_json::to_string(&config).unwrap_or_default();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut h);
@@ -181,6 +172,7 @@ async fn stream_pod(server: Server, who: PodIdentity, tx: mpsc::Sender<Bytes>) {
             tokio::select! {
                 change = changes.recv() => match change {
                     Ok(Change::Namespace(ns)) if ns != who.namespace => continue,
+                    Ok(Change::Pod { namespace, name }) if namespace != who.namespace || name != who.name => continue,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },

@@ -79,7 +79,7 @@ fn note(
     dirty: &mut BTreeSet<String>,
 ) {
     match change {
-        Ok(Change::Namespace(ns)) => {
+        Ok(Change::Namespace(ns) | Change::Pod { namespace: ns, .. }) => {
             dirty.insert(ns);
         }
         Ok(Change::All) | Err(broadcast::error::RecvError::Lagged(_)) => {

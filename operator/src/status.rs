@@ -87,13 +87,26 @@ pub fn verdicts(ns: &Namespace<'_>) -> BTreeMap<(Kind, String), Verdict> {
     {
         note(p, "");
     }
+    // Pods with the same labels get the same policy: compile once per distinct label set.
+    let mut by_labels: BTreeMap<&BTreeMap<String, String>, Vec<String>> = BTreeMap::new();
     for pod in ns.pods {
-        let labels = pod.labels().clone();
-        let per_pod = compile(&inputs(ns, &labels));
-        for p in per_pod.problems.iter().filter(|p| {
+        by_labels
+            .entry(pod.labels())
+            .or_default()
+            .push(pod.name_any());
+    }
+    for (labels, pods) in by_labels {
+        let per_pod = compile(&inputs(ns, labels));
+        let who = match pods.as_slice() {
+            [one] => format!("pod {one}: "),
+            [first, rest @ ..] => format!("pod {first} (and {} more): ", rest.len()),
+            [] => String::new(),
+        };
+        let conflicts = per_pod.problems.iter().filter(|p| {
             p.kind == "AIRoutingPolicy" && p.reason == switchyard_crds::Reason::Conflicted
-        }) {
-            note(p, &format!("pod {}: ", pod.name_any()));
+        });
+        for p in conflicts {
+            note(p, &who);
         }
     }
     let mut out = BTreeMap::new();

@@ -1,5 +1,5 @@
-//! The informers: one reflector per kind the operator reads, and a broadcast of which
-//! namespace changed. Everything the operator computes reads these caches, never the API.
+//! The informers: one reflector per kind the operator reads, and a broadcast of what
+//! changed. Everything the operator computes reads these caches, never the API server.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -9,7 +9,7 @@ use std::sync::{
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::{
-    runtime::{reflector, watcher, WatchStreamExt},
+    runtime::{reflector, reflector::ObjectRef, watcher, WatchStreamExt},
     Api, Client, Resource, ResourceExt,
 };
 use serde::de::DeserializeOwned;
@@ -21,8 +21,15 @@ use crate::status::Namespace;
 /// What changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Something in this namespace.
+    /// A config object (AIProvider, AIModel, AIRoutingPolicy, Secret) in this namespace.
     Namespace(String),
+    /// A pod (its labels pick its policy): only its own sidecar's config can change.
+    Pod {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        name: String,
+    },
     /// Possibly anything (a cache was (re)listed).
     All,
 }
@@ -101,17 +108,29 @@ where
         .collect()
 }
 
+fn in_namespace<K: Resource>(o: &K) -> Change {
+    Change::Namespace(o.namespace().unwrap_or_default())
+}
+
+fn pod_change(p: &Pod) -> Change {
+    Change::Pod {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+    }
+}
+
 impl World {
     /// Starts the five watchers; they run until the process ends.
     pub fn start(client: &Client) -> World {
-        let (changes, _) = broadcast::channel(1024);
+        let (changes, _) = broadcast::channel(4096);
         let synced = Arc::new(AtomicUsize::new(0));
+        let c = |_: ()| (changes.clone(), synced.clone());
         World {
-            providers: watch(Api::all(client.clone()), changes.clone(), synced.clone()),
-            models: watch(Api::all(client.clone()), changes.clone(), synced.clone()),
-            policies: watch(Api::all(client.clone()), changes.clone(), synced.clone()),
-            secrets: watch(Api::all(client.clone()), changes.clone(), synced.clone()),
-            pods: watch(Api::all(client.clone()), changes.clone(), synced.clone()),
+            providers: watch(Api::all(client.clone()), c(()), in_namespace),
+            models: watch(Api::all(client.clone()), c(()), in_namespace),
+            policies: watch(Api::all(client.clone()), c(()), in_namespace),
+            secrets: watch(Api::all(client.clone()), c(()), in_namespace),
+            pods: watch(Api::all(client.clone()), c(()), pod_change),
             changes,
             synced,
         }
@@ -127,16 +146,29 @@ impl World {
         self.changes.subscribe()
     }
 
-    /// A namespace's objects, cloned out of the caches.
-    pub fn namespace(&self, ns: &str) -> Objects {
+    /// A namespace's config objects (no pods): what a pod's snapshot is compiled from.
+    pub fn config_objects(&self, ns: &str) -> Objects {
         Objects {
             name: ns.to_string(),
             providers: of_namespace(&self.providers, ns),
             models: of_namespace(&self.models, ns),
             policies: of_namespace(&self.policies, ns),
             secrets: of_namespace(&self.secrets, ns),
-            pods: of_namespace(&self.pods, ns),
+            pods: Vec::new(),
         }
+    }
+
+    /// A namespace's objects, pods included (for status: policy conflicts).
+    pub fn namespace(&self, ns: &str) -> Objects {
+        Objects {
+            pods: of_namespace(&self.pods, ns),
+            ..self.config_objects(ns)
+        }
+    }
+
+    /// One pod, looked up without scanning the cache.
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+        self.pods.get(&ObjectRef::new(name).within(ns))
     }
 
     /// Every namespace that holds a Switchyard object.
@@ -157,8 +189,8 @@ impl World {
 
 fn watch<K>(
     api: Api<K>,
-    changes: broadcast::Sender<Change>,
-    synced: Arc<AtomicUsize>,
+    (changes, synced): (broadcast::Sender<Change>, Arc<AtomicUsize>),
+    to_change: fn(&K) -> Change,
 ) -> reflector::Store<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -174,7 +206,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
-                    let _ = changes.send(Change::Namespace(o.namespace().unwrap_or_default()));
+                    let _ = changes.send(to_change(&o));
                 }
                 Ok(watcher::Event::InitDone) => {
                     if first_sync {

@@ -203,6 +203,40 @@ struct Operator {
     identity: String,
 }
 
+/// A kubeconfig for the operator's own ServiceAccount, so the operators in this test hold
+/// exactly the permissions of `deploy/operator-rbac.yaml`.
+async fn operator_kubeconfig(client: &Client, dir: &std::path::Path) -> PathBuf {
+    let rbac = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/operator-rbac.yaml"
+    ))
+    .unwrap();
+    apply(client, &rbac.replace("switchyard-system", SYSTEM)).await;
+    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}});
+    let req = http::Request::post(format!(
+        "/api/v1/namespaces/{SYSTEM}/serviceaccounts/switchyard-operator/token"
+    ))
+    .header("content-type", "application/json")
+    .body(serde_json::to_vec(&body).unwrap())
+    .unwrap();
+    let resp: Value = client.request(req).await.unwrap();
+    let token = resp["status"]["token"].as_str().unwrap();
+    let admin: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "c", "user": "operator"}}],
+    });
+    let path = dir.join("operator.kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
 fn start_operator(dir: &std::path::Path, identity: &str) -> Operator {
     let (config, admin, webhook) = (free_addr(), free_addr(), free_addr());
     let proc = Proc::spawn(
@@ -219,6 +253,7 @@ fn start_operator(dir: &std::path::Path, identity: &str) -> Operator {
                 "--identity",
                 identity,
             ])
+            .env("KUBECONFIG", dir.join("operator.kubeconfig"))
             .env("RUST_LOG", "info,kube=warn"),
         dir.join(format!("operator-{identity}.log")),
     );
@@ -459,6 +494,7 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     }
     apply(&client, TEAM_A_YAML).await;
     apply(&client, TEAM_B_YAML).await;
+    operator_kubeconfig(&client, dir.path()).await;
     let mut op1 = start_operator(dir.path(), "op-1");
     eventually("operator ready", Duration::from_secs(30), || {
         http_ok(format!("{}/readyz", op1.admin))
@@ -569,6 +605,26 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
         401
     );
     assert_eq!(stream_status(&op1.url, Some(&wrong_audience)), 401);
+    let gone = "apiVersion: v1\nkind: Pod\nmetadata: {name: gone, namespace: sy-e2e-a}\nspec: {serviceAccountName: app, containers: [{name: app, image: busybox}]}\n";
+    apply(&client, gone).await;
+    let gone_token = token(&client, TEAM_A, "app", "gone", "switchyard").await;
+    let pods_a: Api<Pod> = Api::namespaced(client.clone(), TEAM_A);
+    pods_a
+        .delete(
+            "gone",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    eventually(
+        "a token whose pod is gone is refused",
+        Duration::from_secs(10),
+        || async { stream_status(&op1.url, Some(&gone_token)) == 401 },
+    )
+    .await;
 
     // A change reaches the affected sidecars within a second; the others get nothing.
     let other_reloads = reloads(&other).await;
@@ -666,6 +722,7 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
                 "--identity",
                 "op-1",
             ])
+            .env("KUBECONFIG", dir.path().join("operator.kubeconfig"))
             .env("RUST_LOG", "info,kube=warn"),
         dir.path().join("operator-op-1-again.log"),
     );

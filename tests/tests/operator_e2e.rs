@@ -336,6 +336,41 @@ async fn reloads(s: &Sidecar) -> u64 {
         .unwrap_or(0)
 }
 
+/// The same token with its validity moved into the past, re-signed with the local control
+/// plane's ServiceAccount key (`$SWITCHYARD_K8S_STATE/pki/sa.key`; other clusters keep
+/// their key to themselves).
+fn resigned_copy(token: &str, expired: bool) -> Option<String> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let key = PathBuf::from(std::env::var_os("SWITCHYARD_K8S_STATE")?).join("pki/sa.key");
+    if !key.exists() {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (header, payload) = (parts.next()?, parts.next()?);
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    claims["iat"] = json!(now - 7200);
+    claims["nbf"] = json!(now - 7200);
+    claims["exp"] = json!(if expired { now - 3600 } else { now + 3600 });
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    std::io::Write::write_all(openssl.stdin.as_mut()?, signing_input.as_bytes()).ok()?;
+    let signature = openssl.wait_with_output().ok()?.stdout;
+    Some(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
+}
+
 fn stream_status(url: &str, token: Option<&str>) -> u16 {
     let mut cmd = Command::new("curl");
     cmd.args([
@@ -605,6 +640,26 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
         401
     );
     assert_eq!(stream_status(&op1.url, Some(&wrong_audience)), 401);
+    match (
+        resigned_copy(&chatbot_token, true),
+        resigned_copy(&chatbot_token, false),
+    ) {
+        (Some(expired), Some(control)) => {
+            assert_eq!(
+                stream_status(&op1.url, Some(&control)),
+                200,
+                "the re-signing itself is sound"
+            );
+            assert_eq!(
+                stream_status(&op1.url, Some(&expired)),
+                401,
+                "an expired token"
+            );
+        }
+        _ => eprintln!(
+            "not the local control plane: the expired-token check needs its signing key, skipped"
+        ),
+    }
     let gone = "apiVersion: v1\nkind: Pod\nmetadata: {name: gone, namespace: sy-e2e-a}\nspec: {serviceAccountName: app, containers: [{name: app, image: busybox}]}\n";
     apply(&client, gone).await;
     let gone_token = token(&client, TEAM_A, "app", "gone", "switchyard").await;

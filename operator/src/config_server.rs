@@ -146,7 +146,7 @@ async fn stream_pod(server: Server, who: PodIdentity, tx: mpsc::Sender<Bytes>) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     server.metrics.streams.inc();
-    let _gauge = scopeguard(server.metrics.clone());
+    let _open = StreamGuard(server.metrics.clone());
     loop {
         let Some(pod) = server.world.pod(&who.namespace, &who.name) else {
             return;
@@ -194,8 +194,4 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.streams.dec();
     }
-}
-
-fn scopeguard(m: Arc<Metrics>) -> StreamGuard {
-    StreamGuard(m)
 }

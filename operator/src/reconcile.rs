@@ -12,7 +12,7 @@ use kube::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::json;
-use switchyard_crds::{AIModel, AIProvider, AIRoutingPolicy, Status};
+use switchyard_crds::Status;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
@@ -187,7 +187,3 @@ async fn write<K>(
         }
     }
 }
-
-/// Keeps the compiler honest about the kinds this module writes.
-#[allow(dead_code)]
-fn kinds(_: AIProvider, _: AIModel, _: AIRoutingPolicy) {}

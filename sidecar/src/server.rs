@@ -31,6 +31,9 @@ where
     if req.method() == Method::GET && matches!(req.uri().path(), "/v1/models" | "/models") {
         return models(&shared, req.headers(), &request_id);
     }
+    if req.method() == Method::POST && req.uri().path() == "/v1/messages/count_tokens" {
+        return count_tokens(&shared, req, &request_id, started).await;
+    }
     let admitted = match admit(&shared, req).await {
         Ok(a) => a,
         Err((dialect, err)) => {
@@ -431,6 +434,59 @@ fn models(shared: &Shared, headers: &HeaderMap, request_id: &str) -> Response<Bo
     let mut resp = respond::json_response(StatusCode::OK, body.to_string());
     decorate(&mut resp, &Report::default(), request_id, &HeaderMap::new());
     resp
+}
+
+/// Anthropic's `POST /v1/messages/count_tokens`, answered locally with an estimate (about
+/// four characters a token over system, messages and tools), whatever the backend: agentic
+/// clients use it to budget their context, and no provider call is spent on it.
+async fn count_tokens<B>(
+    shared: &Shared,
+    req: Request<B>,
+    request_id: &str,
+    started: Instant,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let dialect = Dialect::Anthropic;
+    let (parts, body) = req.into_parts();
+    let counted = async {
+        let body = read_body(&parts.headers, body, shared.max_body_bytes).await?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| Error::MalformedJson(e.to_string()))?;
+        let model = value
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
+        if rt.served(model).is_none() {
+            return Err(Error::ModelNotFound(model.to_string()));
+        }
+        let chars: usize = ["system", "messages", "tools"]
+            .iter()
+            .filter_map(|k| value.get(*k))
+            .map(|v| v.to_string().len())
+            .sum();
+        Ok(chars.div_ceil(4))
+    };
+    match counted.await {
+        Ok(tokens) => {
+            let mut resp =
+                respond::json_response(StatusCode::OK, json!({"input_tokens": tokens}).to_string());
+            decorate(&mut resp, &Report::default(), request_id, &HeaderMap::new());
+            resp
+        }
+        Err(err) => finish_error(
+            shared,
+            dialect,
+            err,
+            &Report::default(),
+            request_id,
+            "unknown",
+            started,
+        ),
+    }
 }
 
 fn decorate(resp: &mut Response<Body>, report: &Report, request_id: &str, upstream: &HeaderMap) {

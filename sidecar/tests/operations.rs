@@ -421,3 +421,26 @@ async fn a_directory_of_manifests_is_one_config_and_sigterm_drains() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_token_counting_is_answered_locally_for_any_backend() {
+    let up = Upstreams::start().await;
+    let sc = start(&base(&up));
+    let body = json!({"model": "chat", "system": "be brief", "messages": [{"role": "user", "content": "count these tokens please"}]});
+    let a = post(&sc, "/v1/messages/count_tokens", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let n = a.json()["input_tokens"].as_u64().unwrap();
+    assert!((10..100).contains(&n), "{n}");
+    assert!(
+        up.openai.received().is_empty(),
+        "no provider call is spent on counting"
+    );
+    let a = post(
+        &sc,
+        "/v1/messages/count_tokens",
+        &json!({"model": "nope", "messages": []}),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["error"]["type"], "not_found_error");
+}

@@ -590,6 +590,35 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     )
     .await;
 
+    // The examples a user applies come up Ready.
+    const EXAMPLES: &str = "sy-e2e-examples";
+    apply(
+        &client,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {EXAMPLES}}}\n"),
+    )
+    .await;
+    let mut example_objects = Vec::new();
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let mut v: Value =
+                serde_yaml::from_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+            if v.is_null() {
+                continue;
+            }
+            v["metadata"]["namespace"] = json!(EXAMPLES);
+            example_objects.push((
+                v["kind"].as_str().unwrap().to_string(),
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+            ));
+            apply(&client, &serde_yaml::to_string(&v).unwrap()).await;
+        }
+    }
+    assert!(!example_objects.is_empty());
+    for (kind, name) in &example_objects {
+        wait_ready(&client, EXAMPLES, kind, name, ("True", "Ready")).await;
+    }
+
     // Sidecars get their own pod's config over TLS with a real bound token.
     let ca: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), SYSTEM);
     let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
@@ -692,6 +721,13 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
+    // Secret data is an input too: a rotated key reaches the sidecars that use it.
+    let batch_reloads = reloads(&batch).await;
+    apply(&client, "apiVersion: v1\nkind: Secret\nmetadata: {name: openai-key, namespace: sy-e2e-a}\nstringData: {apiKey: sk-team-a-rotated}\n").await;
+    eventually("rotated key propagates", Duration::from_secs(2), || async {
+        reloads(&batch).await > batch_reloads
+    })
+    .await;
     // Pod labels are an input too.
     let pods: Api<Pod> = Api::namespaced(client.clone(), TEAM_A);
     pods.patch(

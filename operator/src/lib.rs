@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod certs;
 pub mod config_server;
+pub mod inject;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

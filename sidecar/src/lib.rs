@@ -79,6 +79,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
                 url: url.clone(),
                 token_file: settings.token_file.clone(),
                 ca_file: settings.ca_file.clone(),
+                ca_pem: settings.ca_pem.clone(),
                 state_dir: settings.state_dir.clone(),
             };
             managed::restore(&source, &shared);

@@ -5,6 +5,9 @@ use switchyard_sidecar::{run, Settings};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("wait-ready") {
+        return wait_ready();
+    }
     let settings = Settings::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -30,6 +33,35 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `switchyard-sidecar wait-ready`: the start-up hook of an injected pod on servers without
+/// native sidecars. Polls the admin port's `/readyz` (`SWITCHYARD_ADMIN_LISTEN`, port 4001 by
+/// default) until it answers 200, for up to two minutes, so the app starts after the sidecar.
+fn wait_ready() -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let admin = std::env::var("SWITCHYARD_ADMIN_LISTEN")
+        .unwrap_or_else(|_| switchyard_sidecar::settings::DEFAULT_ADMIN_LISTEN.into());
+    let port: u16 = admin
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4001);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let mut answer = [0u8; 12];
+            let asked = s
+                .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .is_ok();
+            if asked && s.read_exact(&mut answer).is_ok() && answer.ends_with(b"200") {
+                return std::process::ExitCode::SUCCESS;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("switchyard-sidecar wait-ready: the sidecar on port {port} did not become ready");
+    std::process::ExitCode::FAILURE
 }
 
 async fn shutdown_signal() {

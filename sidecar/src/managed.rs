@@ -30,8 +30,10 @@ pub struct Source {
     pub url: String,
     /// The projected token (re-read on every connect: it rotates).
     pub token_file: PathBuf,
-    /// The operator's CA certificate (PEM); the public roots when absent.
+    /// The operator's CA certificate (PEM file); the public roots when absent.
     pub ca_file: Option<PathBuf>,
+    /// The operator's CA certificate itself (PEM), preferred over `ca_file`.
+    pub ca_pem: Option<String>,
     /// Where the last good snapshot is persisted.
     pub state_dir: Option<PathBuf>,
 }
@@ -136,15 +138,20 @@ fn client(
     String,
 > {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match &source.ca_file {
-        Some(path) => {
-            use rustls::pki_types::{pem::PemObject, CertificateDer};
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = match (&source.ca_pem, &source.ca_file) {
+        (Some(pem), _) => Some(pem.clone().into_bytes()),
+        (None, Some(path)) => {
+            Some(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        (None, None) => None,
+    };
+    let builder = match pem {
+        Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-            {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 roots
-                    .add(cert.map_err(|e| format!("{}: {e}", path.display()))?)
+                    .add(cert.map_err(|e| format!("CA certificate: {e}"))?)
                     .map_err(|e| e.to_string())?;
             }
             let provider = Arc::new(rustls::crypto::ring::default_provider());

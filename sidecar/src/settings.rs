@@ -44,6 +44,15 @@ pub struct Settings {
     /// Managed mode: the operator's CA certificate.
     #[arg(long, env = "SWITCHYARD_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// Managed mode: the operator's CA certificate itself (PEM), instead of a file; the
+    /// injector passes it this way, as a ConfigMap cannot be mounted across namespaces.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CA_PEM",
+        value_name = "PEM",
+        hide_env_values = true
+    )]
+    pub ca_pem: Option<String>,
     /// Managed mode: where the last good snapshot is persisted.
     #[arg(long, env = "SWITCHYARD_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,

@@ -444,3 +444,15 @@ async fn anthropic_token_counting_is_answered_locally_for_any_backend() {
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["error"]["type"], "not_found_error");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_ready_returns_once_the_sidecar_is_ready() {
+    let up = Upstreams::start().await;
+    let sc = start(&base(&up));
+    let status = std::process::Command::new(binary())
+        .arg("wait-ready")
+        .env("SWITCHYARD_ADMIN_LISTEN", sc.admin.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -275,11 +275,19 @@ fn start_sidecar(dir: &std::path::Path, name: &str, operator_url: &str, token: &
     let (listen, admin) = (free_addr(), free_addr());
     let token_file = dir.join(format!("{name}.token"));
     std::fs::write(&token_file, token).unwrap();
+    let mut cmd = Command::new(bin("switchyard-sidecar"));
+    // Both ways of passing the CA: a file, and the PEM in the environment (as injected).
+    if name == "chatbot" {
+        cmd.env("SWITCHYARD_CA_FILE", dir.join("ca.crt"));
+    } else {
+        cmd.env(
+            "SWITCHYARD_CA_PEM",
+            std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+        );
+    }
     let proc = Proc::spawn(
-        Command::new(bin("switchyard-sidecar"))
-            .env("SWITCHYARD_OPERATOR_URL", operator_url)
+        cmd.env("SWITCHYARD_OPERATOR_URL", operator_url)
             .env("SWITCHYARD_TOKEN_FILE", &token_file)
-            .env("SWITCHYARD_CA_FILE", dir.join("ca.crt"))
             .env("SWITCHYARD_STATE_DIR", dir.join(format!("{name}-state")))
             .env("SWITCHYARD_LISTEN", listen.to_string())
             .env("SWITCHYARD_ADMIN_LISTEN", admin.to_string()),

@@ -1,0 +1,368 @@
+//! Sidecar injection, as a pure decision: for a pod being created, whether it gets the
+//! sidecar and, if so, the JSON patch that adds it. The admission webhook serves this.
+//!
+//! A pod is injected when its namespace is labelled `switchyard.dev/inject=enabled` or it is
+//! annotated `switchyard.dev/inject: "true"`, unless it is annotated `"false"`, lives in the
+//! operator's namespace or `kube-system`, or already has the sidecar. On servers from 1.29
+//! the sidecar is a native sidecar (an init container with `restartPolicy: Always`); on
+//! older ones it is the first container, with a start-up hook that holds the app until the
+//! sidecar is ready. Every app container gets `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL`
+//! unless it sets them already.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+/// The sidecar container's name (also how a pod is recognised as injected).
+pub const CONTAINER: &str = "switchyard-sidecar";
+/// The namespace label that turns injection on.
+pub const NAMESPACE_LABEL: &str = "switchyard.dev/inject";
+/// The pod annotation that turns injection on (`"true"`) or off (`"false"`).
+pub const POD_ANNOTATION: &str = "switchyard.dev/inject";
+/// Where the projected token is mounted.
+pub const TOKEN_DIR: &str = "/var/run/secrets/switchyard.dev";
+/// Where the snapshot is persisted.
+pub const STATE_DIR: &str = "/var/lib/switchyard";
+
+/// What the injected sidecar needs to know.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The sidecar image.
+    pub image: String,
+    /// The operator's config stream, `https://switchyard-operator.NS.svc:8443`.
+    pub operator_url: String,
+    /// The operator's CA certificate (PEM), passed in the environment: a ConfigMap cannot
+    /// be mounted across namespaces.
+    pub ca_pem: String,
+    /// The operator's own namespace (never injected).
+    pub operator_namespace: String,
+    /// Whether the API server runs native sidecars (1.29 and later).
+    pub native_sidecars: bool,
+    /// The sidecar's `resources`.
+    pub resources: Value,
+}
+
+/// The outcome for one pod.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Left alone, and why.
+    Skip(&'static str),
+    /// The JSON patch (RFC 6902) operations that inject it.
+    Inject(Vec<Value>),
+}
+
+/// Decides for `pod` (as the admission request carries it) in `namespace`.
+pub fn decide(
+    pod: &Value,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    s: &Settings,
+) -> Decision {
+    if namespace == s.operator_namespace || namespace == "kube-system" {
+        return Decision::Skip("system namespace");
+    }
+    let annotation = pod
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(POD_ANNOTATION))
+        .and_then(Value::as_str);
+    if annotation == Some("false") {
+        return Decision::Skip("opted out");
+    }
+    let enabled = annotation == Some("true")
+        || namespace_labels.get(NAMESPACE_LABEL).map(String::as_str) == Some("enabled");
+    if !enabled {
+        return Decision::Skip("not selected");
+    }
+    let spec = &pod["spec"];
+    let has_sidecar = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .any(|c| c["name"] == CONTAINER);
+    if has_sidecar {
+        return Decision::Skip("already injected");
+    }
+    let mut ops = Vec::new();
+    // App env first, while container indices are still the pod's own.
+    for (i, c) in spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let present: Vec<&str> = c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        let wanted = [
+            ("OPENAI_BASE_URL", "http://127.0.0.1:4000/v1"),
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:4000"),
+        ];
+        let missing: Vec<Value> = wanted
+            .iter()
+            .filter(|(k, _)| !present.contains(k))
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        if c.get("env").is_some_and(Value::is_array) {
+            ops.extend(missing.into_iter().map(
+                |e| json!({"op": "add", "path": format!("/spec/containers/{i}/env/-"), "value": e}),
+            ));
+        } else {
+            ops.push(
+                json!({"op": "add", "path": format!("/spec/containers/{i}/env"), "value": missing}),
+            );
+        }
+    }
+    let volumes = [
+        json!({"name": "switchyard-token", "projected": {"sources": [{"serviceAccountToken": {"audience": "switchyard", "expirationSeconds": 3600, "path": "token"}}]}}),
+        json!({"name": "switchyard-state", "emptyDir": {}}),
+    ];
+    if spec.get("volumes").is_some_and(Value::is_array) {
+        ops.extend(
+            volumes
+                .into_iter()
+                .map(|v| json!({"op": "add", "path": "/spec/volumes/-", "value": v})),
+        );
+    } else {
+        ops.push(json!({"op": "add", "path": "/spec/volumes", "value": volumes}));
+    }
+    let (list, container) = if s.native_sidecars {
+        let mut c = container(s);
+        c["restartPolicy"] = json!("Always");
+        ("initContainers", c)
+    } else {
+        let mut c = container(s);
+        c["lifecycle"] =
+            json!({"postStart": {"exec": {"command": ["/switchyard-sidecar", "wait-ready"]}}});
+        ("containers", c)
+    };
+    if spec.get(list).is_some_and(Value::is_array) {
+        ops.push(json!({"op": "add", "path": format!("/spec/{list}/0"), "value": container}));
+    } else {
+        ops.push(json!({"op": "add", "path": format!("/spec/{list}"), "value": [container]}));
+    }
+    if pod
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object)
+    {
+        ops.push(json!({"op": "add", "path": "/metadata/annotations/switchyard.dev~1injected", "value": "true"}));
+    } else {
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {"switchyard.dev/injected": "true"}}));
+    }
+    Decision::Inject(ops)
+}
+
+fn container(s: &Settings) -> Value {
+    json!({
+        "name": CONTAINER,
+        "image": s.image,
+        "env": [
+            {"name": "SWITCHYARD_OPERATOR_URL", "value": s.operator_url},
+            {"name": "SWITCHYARD_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
+            {"name": "SWITCHYARD_CA_PEM", "value": s.ca_pem},
+            {"name": "SWITCHYARD_STATE_DIR", "value": STATE_DIR},
+            {"name": "SWITCHYARD_ADMIN_LISTEN", "value": "0.0.0.0:4001"},
+        ],
+        "ports": [{"name": "switchyard-admin", "containerPort": 4001, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 4001}, "periodSeconds": 2, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 4001}, "periodSeconds": 10, "failureThreshold": 3},
+        "resources": s.resources,
+        "securityContext": {
+            "runAsNonRoot": true, "runAsUser": 65532, "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "switchyard-token", "mountPath": TOKEN_DIR, "readOnly": true},
+            {"name": "switchyard-state", "mountPath": STATE_DIR},
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn settings(native: bool) -> Settings {
+        Settings {
+            image: "switchyard/sidecar:test".into(),
+            operator_url: "https://switchyard-operator.switchyard-system.svc:8443".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----".into(),
+            operator_namespace: "switchyard-system".into(),
+            native_sidecars: native,
+            resources: json!({"requests": {"cpu": "10m", "memory": "16Mi"}}),
+        }
+    }
+
+    fn labelled() -> BTreeMap<String, String> {
+        BTreeMap::from([(NAMESPACE_LABEL.to_string(), "enabled".to_string())])
+    }
+
+    fn apply(pod: &Value, ops: &[Value]) -> Value {
+        let mut out = pod.clone();
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops.to_vec())).unwrap();
+        json_patch::patch(&mut out, &patch).unwrap();
+        out
+    }
+
+    fn env(c: &Value, name: &str) -> Option<String> {
+        c["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str().map(str::to_string))
+    }
+
+    fn app_pod() -> Value {
+        json!({"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "app:1"}]}})
+    }
+
+    fn injected(pod: &Value, ns: &str, labels: &BTreeMap<String, String>, native: bool) -> Value {
+        match decide(pod, ns, labels, &settings(native)) {
+            Decision::Inject(ops) => apply(pod, &ops),
+            Decision::Skip(why) => panic!("not injected: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_labelled_namespace_gets_a_native_sidecar_with_token_state_and_probes() {
+        let pod = injected(&app_pod(), "team-a", &labelled(), true);
+        let side = &pod["spec"]["initContainers"][0];
+        assert_eq!(side["name"], CONTAINER);
+        assert_eq!(side["restartPolicy"], "Always");
+        assert_eq!(side["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(side["livenessProbe"]["httpGet"]["port"], 4001);
+        assert_eq!(side["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            env(side, "SWITCHYARD_TOKEN_FILE").as_deref(),
+            Some("/var/run/secrets/switchyard.dev/token")
+        );
+        let volumes = pod["spec"]["volumes"].as_array().unwrap();
+        let token = volumes
+            .iter()
+            .find(|v| v["name"] == "switchyard-token")
+            .unwrap();
+        assert_eq!(
+            token["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            "switchyard"
+        );
+        assert!(volumes
+            .iter()
+            .any(|v| v["name"] == "switchyard-state" && v["emptyDir"].is_object()));
+        let app = &pod["spec"]["containers"][0];
+        assert_eq!(
+            env(app, "OPENAI_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:4000/v1")
+        );
+        assert_eq!(
+            env(app, "ANTHROPIC_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(
+            pod["metadata"]["annotations"]["switchyard.dev/injected"],
+            "true"
+        );
+    }
+
+    #[test]
+    fn before_1_29_the_sidecar_is_the_first_container_and_holds_the_app_until_ready() {
+        let pod = injected(&app_pod(), "team-a", &labelled(), false);
+        let containers = pod["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers[0]["name"], CONTAINER);
+        assert_eq!(
+            containers[0]["lifecycle"]["postStart"]["exec"]["command"][1],
+            "wait-ready"
+        );
+        assert!(containers[0].get("restartPolicy").is_none());
+        assert_eq!(containers[1]["name"], "app");
+        assert_eq!(
+            env(&containers[1], "OPENAI_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:4000/v1"),
+            "env lands on the app, not the sidecar"
+        );
+        assert!(pod["spec"].get("initContainers").is_none());
+    }
+
+    #[test]
+    fn injecting_twice_changes_nothing() {
+        for native in [true, false] {
+            let once = injected(&app_pod(), "team-a", &labelled(), native);
+            assert_eq!(
+                decide(&once, "team-a", &labelled(), &settings(native)),
+                Decision::Skip("already injected")
+            );
+        }
+    }
+
+    #[test]
+    fn opt_out_opt_in_and_system_namespaces_are_honoured() {
+        let mut out = app_pod();
+        out["metadata"]["annotations"] = json!({POD_ANNOTATION: "false"});
+        assert_eq!(
+            decide(&out, "team-a", &labelled(), &settings(true)),
+            Decision::Skip("opted out")
+        );
+        assert_eq!(
+            decide(&app_pod(), "team-b", &BTreeMap::new(), &settings(true)),
+            Decision::Skip("not selected")
+        );
+        let mut opted_in = app_pod();
+        opted_in["metadata"]["annotations"] = json!({POD_ANNOTATION: "true", "other": "x"});
+        let pod = injected(&opted_in, "team-b", &BTreeMap::new(), true);
+        assert_eq!(
+            pod["metadata"]["annotations"]["other"], "x",
+            "existing annotations are kept"
+        );
+        for ns in ["switchyard-system", "kube-system"] {
+            assert_eq!(
+                decide(&opted_in, ns, &labelled(), &settings(true)),
+                Decision::Skip("system namespace")
+            );
+        }
+    }
+
+    #[test]
+    fn existing_env_init_containers_and_several_app_containers_are_kept() {
+        let pod = json!({"metadata": {"name": "multi"}, "spec": {
+        "initContainers": [{"name": "migrate", "image": "m:1"}],
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [
+            {"name": "app", "image": "a:1", "env": [{"name": "OPENAI_BASE_URL", "value": "http://my-own:8080/v1"}]},
+            {"name": "worker", "image": "w:1"},
+        ]}});
+        let out = injected(&pod, "team-a", &labelled(), true);
+        let inits = out["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(
+            inits[0]["name"], CONTAINER,
+            "the sidecar starts before other init containers"
+        );
+        assert_eq!(inits[1]["name"], "migrate");
+        let app = &out["spec"]["containers"][0];
+        assert_eq!(
+            env(app, "OPENAI_BASE_URL").as_deref(),
+            Some("http://my-own:8080/v1"),
+            "an app's own setting wins"
+        );
+        assert_eq!(
+            env(app, "ANTHROPIC_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(
+            env(&out["spec"]["containers"][1], "OPENAI_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:4000/v1")
+        );
+        let volumes: Vec<&str> = out["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(volumes, ["data", "switchyard-token", "switchyard-state"]);
+    }
+}

@@ -118,6 +118,15 @@ pub fn decide(
             );
         }
     }
+    // A projected token needs a ServiceAccount; name the one the ServiceAccount admission
+    // plugin would assign, in case it has not run (or is off).
+    if spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        ops.push(json!({"op": "add", "path": "/spec/serviceAccountName", "value": "default"}));
+    }
     let volumes = [
         json!({"name": "switchyard-token", "projected": {"sources": [{"serviceAccountToken": {"audience": "switchyard", "expirationSeconds": 3600, "path": "token"}}]}}),
         json!({"name": "switchyard-state", "emptyDir": {}}),
@@ -168,7 +177,7 @@ fn container(s: &Settings) -> Value {
             {"name": "SWITCHYARD_STATE_DIR", "value": STATE_DIR},
             {"name": "SWITCHYARD_ADMIN_LISTEN", "value": "0.0.0.0:4001"},
         ],
-        "ports": [{"name": "switchyard-admin", "containerPort": 4001, "protocol": "TCP"}],
+        "ports": [{"name": "sy-admin", "containerPort": 4001, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 4001}, "periodSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 4001}, "periodSeconds": 10, "failureThreshold": 3},
         "resources": s.resources,
@@ -242,6 +251,19 @@ mod tests {
         assert_eq!(
             env(side, "SWITCHYARD_TOKEN_FILE").as_deref(),
             Some("/var/run/secrets/switchyard.dev/token")
+        );
+        assert_eq!(
+            pod["spec"]["serviceAccountName"], "default",
+            "a projected token needs a ServiceAccount"
+        );
+        let mut port_names = side["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str());
+        assert!(
+            port_names.all(|n| n.len() <= 15),
+            "Kubernetes caps port names at 15 characters"
         );
         let volumes = pod["spec"]["volumes"].as_array().unwrap();
         let token = volumes

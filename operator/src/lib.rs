@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod settings;
 pub mod status;
+pub mod webhook;
 pub mod world;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -54,6 +55,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     };
     let config_listener = bind(settings.config_listen).await?;
     let admin_listener = bind(settings.admin_listen).await?;
+    let webhook_listener = bind(settings.webhook_listen).await?;
     let world = world::World::start(&client);
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -70,6 +72,26 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             lead_metric.leader.set(i64::from(*lead_watch.borrow()));
         }
     });
+    webhook::patch_ca_bundle(&client, &tls.ca_pem).await;
+    let inject_settings = inject::Settings {
+        image: settings.sidecar_image.clone(),
+        operator_url: settings.sidecar_operator_url.clone().unwrap_or_else(|| {
+            format!(
+                "https://{}.{}.svc:{}",
+                settings::SERVICE,
+                settings.namespace,
+                settings.config_listen.port()
+            )
+        }),
+        ca_pem: tls.ca_pem.clone(),
+        operator_namespace: settings.namespace.clone(),
+        native_sidecars: webhook::native_sidecars(&client).await,
+        resources: serde_json::json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}}),
+    };
+    let webhook = webhook::Webhook {
+        client: client.clone(),
+        settings: Arc::new(inject_settings),
+    };
     let server = config_server::Server {
         client: client.clone(),
         world: world.clone(),
@@ -86,6 +108,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         tokio::spawn(config_server::serve(
             server,
             config_listener,
+            tls.server.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(webhook::serve(
+            webhook,
+            webhook_listener,
             tls.server.clone(),
             stop_rx.clone(),
         )),

@@ -32,6 +32,12 @@ pub struct Settings {
     /// `localhost` and `127.0.0.1` are always covered.
     #[arg(long, env = "SWITCHYARD_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Vec<String>,
+    /// The sidecar image the webhook injects.
+    #[arg(long, env = "SWITCHYARD_SIDECAR_IMAGE", default_value = concat!("ghcr.io/switchyard-dev/switchyard-sidecar:", env!("CARGO_PKG_VERSION")))]
+    pub sidecar_image: String,
+    /// The config-stream URL injected sidecars use (default: this Service in this namespace).
+    #[arg(long, env = "SWITCHYARD_SIDECAR_OPERATOR_URL")]
+    pub sidecar_operator_url: Option<String>,
     /// This replica's identity for leader election (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

@@ -237,8 +237,12 @@ async fn operator_kubeconfig(client: &Client, dir: &std::path::Path) -> PathBuf 
     path
 }
 
-fn start_operator(dir: &std::path::Path, identity: &str) -> Operator {
-    let (config, admin, webhook) = (free_addr(), free_addr(), free_addr());
+fn start_operator(
+    dir: &std::path::Path,
+    identity: &str,
+    webhook: std::net::SocketAddr,
+) -> Operator {
+    let (config, admin) = (free_addr(), free_addr());
     let proc = Proc::spawn(
         Command::new(bin("switchyard-operator"))
             .args([
@@ -538,11 +542,134 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     apply(&client, TEAM_A_YAML).await;
     apply(&client, TEAM_B_YAML).await;
     operator_kubeconfig(&client, dir.path()).await;
-    let mut op1 = start_operator(dir.path(), "op-1");
+    // The injector is registered before the operator starts, with no caBundle: the operator
+    // fills it in.
+    let webhook_addr = free_addr();
+    apply(
+        &client,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: switchyard-sidecar-injector}}
+webhooks:
+  - name: inject.switchyard.dev
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Ignore
+    timeoutSeconds: 5
+    clientConfig: {{url: "https://{webhook_addr}/inject"}}
+    rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}}]
+"#
+        ),
+    )
+    .await;
+    let mut op1 = start_operator(dir.path(), "op-1", webhook_addr);
     eventually("operator ready", Duration::from_secs(30), || {
         http_ok(format!("{}/readyz", op1.admin))
     })
     .await;
+
+    // Injection through the real admission chain: the operator set the caBundle; a pod in a
+    // labelled namespace comes back with the sidecar (v1.20: the pre-1.29 layout), one
+    // elsewhere comes back untouched.
+    let mwc: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(client.clone());
+    eventually(
+        "caBundle set by the operator",
+        Duration::from_secs(10),
+        || async {
+            mwc.get("switchyard-sidecar-injector")
+                .await
+                .unwrap()
+                .webhooks
+                .unwrap_or_default()
+                .iter()
+                .all(|w| w.client_config.ca_bundle.is_some())
+        },
+    )
+    .await;
+    const INJECTED: &str = "sy-e2e-inject";
+    apply(&client, &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {INJECTED}, labels: {{switchyard.dev/inject: enabled}}}}\n")).await;
+    let inject_pods: Api<Pod> = Api::namespaced(client.clone(), INJECTED);
+    let _ = inject_pods
+        .delete(
+            "web",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await;
+    eventually("old pod gone", Duration::from_secs(10), || async {
+        inject_pods.get_opt("web").await.unwrap().is_none()
+    })
+    .await;
+    let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": INJECTED},
+        "spec": {"containers": [{"name": "app", "image": "app:1", "env": [{"name": "ANTHROPIC_BASE_URL", "value": "http://mine"}]}]}})).unwrap();
+    let created = inject_pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(
+        spec.containers[0].name, "switchyard-sidecar",
+        "the sidecar is the first container before 1.29"
+    );
+    assert!(
+        spec.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            .is_some(),
+        "a start-up hook holds the app"
+    );
+    let app_env = spec.containers[1].env.clone().unwrap_or_default();
+    let value = |n: &str| {
+        app_env
+            .iter()
+            .find(|e| e.name == n)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        value("OPENAI_BASE_URL").as_deref(),
+        Some("http://127.0.0.1:4000/v1")
+    );
+    assert_eq!(
+        value("ANTHROPIC_BASE_URL").as_deref(),
+        Some("http://mine"),
+        "an app's own setting wins"
+    );
+    assert!(spec
+        .volumes
+        .unwrap_or_default()
+        .iter()
+        .any(|v| v.name == "switchyard-token"));
+    let plain: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": TEAM_B},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}})).unwrap();
+    let team_b_pods: Api<Pod> = Api::namespaced(client.clone(), TEAM_B);
+    let _ = team_b_pods
+        .delete(
+            "plain",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await;
+    eventually("old plain pod gone", Duration::from_secs(10), || async {
+        team_b_pods.get_opt("plain").await.unwrap().is_none()
+    })
+    .await;
+    let untouched = team_b_pods
+        .create(&PostParams::default(), &plain)
+        .await
+        .unwrap();
+    assert_eq!(
+        untouched.spec.unwrap().containers.len(),
+        1,
+        "no injection outside labelled namespaces"
+    );
 
     // Status tells the truth, and fixing the cause flips it without touching the object.
     wait_ready(
@@ -818,6 +945,8 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
                 &addr,
                 "--admin-listen",
                 &admin,
+                "--webhook-listen",
+                &free_addr().to_string(),
                 "--identity",
                 "op-1",
             ])
@@ -835,7 +964,7 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
 
     // Two replicas: both serve streams; only the Lease holder writes status; killing it
     // hands over within the lease duration.
-    let op2 = start_operator(dir.path(), "op-2");
+    let op2 = start_operator(dir.path(), "op-2", free_addr());
     eventually("second replica ready", Duration::from_secs(30), || {
         http_ok(format!("{}/readyz", op2.admin))
     })

@@ -671,6 +671,60 @@ webhooks:
         "no injection outside labelled namespaces"
     );
 
+    // The injected sidecar runs as the mutated spec says: its own env (the CA passed as PEM,
+    // the token path), with only what a pod would get from its mounts and network adjusted
+    // (the token file, the state dir, the ports, the operator's Service name), and a token
+    // minted for that pod; the app reaches it through its injected OPENAI_BASE_URL.
+    apply(&client, &format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {INJECTED}}}\n---\napiVersion: switchyard.dev/v1alpha1\nkind: AIProvider\nmetadata: {{name: mock, namespace: {INJECTED}}}\nspec: {{type: mock}}\n---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {{name: chat, namespace: {INJECTED}}}\nspec: {{backends: [{{provider: mock, model: m}}]}}\n")).await;
+    let web_token = token(&client, INJECTED, "default", "web", "switchyard").await;
+    let token_path = dir.path().join("web.token");
+    std::fs::write(&token_path, &web_token).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut cmd = Command::new(bin("switchyard-sidecar"));
+    for e in spec.containers[0].env.clone().unwrap_or_default() {
+        let value = match e.name.as_str() {
+            "SWITCHYARD_OPERATOR_URL" => op1.url.clone(),
+            "SWITCHYARD_TOKEN_FILE" => token_path.display().to_string(),
+            "SWITCHYARD_STATE_DIR" => dir.path().join("web-state").display().to_string(),
+            "SWITCHYARD_ADMIN_LISTEN" => admin.to_string(),
+            _ => e.value.clone().unwrap_or_default(),
+        };
+        cmd.env(&e.name, value);
+    }
+    cmd.env("SWITCHYARD_LISTEN", listen.to_string());
+    let _web_sidecar = Proc::spawn(&mut cmd, dir.path().join("sidecar-web.log"));
+    let hook = spec.containers[0]
+        .lifecycle
+        .clone()
+        .and_then(|l| l.post_start)
+        .and_then(|h| h.exec)
+        .and_then(|e| e.command)
+        .unwrap();
+    assert_eq!(hook[1], "wait-ready");
+    let held = Command::new(bin("switchyard-sidecar"))
+        .arg(&hook[1])
+        .env("SWITCHYARD_ADMIN_LISTEN", admin.to_string())
+        .status()
+        .unwrap();
+    assert!(
+        held.success(),
+        "the start-up hook returns once the sidecar is ready"
+    );
+    let base = value("OPENAI_BASE_URL")
+        .unwrap()
+        .replace("127.0.0.1:4000", &listen.to_string());
+    eventually("the injected sidecar serves the namespace's model", Duration::from_secs(15), || {
+        let url = format!("{base}/chat/completions");
+        async move {
+            let r = reqwest::Client::new().post(url).json(&json!({"model": "chat", "messages": [{"role": "user", "content": "injected hello"}]})).send().await;
+            match r {
+                Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default().contains("injected hello"),
+                _ => false,
+            }
+        }
+    })
+    .await;
+
     // Status tells the truth, and fixing the cause flips it without touching the object.
     wait_ready(
         &client,

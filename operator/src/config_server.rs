@@ -13,15 +13,13 @@ use std::{
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::{body::Frame, service::service_fn};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::body::Frame;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::{
     net::TcpListener,
     sync::{broadcast, mpsc, watch},
 };
-use tokio_rustls::TlsAcceptor;
 
 use crate::{
     auth::{self, PodIdentity},
@@ -51,28 +49,9 @@ pub async fn serve(
     server: Server,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-            _ = stop.changed() => return,
-        };
-        let (acceptor, server) = (acceptor.clone(), server.clone());
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(handle(server, req).await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-        });
-    }
+    crate::https::serve(listener, tls, stop, move |req| handle(server.clone(), req)).await;
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod certs;
 pub mod config_server;
+pub mod https;
 pub mod inject;
 pub mod leader;
 pub mod metrics;

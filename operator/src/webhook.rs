@@ -2,14 +2,12 @@
 //! answers with the JSON patch of [`crate::inject::decide`]. At start the operator writes
 //! its CA into the `caBundle` of MutatingWebhookConfiguration `switchyard-sidecar-injector`.
 
-use std::{collections::BTreeMap, convert::Infallible, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use base64::Engine;
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::{
     admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Namespace,
 };
@@ -19,7 +17,6 @@ use kube::{
 };
 use serde_json::{json, Value};
 use tokio::{net::TcpListener, sync::watch};
-use tokio_rustls::TlsAcceptor;
 
 use crate::inject::{self, Decision};
 
@@ -82,28 +79,9 @@ pub async fn serve(
     webhook: Webhook,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-            _ = stop.changed() => return,
-        };
-        let (acceptor, webhook) = (acceptor.clone(), webhook.clone());
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let service = service_fn(move |req| {
-                let webhook = webhook.clone();
-                async move { Ok::<_, Infallible>(handle(webhook, req).await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-        });
-    }
+    crate::https::serve(listener, tls, stop, move |req| handle(webhook.clone(), req)).await;
 }
 
 fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

@@ -506,6 +506,49 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     })
     .await;
 
+    // `kubectl explain` shows the doc comments of the Rust types.
+    let kubectl = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kubectl"))
+                .find(|k| k.exists())
+        })
+        .or_else(|| {
+            let cache = std::env::var_os("SWITCHYARD_K8S_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/switchyard-k8s")
+                });
+            Some(cache.join("bin/kubectl")).filter(|k| k.exists())
+        });
+    match kubectl {
+        Some(kubectl) => {
+            eventually(
+                "kubectl explain shows the doc comments",
+                Duration::from_secs(30),
+                || {
+                    let kubectl = kubectl.clone();
+                    async move {
+                        let out = Command::new(&kubectl)
+                            .args([
+                                "explain",
+                                "aimodel.spec.backends",
+                                "--api-version=switchyard.dev/v1alpha1",
+                            ])
+                            .output()
+                            .unwrap();
+                        let text = String::from_utf8_lossy(&out.stdout).to_string();
+                        text.contains("The upstream model id")
+                            && text.contains("Lower is tried first")
+                    }
+                },
+            )
+            .await;
+        }
+        None => eprintln!("no kubectl on this machine: the kubectl explain check is skipped"),
+    }
+
     // The schema rejects bad specs on any server.
     for bad in [
         json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIProvider", "metadata": {"name": "bad-enum"}, "spec": {"type": "watsonx"}}),

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod dialect;
 pub mod error;
 pub mod health;
+pub mod hints;
 pub mod managed;
 pub mod metrics;
 pub mod plan;

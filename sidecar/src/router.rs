@@ -14,6 +14,7 @@ use crate::{
     dialect::{Dialect, Operation},
     error::{Error, Exhausted},
     health::Admission,
+    hints,
     metrics::{AttemptLabels, BackendLabels, ModelLabels},
     plan::{self, Candidate},
     provider, relay, sse,
@@ -619,7 +620,7 @@ async fn classify(
     match status.as_u16() {
         429 => Failure::RateLimited {
             status,
-            until: retry_after(headers).map(|d| Instant::now() + d),
+            until: hints::retry_after(headers).map(|d| Instant::now() + d),
         },
         401 | 403 => Failure::Auth(status),
         408 => Failure::Timeout,
@@ -639,89 +640,5 @@ pub fn rejection(status: StatusCode, kind: Option<String>, message: Option<Strin
                 status.as_u16()
             )
         }),
-    }
-}
-
-/// When a rate-limited upstream says to come back: `retry-after-ms`, `retry-after`
-/// (seconds), or the soonest `x-ratelimit-reset-*` (`1s`, `6m0s`, `20ms`).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    }
-    if let Some(secs) = text("retry-after").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
-        .iter()
-        .filter_map(|h| text(h).and_then(go_duration))
-        .min()
-}
-
-fn go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        let unit = match c {
-            'h' => 3600.0,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                0.001
-            }
-            'm' => 60.0,
-            's' => 1.0,
-            _ => return None,
-        };
-        total += n * unit;
-        any = true;
-    }
-    (any && num.is_empty()).then(|| Duration::from_secs_f64(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_hints_are_read_from_every_header_providers_use() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>);
-        let cases: &[Case<'_>] = &[
-            (&[("retry-after", "3")], Some(3000)),
-            (&[("retry-after-ms", "250")], Some(250)),
-            (
-                &[
-                    ("x-ratelimit-reset-requests", "6m0s"),
-                    ("x-ratelimit-reset-tokens", "1s"),
-                ],
-                Some(1000),
-            ),
-            (&[("x-ratelimit-reset-tokens", "20ms")], Some(20)),
-            (&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], None),
-            (&[], None),
-        ];
-        for (pairs, want) in cases {
-            let mut h = HeaderMap::new();
-            for (k, v) in *pairs {
-                h.insert(*k, v.parse().expect("valid header"));
-            }
-            assert_eq!(
-                retry_after(&h).map(|d| d.as_millis() as u64),
-                *want,
-                "{pairs:?}"
-            );
-        }
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod dialect;
 pub mod error;
+pub mod failure;
 pub mod health;
 pub mod hints;
 pub mod managed;

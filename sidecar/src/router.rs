@@ -7,25 +7,22 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use switchyard_crds::proxy::{Policy, RetryOn};
+use switchyard_crds::proxy::Policy;
 use tokio::time::{timeout_at, Instant};
 
 use crate::{
     dialect::{Dialect, Operation},
-    error::{Error, Exhausted},
+    error::Error,
+    failure::{classify, exhausted, stream_error, Failure},
     health::Admission,
-    hints,
     metrics::{AttemptLabels, BackendLabels, ModelLabels},
     plan::{self, Candidate},
     provider, relay, sse,
     state::Runtime,
     translate::{self, Context, Usage},
-    upstream::{self, BodyChunks},
-    Shared,
+    upstream, Shared,
 };
 
-/// The most of an upstream error body that is read.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// The most of an upstream answer that is read (non-streaming).
 const RESPONSE_LIMIT: usize = 256 * 1024 * 1024;
 /// How long a backend that answered 429 without a hint is skipped.
@@ -82,75 +79,6 @@ pub enum Answer {
         /// The body, already holding the first translated events.
         body: relay::Relay,
     },
-}
-
-/// Why one attempt failed.
-enum Failure {
-    RateLimited {
-        status: StatusCode,
-        until: Option<Instant>,
-    },
-    Server {
-        status: StatusCode,
-        kind: Option<String>,
-    },
-    Invalid(String),
-    Timeout,
-    Connect(String),
-    Auth(StatusCode),
-    /// The caller's mistake: returned at once.
-    Rejected(Error),
-    /// This backend cannot serve this request at all (not counted as an attempt).
-    Unsupported(Error),
-}
-
-impl Failure {
-    fn class(&self) -> Option<RetryOn> {
-        match self {
-            Failure::RateLimited { .. } => Some(RetryOn::RateLimited),
-            Failure::Server { .. } | Failure::Invalid(_) => Some(RetryOn::ServerError),
-            Failure::Timeout => Some(RetryOn::Timeout),
-            Failure::Connect(_) => Some(RetryOn::ConnectFailure),
-            Failure::Auth(_) | Failure::Rejected(_) | Failure::Unsupported(_) => None,
-        }
-    }
-
-    fn outcome(&self) -> (&'static str, u16) {
-        match self {
-            Failure::RateLimited { status, .. } => ("rate_limited", status.as_u16()),
-            Failure::Server { status, .. } => ("server_error", status.as_u16()),
-            Failure::Invalid(_) => ("invalid_response", 200),
-            Failure::Timeout => ("timeout", 0),
-            Failure::Connect(_) => ("connect_failure", 0),
-            Failure::Auth(s) => ("auth_failed", s.as_u16()),
-            Failure::Rejected(e) => ("rejected", e.status_code().as_u16()),
-            Failure::Unsupported(_) => ("unsupported", 0),
-        }
-    }
-
-    /// A line for the caller's error, never holding a key or prompt text.
-    fn describe(&self) -> String {
-        match self {
-            Failure::RateLimited { status, .. } => format!("{} rate limited", status.as_u16()),
-            Failure::Server { status, kind } => match kind {
-                Some(k) => format!("{} {k}", status.as_u16()),
-                None => format!("{} server error", status.as_u16()),
-            },
-            Failure::Invalid(why) => format!("invalid response ({why})"),
-            Failure::Timeout => "timed out".into(),
-            Failure::Connect(why) => format!("connect failed ({why})"),
-            Failure::Auth(s) => format!("{} credentials rejected", s.as_u16()),
-            Failure::Rejected(e) | Failure::Unsupported(e) => e.to_string(),
-        }
-    }
-
-    /// Whether the failure speaks against the backend's health.
-    fn counts_against_backend(&self) -> bool {
-        matches!(
-            self,
-            Failure::Server { .. } | Failure::Invalid(_) | Failure::Timeout | Failure::Connect(_)
-        )
-    }
 }
 
 /// Routes a call to the model served under `model_name`.
@@ -331,74 +259,6 @@ fn backoff(policy: &Policy, n: u32) -> Duration {
     capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
 }
 
-fn exhausted(
-    failures: Vec<Failure>,
-    attempts: Vec<String>,
-    skipped_until: Option<Instant>,
-    circuit_skips: usize,
-) -> Error {
-    // When no backend could serve the request at all, its reason is the caller's answer.
-    let mut failures = failures;
-    if failures
-        .iter()
-        .all(|f| matches!(f, Failure::Unsupported(_)))
-    {
-        if let Some(Failure::Unsupported(e)) = failures.pop() {
-            return e;
-        }
-    }
-    let failures: Vec<&Failure> = failures
-        .iter()
-        .filter(|f| !matches!(f, Failure::Unsupported(_)))
-        .collect();
-    let now = Instant::now();
-    let only_rate_limits = failures
-        .iter()
-        .all(|f| matches!(f, Failure::RateLimited { .. }));
-    let (status, kind, retry_after) = if only_rate_limits && skipped_until.is_some() {
-        let after = skipped_until
-            .map(|u| u.saturating_duration_since(now))
-            .unwrap_or_default();
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            Some(after.max(Duration::from_secs(1))),
-        )
-    } else if failures.iter().any(|f| matches!(f, Failure::Auth(_)))
-        && failures
-            .iter()
-            .all(|f| matches!(f, Failure::Auth(_) | Failure::RateLimited { .. }))
-    {
-        (
-            StatusCode::BAD_GATEWAY,
-            "upstream_authentication_error",
-            None,
-        )
-    } else if failures.is_empty() && circuit_skips > 0 {
-        (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None)
-    } else {
-        match failures.last() {
-            Some(Failure::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timeout_error", None),
-            Some(Failure::Server { status, .. }) if matches!(status.as_u16(), 503 | 529) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None)
-            }
-            Some(Failure::Auth(_)) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_authentication_error",
-                None,
-            ),
-            None => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None),
-            _ => (StatusCode::BAD_GATEWAY, "upstream_error", None),
-        }
-    };
-    Error::Exhausted(Exhausted {
-        status,
-        kind,
-        retry_after,
-        attempts,
-    })
-}
-
 impl Answer {
     fn with_guard(self, guard: crate::health::InflightGuard) -> Self {
         match self {
@@ -572,30 +432,6 @@ async fn attempt(
     })
 }
 
-/// A first stream event that is an error (Anthropic's `event: error` after a 200, or an
-/// OpenAI `{"error": ...}` chunk) fails the attempt, so the call can still fail over.
-fn stream_error(to: Dialect, ev: &sse::Event) -> Option<Failure> {
-    let is_error = ev.name.as_deref() == Some("error")
-        || (to != Dialect::Anthropic && ev.data.starts_with("{\"error\""));
-    if !is_error {
-        return None;
-    }
-    let (kind, _) = translate::upstream_error(ev.data.as_bytes());
-    let status = match kind.as_deref() {
-        Some("overloaded_error") => {
-            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
-        }
-        Some("rate_limit_error") => {
-            return Some(Failure::RateLimited {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                until: None,
-            })
-        }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    Some(Failure::Server { status, kind })
-}
-
 /// Dollars for the usage at the backend's prices.
 pub fn cost(b: &switchyard_crds::proxy::Backend, usage: Usage) -> f64 {
     b.pricing.as_ref().map_or(0.0, |p| {
@@ -603,42 +439,4 @@ pub fn cost(b: &switchyard_crds::proxy::Backend, usage: Usage) -> f64 {
             + usage.output as f64 * p.output_per_million_tokens)
             / 1_000_000.0
     })
-}
-
-async fn classify(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &mut BodyChunks,
-    until: Instant,
-) -> Failure {
-    let raw = timeout_at(until, upstream::read_all(body, ERROR_BODY_LIMIT))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let (kind, message) = translate::upstream_error(&raw);
-    match status.as_u16() {
-        429 => Failure::RateLimited {
-            status,
-            until: hints::retry_after(headers).map(|d| Instant::now() + d),
-        },
-        401 | 403 => Failure::Auth(status),
-        408 => Failure::Timeout,
-        500..=599 => Failure::Server { status, kind },
-        _ => Failure::Rejected(rejection(status, kind, message)),
-    }
-}
-
-/// The caller's error for an upstream that rejected the request as the caller's mistake.
-pub fn rejection(status: StatusCode, kind: Option<String>, message: Option<String>) -> Error {
-    Error::Rejected {
-        status,
-        kind: kind.unwrap_or_else(|| "invalid_request_error".into()),
-        message: message.unwrap_or_else(|| {
-            format!(
-                "upstream rejected the request with status {}",
-                status.as_u16()
-            )
-        }),
-    }
 }

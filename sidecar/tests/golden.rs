@@ -12,7 +12,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 use switchyard_sidecar::{
     dialect::{Dialect, Operation},
-    respond, router, sse,
+    failure, respond, sse,
     translate::{self, Context, Usage},
 };
 
@@ -144,7 +144,7 @@ fn run(scenario: &Value, upstream: &Value) -> Value {
                 if let Some(status) = reply.get("status").and_then(Value::as_u64) {
                     let raw = reply["response"].to_string();
                     let (kind, message) = translate::upstream_error(raw.as_bytes());
-                    let err = router::rejection(
+                    let err = failure::rejection(
                         StatusCode::from_u16(status as u16).unwrap(),
                         kind,
                         message,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod failure;
 pub mod health;
 pub mod hints;
+pub mod inbound;
 pub mod managed;
 pub mod metrics;
 pub mod plan;

@@ -6,6 +6,7 @@
 
 pub mod anthropic_openai;
 pub mod gemini_openai;
+pub mod gemini_schema;
 pub mod openai_anthropic;
 pub mod openai_gemini;
 

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{data_url, error_message, text_of, Context, Usage};
+use super::{data_url, error_message, gemini_schema, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
 /// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
@@ -135,7 +135,7 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         Some("json_schema") => {
             config.insert("responseMimeType".into(), json!("application/json"));
             if let Some(schema) = body.pointer("/response_format/json_schema/schema") {
-                config.insert("responseSchema".into(), sanitize_schema(schema));
+                config.insert("responseSchema".into(), gemini_schema::sanitize(schema));
             }
         }
         _ => {}
@@ -153,7 +153,7 @@ pub fn request(body: &Value) -> Result<Value, Error> {
                     d["description"] = desc.clone();
                 }
                 if let Some(p) = f.get("parameters") {
-                    d["parameters"] = sanitize_schema(p);
+                    d["parameters"] = gemini_schema::sanitize(p);
                 }
                 d
             })
@@ -242,107 +242,6 @@ fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
         }
     }
     contents.push(json!({"role": role, "parts": parts}));
-}
-
-/// Keys of JSON Schema that Gemini's `Schema` accepts; everything else is dropped.
-const SCHEMA_KEYS: &[&str] = &[
-    "type",
-    "format",
-    "title",
-    "description",
-    "nullable",
-    "enum",
-    "maxItems",
-    "minItems",
-    "properties",
-    "required",
-    "minProperties",
-    "maxProperties",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "example",
-    "anyOf",
-    "propertyOrdering",
-    "default",
-    "items",
-    "minimum",
-    "maximum",
-];
-
-/// Rewrites a JSON Schema into the subset Gemini accepts: `$ref`s inlined, type arrays
-/// turned into `nullable`, `const` into `enum`, unknown keywords dropped.
-pub fn sanitize_schema(schema: &Value) -> Value {
-    let defs = schema
-        .get("$defs")
-        .or_else(|| schema.get("definitions"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    sanitize(schema, &defs, 0)
-}
-
-fn sanitize(schema: &Value, defs: &Value, depth: usize) -> Value {
-    let Value::Object(map) = schema else {
-        return schema.clone();
-    };
-    if depth > 16 {
-        return json!({"type": "object"});
-    }
-    if let Some(r) = map.get("$ref").and_then(Value::as_str) {
-        let name = r.rsplit('/').next().unwrap_or_default();
-        return match defs.get(name) {
-            Some(target) => sanitize(target, defs, depth + 1),
-            None => json!({"type": "object"}),
-        };
-    }
-    let mut out = Map::new();
-    for (k, v) in map {
-        match k.as_str() {
-            "type" => match v {
-                Value::Array(types) => {
-                    let non_null: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
-                    if non_null.len() < types.len() {
-                        out.insert("nullable".into(), Value::Bool(true));
-                    }
-                    if let Some(t) = non_null.first() {
-                        out.insert("type".into(), (*t).clone());
-                    }
-                }
-                _ => {
-                    out.insert("type".into(), v.clone());
-                }
-            },
-            "const" => {
-                out.insert("enum".into(), json!([v]));
-            }
-            "properties" => {
-                let props: Map<String, Value> = v
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, s)| (name.clone(), sanitize(s, defs, depth + 1)))
-                    .collect();
-                out.insert(k.clone(), Value::Object(props));
-            }
-            "items" => {
-                out.insert(k.clone(), sanitize(v, defs, depth + 1));
-            }
-            "anyOf" | "oneOf" => {
-                let options: Vec<Value> = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|s| sanitize(s, defs, depth + 1))
-                    .collect();
-                out.insert("anyOf".into(), Value::Array(options));
-            }
-            key if SCHEMA_KEYS.contains(&key) => {
-                out.insert(k.clone(), v.clone());
-            }
-            _ => {}
-        }
-    }
-    Value::Object(out)
 }
 
 /// The OpenAI `finish_reason` for a Gemini `finishReason`.

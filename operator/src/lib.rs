@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod settings;
 pub mod status;
+pub mod uninjected;
 pub mod webhook;
 pub mod world;
 
@@ -89,9 +90,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         native_sidecars: webhook::native_sidecars(&client).await,
         resources: serde_json::json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}}),
     };
+    let inject_settings = Arc::new(inject_settings);
     let webhook = webhook::Webhook {
         client: client.clone(),
-        settings: Arc::new(inject_settings),
+        settings: inject_settings.clone(),
     };
     let server = config_server::Server {
         client: client.clone(),
@@ -99,6 +101,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         metrics: metrics.clone(),
     };
     let tasks = vec![
+        tokio::spawn(uninjected::run(
+            client.clone(),
+            world.clone(),
+            inject_settings,
+            metrics.clone(),
+            leading.clone(),
+            identity.clone(),
+            stop_rx.clone(),
+        )),
         tokio::spawn(reconcile::run(
             client.clone(),
             world.clone(),

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// Pods that should have the sidecar but do not (fail-open injection).
+    pub uninjected: Gauge,
 }
 
 impl Default for Metrics {
@@ -38,6 +40,7 @@ impl Default for Metrics {
             snapshots: Counter::default(),
             auth_failures: Counter::default(),
             leader: Gauge::default(),
+            uninjected: Gauge::default(),
         };
         registry.register(
             "switchyard_operator_config_streams",
@@ -53,6 +56,11 @@ impl Default for Metrics {
             "switchyard_operator_auth_failures",
             "Refused config stream requests",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "switchyard_operator_uninjected_pods",
+            "Pods created without the sidecar they should have",
+            m.uninjected.clone(),
         );
         registry.register(
             "switchyard_operator_leader",

@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace as KubeNamespace, Pod, Secret};
 use kube::{
     runtime::{reflector, reflector::ObjectRef, watcher, WatchStreamExt},
     Api, Client, Resource, ResourceExt,
@@ -47,12 +47,14 @@ pub struct World {
     pub secrets: reflector::Store<Secret>,
     /// Pods.
     pub pods: reflector::Store<Pod>,
+    /// Namespaces (their labels turn injection on).
+    pub namespaces_cache: reflector::Store<KubeNamespace>,
     changes: broadcast::Sender<Change>,
     synced: Arc<AtomicUsize>,
 }
 
 /// The number of caches.
-const CACHES: usize = 5;
+const CACHES: usize = 6;
 
 /// One namespace's objects, owned.
 #[derive(Default)]
@@ -131,6 +133,9 @@ impl World {
             policies: watch(Api::all(client.clone()), c(()), in_namespace),
             secrets: watch(Api::all(client.clone()), c(()), in_namespace),
             pods: watch(Api::all(client.clone()), c(()), pod_change),
+            namespaces_cache: watch(Api::all(client.clone()), c(()), |n: &KubeNamespace| {
+                Change::Namespace(n.name_any())
+            }),
             changes,
             synced,
         }

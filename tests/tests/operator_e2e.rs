@@ -571,6 +571,16 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     // server without a controller-manager, so the test cleans up what it asserts on).
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), TEAM_A);
     let _ = secrets.delete("openai-key", &DeleteParams::default()).await;
+    let leftover: Api<Pod> = Api::namespaced(client.clone(), "sy-e2e-inject");
+    let _ = leftover
+        .delete(
+            "late",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await;
     for (kind, name) in [
         ("AIRoutingPolicy", "zz-late"),
         ("AIModel", "after-handover"),
@@ -1013,6 +1023,19 @@ webhooks:
     // Operator outage: sidecars keep serving; a restarted sidecar serves its persisted
     // snapshot at once; changes made meanwhile arrive when the operator returns.
     op1.proc.kill();
+    // With the webhook down, pod creation fails open: the pod comes without the sidecar.
+    let late_pods: Api<Pod> = Api::namespaced(client.clone(), "sy-e2e-inject");
+    let late: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late", "namespace": "sy-e2e-inject"},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}})).unwrap();
+    let late = late_pods
+        .create(&PostParams::default(), &late)
+        .await
+        .unwrap();
+    assert_eq!(
+        late.spec.unwrap().containers.len(),
+        1,
+        "fail open: created without the sidecar"
+    );
     assert_eq!(
         models(&chatbot).await,
         ["gpt"],
@@ -1058,6 +1081,36 @@ webhooks:
         || async { models(&chatbot).await == ["chat", "gpt"] },
     )
     .await;
+    // ...and the returning operator says so: a Warning Event on the pod and a metric.
+    let inject_events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client.clone(), "sy-e2e-inject");
+    eventually(
+        "SidecarNotInjected is recorded",
+        Duration::from_secs(20),
+        || async {
+            inject_events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("SidecarNotInjected")
+                        && e.involved_object.name.as_deref() == Some("late")
+                })
+        },
+    )
+    .await;
+    let metrics_text = reqwest::get(format!("{}/metrics", op1.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics_text.contains("switchyard_operator_uninjected_pods 1"),
+        "{metrics_text}"
+    );
 
     // Two replicas: both serve streams; only the Lease holder writes status; killing it
     // hands over within the lease duration.

@@ -106,11 +106,7 @@ impl Relay {
         self.finished = true;
         if let Some(f) = self.on_end.take() {
             let usage = self.translator.usage();
-            let cost = self.pricing.as_ref().map_or(0.0, |p| {
-                (usage.input as f64 * p.input_per_million_tokens
-                    + usage.output as f64 * p.output_per_million_tokens)
-                    / 1e6
-            });
+            let cost = usage.cost(self.pricing.as_ref());
             f(how, usage, cost);
         }
     }

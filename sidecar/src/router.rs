@@ -386,7 +386,7 @@ async fn attempt(
             headers: forwarded(&headers),
             body: out,
             usage,
-            cost: cost(b, usage),
+            cost: usage.cost(b.pricing.as_ref()),
         });
     }
     let mut parser = sse::Parser::default();
@@ -429,14 +429,5 @@ async fn attempt(
     Ok(Answer::Stream {
         headers: forwarded(&headers),
         body: relay,
-    })
-}
-
-/// Dollars for the usage at the backend's prices.
-pub fn cost(b: &switchyard_crds::proxy::Backend, usage: Usage) -> f64 {
-    b.pricing.as_ref().map_or(0.0, |p| {
-        (usage.input as f64 * p.input_per_million_tokens
-            + usage.output as f64 * p.output_per_million_tokens)
-            / 1_000_000.0
     })
 }

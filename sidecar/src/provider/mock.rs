@@ -11,7 +11,7 @@ use super::Adapter;
 use crate::{
     dialect::{Dialect, Operation},
     sse,
-    translate::{embeddings_list, now_secs, text_of, Usage},
+    translate::{embeddings_list, now_secs, openai_chunk, openai_usage_chunk, text_of, Usage},
     upstream::Reply,
 };
 
@@ -115,27 +115,22 @@ pub async fn reply(settings: &MockSettings, op: Operation, body: &Value, model: 
     if body.get("stream") == Some(&Value::Bool(true)) {
         let include_usage =
             body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-        };
         let mut out = Vec::new();
-        sse::write(
-            &mut out,
-            None,
-            &chunk(json!({"role": "assistant", "content": ""}), Value::Null).to_string(),
-        );
+        let assistant = json!({"role": "assistant", "content": ""});
+        openai_chunk(&mut out, &id, created, model, assistant, None);
         for piece in pieces(&answer) {
-            sse::write(
+            openai_chunk(
                 &mut out,
+                &id,
+                created,
+                model,
+                json!({"content": piece}),
                 None,
-                &chunk(json!({"content": piece}), Value::Null).to_string(),
             );
         }
-        sse::write(&mut out, None, &chunk(json!({}), json!("stop")).to_string());
+        openai_chunk(&mut out, &id, created, model, json!({}), Some("stop"));
         if include_usage {
-            let last = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage.to_openai()});
-            sse::write(&mut out, None, &last.to_string());
+            openai_usage_chunk(&mut out, &id, created, model, usage);
         }
         sse::write(&mut out, None, "[DONE]");
         return whole(StatusCode::OK, "text/event-stream", out.into());

@@ -47,6 +47,15 @@ impl Usage {
         })
     }
 
+    /// Dollars for this usage at `pricing` (none: free).
+    pub fn cost(self, pricing: Option<&switchyard_crds::Pricing>) -> f64 {
+        pricing.map_or(0.0, |p| {
+            (self.input as f64 * p.input_per_million_tokens
+                + self.output as f64 * p.output_per_million_tokens)
+                / 1_000_000.0
+        })
+    }
+
     /// As an Anthropic `usage` object (input excludes cache reads and writes).
     pub fn to_anthropic(self) -> Value {
         json!({
@@ -93,6 +102,32 @@ pub fn error_message(err: &Value) -> String {
         .as_str()
         .unwrap_or("upstream error")
         .to_string()
+}
+
+/// Appends one OpenAI `chat.completion.chunk` event with a single choice.
+pub fn openai_chunk(
+    out: &mut Vec<u8>,
+    id: &str,
+    created: u64,
+    model: &str,
+    delta: Value,
+    finish: Option<&str>,
+) {
+    let chunk = json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    });
+    sse::write(out, None, &chunk.to_string());
+}
+
+/// Appends the closing OpenAI usage chunk (no choices), as sent when
+/// `stream_options.include_usage` is set.
+pub fn openai_usage_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Usage) {
+    let chunk = json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage.to_openai(),
+    });
+    sse::write(out, None, &chunk.to_string());
 }
 
 /// The text of an OpenAI `content` (a string, or text parts).

@@ -348,11 +348,7 @@ impl Stream {
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        let chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        sse::write(out, None, &chunk.to_string());
+        super::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
     }
 }
 
@@ -431,11 +427,13 @@ impl super::StreamTranslator for Stream {
                     self.chunk(out, json!({}), Some("stop"));
                 }
                 if self.ctx.include_usage {
-                    let chunk = json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.ctx.created,
-                        "model": self.model, "choices": [], "usage": self.usage.to_openai(),
-                    });
-                    sse::write(out, None, &chunk.to_string());
+                    super::openai_usage_chunk(
+                        out,
+                        &self.id,
+                        self.ctx.created,
+                        &self.model,
+                        self.usage,
+                    );
                 }
                 sse::write(out, None, "[DONE]");
                 self.done = true;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -70,7 +71,61 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        // A failed run shows what each process said last: CI keeps nothing else.
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(30).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
+}
+
+/// Whether an admin port answers `GET /healthz` with 200 (a plain blocking request, so it
+/// can be asked from anywhere).
+fn healthz_ok(admin: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = String::new();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && conn.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
+/// Spawns a server on two fresh loopback ports (listen, admin) and waits until its admin
+/// port answers, which it does only once every port is bound. A port `free_addr` picked can
+/// be taken by another process before the server binds it; such a clash is retried on new
+/// ports rather than failing the run later in a confusing way.
+fn spawn_on_free_ports(
+    log: PathBuf,
+    mut command: impl FnMut(SocketAddr, SocketAddr) -> Command,
+) -> (Proc, SocketAddr, SocketAddr) {
+    for _ in 0..5 {
+        let (listen, admin) = (free_addr(), free_addr());
+        let mut proc = Proc::spawn(&mut command(listen, admin), log.clone());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while proc.child.try_wait().unwrap().is_none() {
+            if healthz_ok(admin) {
+                return (proc, listen, admin);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not come up:\n{}",
+                log.display(),
+                proc.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let logs = proc.logs();
+        assert!(logs.contains("in use"), "{} exited:\n{logs}", log.display());
+    }
+    panic!("{}: no free ports after five tries", log.display());
 }
 
 fn api_resource(api_version: &str, kind: &str) -> ApiResource {
@@ -237,15 +292,12 @@ async fn operator_kubeconfig(client: &Client, dir: &std::path::Path) -> PathBuf 
     path
 }
 
-fn start_operator(
-    dir: &std::path::Path,
-    identity: &str,
-    webhook: std::net::SocketAddr,
-) -> Operator {
-    let (config, admin) = (free_addr(), free_addr());
-    let proc = Proc::spawn(
-        Command::new(bin("switchyard-operator"))
-            .args([
+fn start_operator(dir: &std::path::Path, identity: &str, webhook: SocketAddr) -> Operator {
+    let (proc, config, admin) = spawn_on_free_ports(
+        dir.join(format!("operator-{identity}.log")),
+        |config, admin| {
+            let mut cmd = Command::new(bin("switchyard-operator"));
+            cmd.args([
                 "--namespace",
                 SYSTEM,
                 "--config-listen",
@@ -258,8 +310,9 @@ fn start_operator(
                 identity,
             ])
             .env("KUBECONFIG", dir.join("operator.kubeconfig"))
-            .env("RUST_LOG", "info,kube=warn"),
-        dir.join(format!("operator-{identity}.log")),
+            .env("RUST_LOG", "info,kube=warn");
+            cmd
+        },
     );
     Operator {
         proc,
@@ -276,27 +329,27 @@ struct Sidecar {
 }
 
 fn start_sidecar(dir: &std::path::Path, name: &str, operator_url: &str, token: &str) -> Sidecar {
-    let (listen, admin) = (free_addr(), free_addr());
     let token_file = dir.join(format!("{name}.token"));
     std::fs::write(&token_file, token).unwrap();
-    let mut cmd = Command::new(bin("switchyard-sidecar"));
-    // Both ways of passing the CA: a file, and the PEM in the environment (as injected).
-    if name == "chatbot" {
-        cmd.env("SWITCHYARD_CA_FILE", dir.join("ca.crt"));
-    } else {
-        cmd.env(
-            "SWITCHYARD_CA_PEM",
-            std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
-        );
-    }
-    let proc = Proc::spawn(
-        cmd.env("SWITCHYARD_OPERATOR_URL", operator_url)
-            .env("SWITCHYARD_TOKEN_FILE", &token_file)
-            .env("SWITCHYARD_STATE_DIR", dir.join(format!("{name}-state")))
-            .env("SWITCHYARD_LISTEN", listen.to_string())
-            .env("SWITCHYARD_ADMIN_LISTEN", admin.to_string()),
-        dir.join(format!("sidecar-{name}.log")),
-    );
+    let (proc, listen, admin) =
+        spawn_on_free_ports(dir.join(format!("sidecar-{name}.log")), |listen, admin| {
+            let mut cmd = Command::new(bin("switchyard-sidecar"));
+            // Both ways of passing the CA: a file, and the PEM in the environment (as injected).
+            if name == "chatbot" {
+                cmd.env("SWITCHYARD_CA_FILE", dir.join("ca.crt"));
+            } else {
+                cmd.env(
+                    "SWITCHYARD_CA_PEM",
+                    std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+                );
+            }
+            cmd.env("SWITCHYARD_OPERATOR_URL", operator_url)
+                .env("SWITCHYARD_TOKEN_FILE", &token_file)
+                .env("SWITCHYARD_STATE_DIR", dir.join(format!("{name}-state")))
+                .env("SWITCHYARD_LISTEN", listen.to_string())
+                .env("SWITCHYARD_ADMIN_LISTEN", admin.to_string());
+            cmd
+        });
     Sidecar {
         proc,
         url: format!("http://{listen}"),
@@ -1031,6 +1084,7 @@ webhooks:
         .create(&PostParams::default(), &late)
         .await
         .unwrap();
+    let late_uid = late.metadata.uid.clone();
     assert_eq!(
         late.spec.unwrap().containers.len(),
         1,
@@ -1096,21 +1150,25 @@ webhooks:
                 .iter()
                 .any(|e| {
                     e.reason.as_deref() == Some("SidecarNotInjected")
-                        && e.involved_object.name.as_deref() == Some("late")
+                        && e.involved_object.uid == late_uid
                 })
         },
     )
     .await;
-    let metrics_text = reqwest::get(format!("{}/metrics", op1.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics_text.contains("switchyard_operator_uninjected_pods 1"),
-        "{metrics_text}"
-    );
+    eventually(
+        "the uninjected pod is counted",
+        Duration::from_secs(10),
+        || async {
+            reqwest::get(format!("{}/metrics", op1.admin))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("switchyard_operator_uninjected_pods 1")
+        },
+    )
+    .await;
 
     // Two replicas: both serve streams; only the Lease holder writes status; killing it
     // hands over within the lease duration.

@@ -1,29 +1,54 @@
-//! The operator's own PKI: a CA kept in Secret `switchyard-ca` (shared by every replica),
-//! published as ConfigMap `switchyard-ca` (`ca.crt`) for sidecars, and a serving certificate
-//! per replica covering the Service names, `localhost`, `127.0.0.1` and `--tls-san`.
+//! The TLS of the operator's two HTTPS servers (config stream, webhook).
+//!
+//! By default the operator runs its own small PKI. The CA lives in Secret `switchyard-ca`,
+//! shared by every replica; what sidecars and the API server must trust is published as the
+//! CA bundle: ConfigMap `switchyard-ca` (`ca.crt`) and the injector's `caBundle`. Each
+//! replica issues itself a short-lived serving certificate covering the Service names,
+//! `localhost`, `127.0.0.1` and `--tls-san`, renews it when two thirds of its life have
+//! passed and swaps it under the running servers. The CA rolls over without breaking anyone
+//! who trusts the bundle: with a third of its life left a successor is created and published
+//! beside it (`next.crt`, `next.key`); with a sixth left the successor starts signing and the
+//! old CA stays published (`previous.crt`) until it expires.
+//!
+//! With `--tls-dir` the certificates come from elsewhere (cert-manager writes `tls.crt`,
+//! `tls.key` and `ca.crt` into a mounted Secret): the operator re-reads them when they
+//! change, publishes `ca.crt` in the ConfigMap and leaves `caBundle` to cert-manager's CA
+//! injector.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret},
     ByteString,
 };
 use kube::{
-    api::{Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
     Api, Client,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
 use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use crate::settings::SERVICE;
 
-/// The Secret holding the CA, and the ConfigMap publishing its certificate.
+/// The Secret holding the CA, and the ConfigMap publishing the CA bundle.
 pub const CA_NAME: &str = "switchyard-ca";
 
-/// Why the PKI could not be set up.
+/// Why the certificates could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     /// Key or certificate generation failed.
@@ -35,134 +60,571 @@ pub enum CertError {
     /// The stored CA is unusable.
     #[error("Secret {CA_NAME} holds no usable CA: {0}")]
     Stored(String),
+    /// The mounted certificate is unusable.
+    #[error("{0}")]
+    Files(String),
     /// rustls refused the certificate.
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
 }
 
+/// Where the serving certificate comes from.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// The operator's own CA, with these lifetimes.
+    Own {
+        /// A CA's lifetime.
+        ca: Duration,
+        /// A serving certificate's lifetime.
+        serving: Duration,
+    },
+    /// `tls.crt`, `tls.key` and `ca.crt` in this directory, kept current by someone else.
+    Files(PathBuf),
+}
+
 /// What the servers need.
 pub struct Tls {
-    /// The CA certificate, PEM.
-    pub ca_pem: String,
-    /// The serving configuration.
+    /// The serving configuration; its certificate is swapped on renewal.
     pub server: Arc<rustls::ServerConfig>,
+    /// The CA bundle (PEM, one or more certificates), as it changes.
+    pub bundle: watch::Receiver<String>,
 }
 
-fn ca_params() -> Result<CertificateParams, rcgen::Error> {
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "switchyard-operator-ca");
-    dn.push(DnType::OrganizationName, "switchyard.dev");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
-    Ok(params)
+/// Hands every TLS handshake the current serving certificate.
+#[derive(Debug, Default)]
+struct Resolver(RwLock<Option<Arc<CertifiedKey>>>);
+
+impl Resolver {
+    fn set(&self, key: CertifiedKey) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(key));
+    }
 }
 
-/// Loads or creates the CA, publishes it, and issues this replica's serving certificate.
-pub async fn ensure(
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Sets up the serving certificate and keeps it, the CA bundle, ConfigMap `switchyard-ca`
+/// and (own CA only) the `caBundle` of MutatingWebhookConfiguration `webhook` current until
+/// `stop` fires.
+pub async fn start(
     client: &Client,
     namespace: &str,
     extra_sans: &[String],
+    mode: Mode,
+    webhook: &str,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<Tls, CertError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let (ca_pem, ca_key_pem) = match secrets.get_opt(CA_NAME).await? {
-        Some(s) => stored(&s)?,
-        None => {
-            let key = KeyPair::generate()?;
-            let cert = ca_params()?.self_signed(&key)?;
-            let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
-            let secret = Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(CA_NAME.into()),
-                    ..Default::default()
-                },
-                type_: Some("kubernetes.io/tls".into()),
-                data: Some(BTreeMap::from([
-                    (
-                        "tls.crt".to_string(),
-                        ByteString(cert_pem.clone().into_bytes()),
-                    ),
-                    (
-                        "tls.key".to_string(),
-                        ByteString(key_pem.clone().into_bytes()),
-                    ),
-                ])),
-                ..Default::default()
-            };
-            match secrets.create(&PostParams::default(), &secret).await {
-                Ok(_) => (cert_pem, key_pem),
-                // Another replica won the race: use its CA.
-                Err(kube::Error::Api(e)) if e.code == 409 => stored(&secrets.get(CA_NAME).await?)?,
-                Err(e) => return Err(e.into()),
+    let resolver = Arc::new(Resolver::default());
+    let (mut source, every) = match mode {
+        Mode::Own { ca, serving } => (
+            Source::Own(Box::new(Own {
+                secrets: Api::namespaced(client.clone(), namespace),
+                ca_life: ca,
+                serving_life: serving,
+                names: serving_names(namespace, extra_sans),
+                serving: None,
+            })),
+            (serving / 10)
+                .min(ca / 30)
+                .clamp(Duration::from_millis(100), Duration::from_secs(10)),
+        ),
+        Mode::Files(dir) => (Source::Files { dir, seen: None }, Duration::from_secs(2)),
+    };
+    let bundle = source.refresh(&resolver).await?;
+    let publisher = Publisher {
+        config_maps: Api::namespaced(client.clone(), namespace),
+        client: client.clone(),
+        webhook: matches!(source, Source::Own(_)).then(|| webhook.to_string()),
+    };
+    publisher.publish(&bundle).await;
+    let (tx, rx) = watch::channel(bundle);
+    let cert_resolver: Arc<dyn ResolvesServerCert> = resolver.clone();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_cert_resolver(cert_resolver);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            match source.refresh(&resolver).await {
+                Ok(bundle) => {
+                    // Checked every time: someone (a GitOps sync, say) may have reset them.
+                    publisher.publish(&bundle).await;
+                    tx.send_if_modified(|b| {
+                        let changed = *b != bundle;
+                        *b = bundle;
+                        changed
+                    });
+                }
+                Err(e) => tracing::warn!("certificates not refreshed: {e}"),
             }
         }
-    };
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CA_NAME}, "data": {"ca.crt": ca_pem}});
-    config_maps
-        .patch(
-            CA_NAME,
-            &PatchParams::apply(crate::reconcile::MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem)?;
-    let issuer = Issuer::new(ca_params()?, ca_key);
-    let mut names = vec![
+    });
+    Ok(Tls {
+        server: Arc::new(server),
+        bundle: rx,
+    })
+}
+
+/// The names a serving certificate covers.
+fn serving_names(namespace: &str, extra: &[String]) -> Vec<SanType> {
+    let mut names: Vec<String> = vec![
         SERVICE.to_string(),
         format!("{SERVICE}.{namespace}"),
         format!("{SERVICE}.{namespace}.svc"),
         format!("{SERVICE}.{namespace}.svc.cluster.local"),
         "localhost".into(),
     ];
-    names.extend(
-        extra_sans
-            .iter()
-            .filter(|s| s.parse::<std::net::IpAddr>().is_err())
-            .cloned(),
-    );
-    let mut params = CertificateParams::new(names)?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    for ip in extra_sans
-        .iter()
-        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
-    {
-        params.subject_alt_names.push(SanType::IpAddress(ip));
+    let mut ips = vec![std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)];
+    for s in extra {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => names.push(s.clone()),
+        }
     }
-    params.distinguished_name.push(DnType::CommonName, SERVICE);
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
-                .map_err(|e| CertError::Stored(e.to_string()))?,
-        )?;
-    Ok(Tls {
-        ca_pem,
-        server: Arc::new(server),
-    })
+    names
+        .into_iter()
+        .filter_map(|n| n.try_into().ok().map(SanType::DnsName))
+        .chain(ips.into_iter().map(SanType::IpAddress))
+        .collect()
 }
 
-fn stored(s: &Secret) -> Result<(String, String), CertError> {
-    let get = |k: &str| {
-        s.data
+enum Source {
+    Own(Box<Own>),
+    Files {
+        dir: PathBuf,
+        seen: Option<[Vec<u8>; 3]>,
+    },
+}
+
+impl Source {
+    /// Brings the serving certificate up to date; returns the CA bundle.
+    async fn refresh(&mut self, resolver: &Resolver) -> Result<String, CertError> {
+        match self {
+            Source::Own(own) => own.refresh(resolver).await,
+            Source::Files { dir, seen } => {
+                let read = |name: &str| {
+                    let path = dir.join(name);
+                    std::fs::read(&path)
+                        .map_err(|e| CertError::Files(format!("{}: {e}", path.display())))
+                };
+                let files = [read("tls.crt")?, read("tls.key")?, read("ca.crt")?];
+                if seen.as_ref() != Some(&files) {
+                    let chain = CertificateDer::pem_slice_iter(&files[0])
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| CertError::Files(format!("tls.crt: {e}")))?;
+                    if chain.is_empty() {
+                        return Err(CertError::Files("tls.crt holds no certificate".into()));
+                    }
+                    let key = PrivateKeyDer::from_pem_slice(&files[1])
+                        .map_err(|e| CertError::Files(format!("tls.key: {e}")))?;
+                    resolver.set(CertifiedKey::from_der(
+                        chain,
+                        key,
+                        &rustls::crypto::ring::default_provider(),
+                    )?);
+                    tracing::info!(dir = %dir.display(), "serving certificate loaded");
+                    *seen = Some(files.clone());
+                }
+                String::from_utf8(files[2].clone())
+                    .map_err(|_| CertError::Files("ca.crt is not PEM text".into()))
+            }
+        }
+    }
+}
+
+/// The operator's own PKI, as one replica sees it.
+struct Own {
+    secrets: Api<Secret>,
+    ca_life: Duration,
+    serving_life: Duration,
+    names: Vec<SanType>,
+    /// The CA certificate that issued the current serving certificate, and when to renew it.
+    serving: Option<(String, OffsetDateTime)>,
+}
+
+impl Own {
+    async fn refresh(&mut self, resolver: &Resolver) -> Result<String, CertError> {
+        let now = OffsetDateTime::now_utc();
+        let mut attempts = 0;
+        let cas = loop {
+            let (mut cas, version) = match self.secrets.get_opt(CA_NAME).await? {
+                Some(s) => (Authorities::from_secret(&s)?, s.metadata.resource_version),
+                None => (Authorities::new(now, self.ca_life)?, None),
+            };
+            let mut steps = Vec::new();
+            while let Some(step) = cas.roll(now, self.ca_life)? {
+                steps.push(step);
+            }
+            if steps.is_empty() && version.is_some() {
+                break cas;
+            }
+            let secret = cas.to_secret(version.clone());
+            let written = match version {
+                None => self.secrets.create(&PostParams::default(), &secret).await,
+                Some(_) => {
+                    self.secrets
+                        .replace(CA_NAME, &PostParams::default(), &secret)
+                        .await
+                }
+            };
+            match written {
+                Ok(_) => {
+                    for step in steps {
+                        tracing::info!("{step}");
+                    }
+                    break cas;
+                }
+                // Another replica wrote first: start over from what it wrote.
+                Err(kube::Error::Api(e)) if e.code == 409 && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let due = self
+            .serving
             .as_ref()
-            .and_then(|d| d.get(k))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .ok_or_else(|| CertError::Stored(format!("missing {k}")))
+            .is_none_or(|(issuer, renew_at)| *issuer != cas.current.cert || now >= *renew_at);
+        if due {
+            let (key, renew_at) = cas.current.issue(&self.names, now, self.serving_life)?;
+            resolver.set(key);
+            tracing::info!(
+                renewal_in_seconds = (renew_at - now).whole_seconds(),
+                "serving certificate issued"
+            );
+            self.serving = Some((cas.current.cert.clone(), renew_at));
+        }
+        cas.bundle(now)
+    }
+}
+
+/// A CA: its certificate and key, PEM.
+#[derive(Clone, Debug, PartialEq)]
+struct Authority {
+    cert: String,
+    key: String,
+}
+
+/// How far back certificates are dated, for clocks a little behind ours.
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// When a certificate starts and stops being valid.
+fn validity(pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
+    let bad = |e: String| CertError::Stored(format!("unreadable certificate: {e}"));
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+    let at = |t: x509_parser::time::ASN1Time| {
+        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| bad(e.to_string()))
     };
-    Ok((get("tls.crt")?, get("tls.key")?))
+    Ok((
+        at(cert.validity().not_before)?,
+        at(cert.validity().not_after)?,
+    ))
+}
+
+impl Authority {
+    /// A new self-signed CA valid from `now` for `life`.
+    fn create(now: OffsetDateTime, life: Duration) -> Result<Authority, CertError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        // Names differ between generations, so that a bundle never holds two CAs that look
+        // alike to a verifier.
+        dn.push(
+            DnType::CommonName,
+            format!("switchyard-operator-ca-{}", now.unix_timestamp()),
+        );
+        dn.push(DnType::OrganizationName, "switchyard.dev");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = now - CLOCK_SKEW;
+        params.not_after = now + life;
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Authority {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        })
+    }
+
+    /// A serving certificate for `names`, valid for `life` but never beyond this CA; and
+    /// when to renew it (two thirds of the way).
+    fn issue(
+        &self,
+        names: &[SanType],
+        now: OffsetDateTime,
+        life: Duration,
+    ) -> Result<(CertifiedKey, OffsetDateTime), CertError> {
+        let issuer = Issuer::from_ca_cert_pem(&self.cert, KeyPair::from_pem(&self.key)?)?;
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = names.to_vec();
+        params.distinguished_name.push(DnType::CommonName, SERVICE);
+        params.not_before = now - CLOCK_SKEW;
+        params.not_after = (now + life).min(validity(&self.cert)?.1);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        let certified = CertifiedKey::from_der(
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der())
+                .map_err(|e| CertError::Stored(e.into()))?,
+            &rustls::crypto::ring::default_provider(),
+        )?;
+        Ok((certified, now + (params.not_after - now) * 2 / 3))
+    }
+}
+
+/// The CAs kept in Secret `switchyard-ca`.
+#[derive(Clone, Debug, PartialEq)]
+struct Authorities {
+    /// Signs serving certificates (`tls.crt`, `tls.key`).
+    current: Authority,
+    /// Published, not signing yet (`next.crt`, `next.key`).
+    next: Option<Authority>,
+    /// Retired, published until it expires (`previous.crt`).
+    previous: Option<String>,
+}
+
+impl Authorities {
+    fn new(now: OffsetDateTime, life: Duration) -> Result<Authorities, CertError> {
+        Ok(Authorities {
+            current: Authority::create(now, life)?,
+            next: None,
+            previous: None,
+        })
+    }
+
+    /// One step of the roll-over due at `now`, if any, and what it was.
+    fn roll(
+        &mut self,
+        now: OffsetDateTime,
+        life: Duration,
+    ) -> Result<Option<&'static str>, CertError> {
+        if let Some(previous) = &self.previous {
+            if validity(previous)?.1 <= now {
+                self.previous = None;
+                return Ok(Some("expired CA removed from the bundle"));
+            }
+        }
+        let (from, until) = validity(&self.current.cert)?;
+        let (left, life_of_current) = (until - now, until - (from + CLOCK_SKEW));
+        if self.next.is_none() && left < life_of_current / 3 {
+            self.next = Some(Authority::create(now, life)?);
+            return Ok(Some("successor CA published"));
+        }
+        if self.next.is_some() && left < life_of_current / 6 {
+            if let Some(next) = self.next.take() {
+                let old = std::mem::replace(&mut self.current, next);
+                self.previous = Some(old.cert);
+                return Ok(Some(
+                    "successor CA now signs; the old one stays published until it expires",
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every certificate still to be trusted, oldest first (so that replicas agree on the
+    /// text whatever their roles).
+    fn bundle(&self, now: OffsetDateTime) -> Result<String, CertError> {
+        let mut certs = Vec::new();
+        for pem in std::iter::once(&self.current.cert)
+            .chain(self.next.as_ref().map(|n| &n.cert))
+            .chain(self.previous.as_ref())
+        {
+            let (from, until) = validity(pem)?;
+            if until > now {
+                certs.push((from, pem.trim_end()));
+            }
+        }
+        certs.sort();
+        Ok(certs.iter().map(|(_, pem)| format!("{pem}\n")).collect())
+    }
+
+    fn from_secret(s: &Secret) -> Result<Authorities, CertError> {
+        let data = s.data.clone().unwrap_or_default();
+        let get = |k: &str| {
+            data.get(k)
+                .map(|b| {
+                    String::from_utf8(b.0.clone())
+                        .map_err(|_| CertError::Stored(format!("{k} is not PEM text")))
+                })
+                .transpose()
+        };
+        let current = Authority {
+            cert: get("tls.crt")?.ok_or_else(|| CertError::Stored("missing tls.crt".into()))?,
+            key: get("tls.key")?.ok_or_else(|| CertError::Stored("missing tls.key".into()))?,
+        };
+        let next = match (get("next.crt")?, get("next.key")?) {
+            (Some(cert), Some(key)) => Some(Authority { cert, key }),
+            _ => None,
+        };
+        Ok(Authorities {
+            current,
+            next,
+            previous: get("previous.crt")?,
+        })
+    }
+
+    fn to_secret(&self, resource_version: Option<String>) -> Secret {
+        let mut data = BTreeMap::new();
+        let mut put = |k: &str, v: &str| {
+            data.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
+        };
+        put("tls.crt", &self.current.cert);
+        put("tls.key", &self.current.key);
+        if let Some(next) = &self.next {
+            put("next.crt", &next.cert);
+            put("next.key", &next.key);
+        }
+        if let Some(previous) = &self.previous {
+            put("previous.crt", previous);
+        }
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(CA_NAME.into()),
+                resource_version,
+                ..ObjectMeta::default()
+            },
+            type_: Some("kubernetes.io/tls".into()),
+            data: Some(data),
+            ..Secret::default()
+        }
+    }
+}
+
+/// Writes the CA bundle where sidecars and the API server read it.
+struct Publisher {
+    config_maps: Api<ConfigMap>,
+    client: Client,
+    /// The MutatingWebhookConfiguration whose `caBundle` this operator owns, if it does.
+    webhook: Option<String>,
+}
+
+impl Publisher {
+    async fn publish(&self, bundle: &str) {
+        let current = self.config_maps.get_opt(CA_NAME).await;
+        let stale = match &current {
+            Ok(Some(cm)) => {
+                cm.data
+                    .as_ref()
+                    .and_then(|d| d.get("ca.crt"))
+                    .map(String::as_str)
+                    != Some(bundle)
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!("ConfigMap {CA_NAME} unreadable: {e}");
+                true
+            }
+        };
+        if stale {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CA_NAME}, "data": {"ca.crt": bundle}});
+            match self
+                .config_maps
+                .patch(
+                    CA_NAME,
+                    &PatchParams::apply(crate::reconcile::MANAGER).force(),
+                    &Patch::Apply(&cm),
+                )
+                .await
+            {
+                Ok(_) => tracing::info!("ConfigMap {CA_NAME} holds the current CA bundle"),
+                Err(e) => tracing::warn!("ConfigMap {CA_NAME} not written: {e}"),
+            }
+        }
+        if let Some(name) = &self.webhook {
+            crate::webhook::patch_ca_bundle(&self.client, name, bundle).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const LIFE: Duration = Duration::from_secs(600);
+
+    fn certs_in(bundle: &str) -> usize {
+        bundle.matches("BEGIN CERTIFICATE").count()
+    }
+
+    #[test]
+    fn the_ca_rolls_over_in_three_steps_and_the_bundle_always_holds_the_signer() {
+        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let mut cas = Authorities::new(start, LIFE).unwrap();
+        let first = cas.current.clone();
+        let at = |s: i64| start + time::Duration::seconds(s);
+        assert_eq!(cas.roll(at(300), LIFE).unwrap(), None, "half-way: nothing");
+        assert_eq!(certs_in(&cas.bundle(at(300)).unwrap()), 1);
+
+        assert_eq!(
+            cas.roll(at(420), LIFE).unwrap(),
+            Some("successor CA published")
+        );
+        assert_eq!(cas.current, first, "the old CA still signs");
+        assert_eq!(certs_in(&cas.bundle(at(420)).unwrap()), 2);
+        assert_eq!(cas.roll(at(420), LIFE).unwrap(), None);
+
+        let step = cas.roll(at(520), LIFE).unwrap().unwrap();
+        assert!(step.starts_with("successor CA now signs"), "{step}");
+        assert_ne!(cas.current, first);
+        assert_eq!(cas.previous.as_deref(), Some(first.cert.as_str()));
+        let bundle = cas.bundle(at(520)).unwrap();
+        assert_eq!(certs_in(&bundle), 2);
+        assert!(bundle.starts_with(first.cert.trim_end()), "oldest first");
+
+        assert_eq!(
+            cas.roll(at(700), LIFE).unwrap(),
+            Some("expired CA removed from the bundle")
+        );
+        assert_eq!(certs_in(&cas.bundle(at(700)).unwrap()), 1);
+    }
+
+    #[test]
+    fn the_secret_round_trips_every_generation() {
+        let now = OffsetDateTime::now_utc();
+        let mut cas = Authorities::new(now, LIFE).unwrap();
+        cas.roll(now + time::Duration::seconds(500), LIFE).unwrap();
+        cas.roll(now + time::Duration::seconds(550), LIFE).unwrap();
+        assert!(cas.previous.is_some());
+        let secret = cas.to_secret(Some("7".into()));
+        assert_eq!(Authorities::from_secret(&secret).unwrap(), cas);
+    }
+
+    #[test]
+    fn a_serving_certificate_never_outlives_its_ca_and_is_renewed_two_thirds_in() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let ca = Authority::create(now, LIFE).unwrap();
+        let names = serving_names(
+            "switchyard-system",
+            &["10.0.0.1".into(), "op.example".into()],
+        );
+        let (_, renew_at) = ca.issue(&names, now, Duration::from_secs(60)).unwrap();
+        assert_eq!((renew_at - now).whole_seconds(), 40);
+        let (_, renew_at) = ca.issue(&names, now, Duration::from_secs(6000)).unwrap();
+        assert_eq!(
+            (renew_at - now).whole_seconds(),
+            400,
+            "clamped to the CA's 600 s"
+        );
+        assert!(names.contains(&SanType::IpAddress("10.0.0.1".parse().unwrap())));
+        assert!(names.contains(&SanType::DnsName("op.example".try_into().unwrap())));
+    }
 }

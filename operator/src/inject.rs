@@ -40,6 +40,10 @@ pub struct Settings {
     pub native_sidecars: bool,
     /// The sidecar's `resources`.
     pub resources: Value,
+    /// The sidecar's data port on the pod's loopback.
+    pub port: u16,
+    /// The sidecar's admin port (probes).
+    pub admin_port: u16,
 }
 
 /// The outcome for one pod.
@@ -97,8 +101,8 @@ pub fn decide(
             .filter_map(|e| e["name"].as_str())
             .collect();
         let wanted = [
-            ("OPENAI_BASE_URL", "http://127.0.0.1:4000/v1"),
-            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:4000"),
+            ("OPENAI_BASE_URL", format!("http://127.0.0.1:{}/v1", s.port)),
+            ("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{}", s.port)),
         ];
         let missing: Vec<Value> = wanted
             .iter()
@@ -175,11 +179,12 @@ fn container(s: &Settings) -> Value {
             {"name": "SWITCHYARD_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
             {"name": "SWITCHYARD_CA_PEM", "value": s.ca_pem},
             {"name": "SWITCHYARD_STATE_DIR", "value": STATE_DIR},
-            {"name": "SWITCHYARD_ADMIN_LISTEN", "value": "0.0.0.0:4001"},
+            {"name": "SWITCHYARD_LISTEN", "value": format!("127.0.0.1:{}", s.port)},
+            {"name": "SWITCHYARD_ADMIN_LISTEN", "value": format!("0.0.0.0:{}", s.admin_port)},
         ],
-        "ports": [{"name": "sy-admin", "containerPort": 4001, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 4001}, "periodSeconds": 2, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 4001}, "periodSeconds": 10, "failureThreshold": 3},
+        "ports": [{"name": "sy-admin", "containerPort": s.admin_port, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": s.admin_port}, "periodSeconds": 2, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": s.admin_port}, "periodSeconds": 10, "failureThreshold": 3},
         "resources": s.resources,
         "securityContext": {
             "runAsNonRoot": true, "runAsUser": 65532, "readOnlyRootFilesystem": true,
@@ -206,6 +211,8 @@ mod tests {
             operator_namespace: "switchyard-system".into(),
             native_sidecars: native,
             resources: json!({"requests": {"cpu": "10m", "memory": "16Mi"}}),
+            port: 4000,
+            admin_port: 4001,
         }
     }
 

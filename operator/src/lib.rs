@@ -49,7 +49,23 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         std::env::var("HOSTNAME")
             .unwrap_or_else(|_| format!("switchyard-operator-{:08x}", fastrand::u32(..)))
     });
-    let tls = certs::ensure(&client, &settings.namespace, &settings.tls_san).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let cert_mode = match &settings.tls_dir {
+        Some(dir) => certs::Mode::Files(dir.clone()),
+        None => certs::Mode::Own {
+            ca: settings.ca_validity.into(),
+            serving: settings.cert_validity.into(),
+        },
+    };
+    let tls = certs::start(
+        &client,
+        &settings.namespace,
+        &settings.tls_san,
+        cert_mode,
+        &settings.webhook_configuration,
+        stop_rx.clone(),
+    )
+    .await?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -60,7 +76,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let webhook_listener = bind(settings.webhook_listen).await?;
     let world = world::World::start(&client);
     let metrics = Arc::new(metrics::Metrics::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (leading, lease_task) = leader::spawn(
         client.clone(),
         settings.namespace.clone(),
@@ -74,7 +89,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             lead_metric.leader.set(i64::from(*lead_watch.borrow()));
         }
     });
-    webhook::patch_ca_bundle(&client, &tls.ca_pem).await;
     let inject_settings = inject::Settings {
         image: settings.sidecar_image.clone(),
         operator_url: settings.sidecar_operator_url.clone().unwrap_or_else(|| {
@@ -85,15 +99,18 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
                 settings.config_listen.port()
             )
         }),
-        ca_pem: tls.ca_pem.clone(),
+        ca_pem: tls.bundle.borrow().clone(),
         operator_namespace: settings.namespace.clone(),
         native_sidecars: webhook::native_sidecars(&client).await,
-        resources: serde_json::json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}}),
+        resources: settings.sidecar_resources.clone(),
+        port: settings.sidecar_port,
+        admin_port: settings.sidecar_admin_port,
     };
     let inject_settings = Arc::new(inject_settings);
     let webhook = webhook::Webhook {
         client: client.clone(),
         settings: inject_settings.clone(),
+        ca: tls.bundle.clone(),
     };
     let server = config_server::Server {
         client: client.clone(),

@@ -1,6 +1,6 @@
 //! The sidecar-injection admission webhook (HTTPS, `POST /inject`, AdmissionReview v1):
-//! answers with the JSON patch of [`crate::inject::decide`]. At start the operator writes
-//! its CA into the `caBundle` of MutatingWebhookConfiguration `switchyard-sidecar-injector`.
+//! answers with the JSON patch of [`crate::inject::decide`]. [`crate::certs`] keeps the
+//! `caBundle` of its MutatingWebhookConfiguration current.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -20,16 +20,15 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::inject::{self, Decision};
 
-/// The MutatingWebhookConfiguration whose `caBundle` the operator keeps current.
-pub const CONFIGURATION: &str = "switchyard-sidecar-injector";
-
 /// What the webhook needs.
 #[derive(Clone)]
 pub struct Webhook {
     /// The API client (namespace labels).
     pub client: Client,
-    /// What injected sidecars get.
+    /// What injected sidecars get (but the CA).
     pub settings: Arc<inject::Settings>,
+    /// The CA bundle injected sidecars trust, as it rolls over.
+    pub ca: watch::Receiver<String>,
 }
 
 /// Whether the API server runs native sidecars (1.29 and later).
@@ -46,31 +45,39 @@ pub async fn native_sidecars(client: &Client) -> bool {
     }
 }
 
-/// Writes the CA into the injector configuration, if it exists.
-pub async fn patch_ca_bundle(client: &Client, ca_pem: &str) {
+/// Writes the CA bundle into the `caBundle` of MutatingWebhookConfiguration `name`, if it
+/// exists and holds something else.
+pub async fn patch_ca_bundle(client: &Client, name: &str, ca_pem: &str) {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let Ok(Some(current)) = api.get_opt(CONFIGURATION).await else {
-        tracing::info!("MutatingWebhookConfiguration {CONFIGURATION} not found: nothing to patch");
-        return;
+    let current = match api.get_opt(name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::debug!("MutatingWebhookConfiguration {name} not found: nothing to patch");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("MutatingWebhookConfiguration {name} unreadable: {e}");
+            return;
+        }
     };
+    let webhooks = current.webhooks.unwrap_or_default();
+    if webhooks.iter().all(|w| {
+        w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) == Some(ca_pem.as_bytes())
+    }) {
+        return;
+    }
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let webhooks: Vec<Value> = current
-        .webhooks
-        .unwrap_or_default()
+    let webhooks: Vec<Value> = webhooks
         .iter()
         .map(|w| json!({"name": w.name, "admissionReviewVersions": w.admission_review_versions, "sideEffects": w.side_effects, "clientConfig": {"caBundle": bundle}}))
         .collect();
     let patch = json!({"webhooks": webhooks});
     match api
-        .patch(
-            CONFIGURATION,
-            &PatchParams::default(),
-            &Patch::Strategic(&patch),
-        )
+        .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await
     {
-        Ok(_) => tracing::info!("caBundle of {CONFIGURATION} set"),
-        Err(e) => tracing::warn!("caBundle of {CONFIGURATION} not set: {e}"),
+        Ok(_) => tracing::info!("caBundle of {name} set"),
+        Err(e) => tracing::warn!("caBundle of {name} not set: {e}"),
     }
 }
 
@@ -121,7 +128,12 @@ async fn handle(webhook: Webhook, req: Request<hyper::body::Incoming>) -> Respon
             Ok(Some(ns)) => ns.labels().clone(),
             _ => BTreeMap::new(),
         };
-        match inject::decide(&request["object"], namespace, &labels, &webhook.settings) {
+        let mut settings = webhook.settings.clone();
+        let ca = webhook.ca.borrow().clone();
+        if settings.ca_pem != ca {
+            Arc::make_mut(&mut settings).ca_pem = ca;
+        }
+        match inject::decide(&request["object"], namespace, &labels, &settings) {
             Decision::Inject(ops) => {
                 let patch =
                     base64::engine::general_purpose::STANDARD.encode(Value::Array(ops).to_string());

@@ -524,30 +524,12 @@ metadata: {name: b-only, namespace: sy-e2e-b}
 spec: {backends: [{provider: b-openai, model: gpt-4o}]}
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_handover() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG must point at a cluster: see README (scripts/test starts a local one)"
-    );
-    let client = Client::try_default().await.expect("a reachable cluster");
-    let dir = tempfile::tempdir().unwrap();
+/// Applies the generated CRDs and waits until they are served.
+async fn install_crds(client: &Client) {
     let crds =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/manifests")).unwrap();
     for f in crds {
-        apply(
-            &client,
-            &std::fs::read_to_string(f.unwrap().path()).unwrap(),
-        )
-        .await;
-    }
-    for ns in [SYSTEM, TEAM_A, TEAM_B] {
-        apply(
-            &client,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
-        )
-        .await;
+        apply(client, &std::fs::read_to_string(f.unwrap().path()).unwrap()).await;
     }
     // The CRDs must be served before anything of theirs is applied.
     eventually("CRDs served", Duration::from_secs(30), || async {
@@ -558,6 +540,26 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
         api.list(&Default::default()).await.is_ok()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_handover() {
+    let _turn = SERIAL.lock().await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG must point at a cluster: see README (scripts/test starts a local one)"
+    );
+    let client = Client::try_default().await.expect("a reachable cluster");
+    let dir = tempfile::tempdir().unwrap();
+    install_crds(&client).await;
+    for ns in [SYSTEM, TEAM_A, TEAM_B] {
+        apply(
+            &client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+        )
+        .await;
+    }
 
     // `kubectl explain` shows the doc comments of the Rust types.
     let kubectl = std::env::var_os("PATH")
@@ -1224,4 +1226,243 @@ webhooks:
         follower.proc.logs()
     );
     drop((batch, other, chatbot, follower));
+}
+
+/// The scenarios share one API server; they take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A CA and a serving certificate for 127.0.0.1, as cert-manager would write them.
+fn cert_manager_files(dir: &std::path::Path, generation: &str) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("test-ca-{generation}"));
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    // Written the way the kubelet updates a Secret volume: all at once.
+    let staging = dir.with_extension("new");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(staging.join("tls.key"), key.serialize_pem()).unwrap();
+    std::fs::write(staging.join("ca.crt"), ca_cert.pem()).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&staging, dir).unwrap();
+    ca_cert.pem()
+}
+
+/// Registers a fail-closed injector on a loopback URL for namespaces labelled `sy-test=key`.
+async fn fail_closed_injector(client: &Client, name: &str, key: &str, addr: SocketAddr, ca: &str) {
+    let mut hook = json!({"name": "inject.switchyard.dev", "admissionReviewVersions": ["v1"],
+        "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
+        "namespaceSelector": {"matchLabels": {"sy-test": key}},
+        "clientConfig": {"url": format!("https://{addr}/inject")},
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]});
+    if !ca.is_empty() {
+        hook["clientConfig"]["caBundle"] = json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            ca
+        ));
+    }
+    let mwc = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name}, "webhooks": [hook]});
+    apply(client, &mwc.to_string()).await;
+}
+
+/// Creates a pod through the admission chain; whether it came back with the sidecar.
+async fn admitted(pods: &Api<Pod>, name: &str) -> Result<bool, String> {
+    let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"switchyard.dev/inject": "true"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}}))
+    .unwrap();
+    let created = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = pods
+        .delete(
+            name,
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await;
+    Ok(created.spec.unwrap().containers[0].name == "switchyard-sidecar")
+}
+
+async fn ca_config_map(client: &Client, ns: &str) -> String {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    api.get_opt("switchyard-ca")
+        .await
+        .unwrap()
+        .and_then(|c| c.data)
+        .and_then(|mut d| d.remove("ca.crt"))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_rotate_with_no_failed_admission() {
+    let _turn = SERIAL.lock().await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG must point at a cluster: see README (scripts/test starts a local one)"
+    );
+    let client = Client::try_default().await.expect("a reachable cluster");
+    install_crds(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    const OWN: &str = "sy-rot-own";
+    const FILES: &str = "sy-rot-files";
+    for (ns, key) in [(OWN, "own"), (FILES, "files")] {
+        apply(&client, &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{sy-test: {key}}}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {ns}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}-system}}\n")).await;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &format!("{ns}-system"));
+        let _ = secrets
+            .delete("switchyard-ca", &DeleteParams::default())
+            .await;
+    }
+
+    // The operator's own PKI, on lifetimes short enough to watch: a serving certificate
+    // lives 6 s (renewed after 4), a CA 30 s (its successor is published at 20 s and signs
+    // from 25 s; the old one leaves the bundle at 30 s). Pods are created all the while
+    // through a fail-closed webhook: not one may fail.
+    let webhook = free_addr();
+    fail_closed_injector(&client, "sy-rot-own", "own", webhook, "").await;
+    let (mut own, _, own_admin) =
+        spawn_on_free_ports(dir.path().join("operator-own.log"), |config, admin| {
+            let mut cmd = Command::new(bin("switchyard-operator"));
+            cmd.args([
+                "--namespace",
+                "sy-rot-own-system",
+                "--config-listen",
+                &config.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+                "--webhook-listen",
+                &webhook.to_string(),
+                "--webhook-configuration",
+                "sy-rot-own",
+                "--ca-validity",
+                "30s",
+                "--cert-validity",
+                "6s",
+                "--identity",
+                "rot",
+            ])
+            .env("RUST_LOG", "info,kube=warn");
+            cmd
+        });
+    eventually("operator ready", Duration::from_secs(30), || {
+        http_ok(format!("http://{own_admin}/readyz"))
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OWN);
+    let mut bundles = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    let mut created = 0;
+    while started.elapsed() < Duration::from_secs(45) {
+        let name = format!("p-{created}");
+        match admitted(&pods, &name).await {
+            Ok(true) => created += 1,
+            Ok(false) => panic!("{name} was admitted without the sidecar"),
+            Err(e) => panic!(
+                "{name} failed admission after {:?}: {e}\n{}",
+                started.elapsed(),
+                own.logs()
+            ),
+        }
+        bundles.insert(ca_config_map(&client, "sy-rot-own-system").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = own.logs();
+    let count = |what: &str| logs.matches(what).count();
+    assert!(count("serving certificate issued") >= 8, "{logs}");
+    assert!(count("successor CA now signs") >= 1, "{logs}");
+    assert!(
+        bundles.len() >= 3,
+        "the published bundle follows the roll-over: {bundles:?}"
+    );
+    assert!(created > 50, "only {created} pods were created");
+    own.kill();
+
+    // Certificates someone else keeps (cert-manager): served from the mounted files,
+    // re-read when they change; the caBundle is theirs to set, never the operator's.
+    let tls = dir.path().join("tls");
+    let ca1 = cert_manager_files(&tls, "1");
+    let webhook = free_addr();
+    fail_closed_injector(&client, "sy-rot-files", "files", webhook, &ca1).await;
+    let (_files_op, _, files_admin) =
+        spawn_on_free_ports(dir.path().join("operator-files.log"), |config, admin| {
+            let mut cmd = Command::new(bin("switchyard-operator"));
+            cmd.args([
+                "--namespace",
+                "sy-rot-files-system",
+                "--config-listen",
+                &config.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+                "--webhook-listen",
+                &webhook.to_string(),
+                "--webhook-configuration",
+                "sy-rot-files",
+                "--tls-dir",
+                &tls.display().to_string(),
+                "--identity",
+                "files",
+            ])
+            .env("RUST_LOG", "info,kube=warn");
+            cmd
+        });
+    eventually("operator ready", Duration::from_secs(30), || {
+        http_ok(format!("http://{files_admin}/readyz"))
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), FILES);
+    assert_eq!(admitted(&pods, "f-1").await, Ok(true));
+    assert_eq!(ca_config_map(&client, "sy-rot-files-system").await, ca1);
+    // A renewal by a new CA: trust both while the files change, then only the new one.
+    let ca2 = cert_manager_files(&tls.with_extension("next"), "2");
+    fail_closed_injector(
+        &client,
+        "sy-rot-files",
+        "files",
+        webhook,
+        &format!("{ca1}{ca2}"),
+    )
+    .await;
+    std::fs::remove_dir_all(&tls).unwrap();
+    std::fs::rename(tls.with_extension("next"), &tls).unwrap();
+    eventually(
+        "the new certificate is served",
+        Duration::from_secs(10),
+        || async { ca_config_map(&client, "sy-rot-files-system").await == ca2 },
+    )
+    .await;
+    fail_closed_injector(&client, "sy-rot-files", "files", webhook, &ca2).await;
+    eventually(
+        "admission with only the new CA trusted",
+        Duration::from_secs(10),
+        || {
+            let pods = pods.clone();
+            async move { admitted(&pods, "f-2").await == Ok(true) }
+        },
+    )
+    .await;
+    let mwc: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(client.clone());
+    let bundle = mwc.get("sy-rot-files").await.unwrap().webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .unwrap();
+    assert_eq!(bundle.0, ca2.as_bytes(), "the caBundle is left alone");
+    for name in ["sy-rot-own", "sy-rot-files"] {
+        let _ = mwc.delete(name, &DeleteParams::default()).await;
+    }
 }

@@ -64,6 +64,47 @@ def test_non_default_values_render_where_they_should():
     hook = objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"][0]
     assert hook["failurePolicy"] == "Fail"
     assert hook["timeoutSeconds"] == 10
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["switchyard-system", "kube-system"], \
+        "fail closed never locks the operator out of its own namespace"
+
+
+def test_sidecar_resources_and_ports_and_certificate_lifetimes_reach_the_operator():
+    args = render({
+        "sidecar": {"resources": {"requests": {"cpu": "20m"}}, "ports": {"data": 5000, "admin": 5001}},
+        "operator": {"certificates": {"caValidity": "43800h", "servingValidity": "720h"}},
+    })[("Deployment", "switchyard-operator")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Helm merges maps: the override changes one figure and keeps the rest.
+    assert '--sidecar-resources={"limits":{"memory":"128Mi"},"requests":{"cpu":"20m","memory":"16Mi"}}' in args
+    assert "--sidecar-port=5000" in args and "--sidecar-admin-port=5001" in args
+    assert "--ca-validity=43800h" in args and "--cert-validity=720h" in args
+    assert not any(a.startswith("--tls-dir") for a in args)
+
+
+def test_cert_manager_issues_the_serving_certificate_and_injects_the_ca():
+    objs = render({"certManager": {"enabled": True}, "operator": {"tlsSans": ["op.example", "10.1.2.3"]}})
+    cert = objs[("Certificate", "switchyard-operator-tls")]["spec"]
+    assert "switchyard-operator.switchyard-system.svc" in cert["dnsNames"]
+    assert "op.example" in cert["dnsNames"] and "10.1.2.3" in cert["ipAddresses"]
+    assert cert["issuerRef"] == {"name": "switchyard-ca", "kind": "Issuer", "group": "cert-manager.io"}
+    assert objs[("Certificate", "switchyard-ca")]["spec"]["isCA"] is True
+    assert objs[("Issuer", "switchyard-ca")]["spec"]["ca"]["secretName"] == "switchyard-cert-manager-ca"
+    pod = objs[("Deployment", "switchyard-operator")]["spec"]["template"]["spec"]
+    assert "--tls-dir=/etc/switchyard/tls" in pod["containers"][0]["args"]
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "switchyard-operator-tls"}}]
+    mwc = objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "switchyard-system/switchyard-operator-tls"
+    # An issuer of the platform's own: no CA of the chart's.
+    objs = render({"certManager": {"enabled": True, "issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}})
+    assert objs[("Certificate", "switchyard-operator-tls")]["spec"]["issuerRef"]["name"] == "corp"
+    assert ("Issuer", "switchyard-ca") not in objs
+    # Off by default.
+    assert not [k for k in render() if k[0] in ("Certificate", "Issuer")]
+
+
+def test_a_webhook_url_replaces_the_service():
+    hook = render({"webhook": {"url": "https://127.0.0.1:9443/inject"}})[
+        ("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"][0]
+    assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/inject"}
 
 
 @pytest.mark.parametrize("bad", [
@@ -72,6 +113,12 @@ def test_non_default_values_render_where_they_should():
     {"ports": {"config": 70000}},
     {"operator": {"image": {"repository": "x", "pullPolicy": "Maybe"}}},
     {"unknownKey": True},
+    {"sidecar": {"ports": {"data": 0}}},
+    {"sidecar": {"resources": {"request": {}}}},
+    {"operator": {"certificates": {"servingValidity": "90 days"}}},
+    {"certManager": {"enabled": "yes"}},
+    {"certManager": {"issuerRef": {"name": "x", "kind": "Vault"}}},
+    {"webhook": {"url": "http://insecure/inject"}},
 ])
 def test_the_schema_rejects_bad_values(bad):
     chart = helm.Chart.load(CHART)

@@ -270,6 +270,9 @@ impl Own {
             if steps.is_empty() && version.is_some() {
                 break cas;
             }
+            if version.is_none() {
+                steps.push("CA created");
+            }
             let secret = cas.to_secret(version.clone());
             let written = match version {
                 None => self.secrets.create(&PostParams::default(), &secret).await,

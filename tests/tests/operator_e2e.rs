@@ -1306,6 +1306,42 @@ async fn ca_config_map(client: &Client, ns: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An operator for namespace `sy-rot-KEY-system` keeping webhook configuration
+/// `sy-rot-KEY` (admin kubeconfig), with `extra` flags; returns once it is ready.
+async fn start_webhook_operator(
+    dir: &std::path::Path,
+    key: &str,
+    webhook: SocketAddr,
+    extra: &[&str],
+) -> Proc {
+    let (proc, _, admin) =
+        spawn_on_free_ports(dir.join(format!("operator-{key}.log")), |config, admin| {
+            let mut cmd = Command::new(bin("switchyard-operator"));
+            cmd.args([
+                "--namespace",
+                &format!("sy-rot-{key}-system"),
+                "--config-listen",
+                &config.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+                "--webhook-listen",
+                &webhook.to_string(),
+                "--webhook-configuration",
+                &format!("sy-rot-{key}"),
+                "--identity",
+                key,
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,kube=warn");
+            cmd
+        });
+    eventually("operator ready", Duration::from_secs(30), || {
+        http_ok(format!("http://{admin}/readyz"))
+    })
+    .await;
+    proc
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_rotate_with_no_failed_admission() {
     let _turn = SERIAL.lock().await;
@@ -1334,33 +1370,12 @@ async fn certificates_rotate_with_no_failed_admission() {
     // through a fail-closed webhook: not one may fail.
     let webhook = free_addr();
     fail_closed_injector(&client, "sy-rot-own", "own", webhook, "").await;
-    let (mut own, _, own_admin) =
-        spawn_on_free_ports(dir.path().join("operator-own.log"), |config, admin| {
-            let mut cmd = Command::new(bin("switchyard-operator"));
-            cmd.args([
-                "--namespace",
-                "sy-rot-own-system",
-                "--config-listen",
-                &config.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-                "--webhook-listen",
-                &webhook.to_string(),
-                "--webhook-configuration",
-                "sy-rot-own",
-                "--ca-validity",
-                "30s",
-                "--cert-validity",
-                "6s",
-                "--identity",
-                "rot",
-            ])
-            .env("RUST_LOG", "info,kube=warn");
-            cmd
-        });
-    eventually("operator ready", Duration::from_secs(30), || {
-        http_ok(format!("http://{own_admin}/readyz"))
-    })
+    let mut own = start_webhook_operator(
+        dir.path(),
+        "own",
+        webhook,
+        &["--ca-validity", "30s", "--cert-validity", "6s"],
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), OWN);
     let mut bundles = std::collections::BTreeSet::new();
@@ -1397,31 +1412,12 @@ async fn certificates_rotate_with_no_failed_admission() {
     let ca1 = cert_manager_files(&tls, "1");
     let webhook = free_addr();
     fail_closed_injector(&client, "sy-rot-files", "files", webhook, &ca1).await;
-    let (_files_op, _, files_admin) =
-        spawn_on_free_ports(dir.path().join("operator-files.log"), |config, admin| {
-            let mut cmd = Command::new(bin("switchyard-operator"));
-            cmd.args([
-                "--namespace",
-                "sy-rot-files-system",
-                "--config-listen",
-                &config.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-                "--webhook-listen",
-                &webhook.to_string(),
-                "--webhook-configuration",
-                "sy-rot-files",
-                "--tls-dir",
-                &tls.display().to_string(),
-                "--identity",
-                "files",
-            ])
-            .env("RUST_LOG", "info,kube=warn");
-            cmd
-        });
-    eventually("operator ready", Duration::from_secs(30), || {
-        http_ok(format!("http://{files_admin}/readyz"))
-    })
+    let _files_op = start_webhook_operator(
+        dir.path(),
+        "files",
+        webhook,
+        &["--tls-dir", &tls.display().to_string()],
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), FILES);
     assert_eq!(admitted(&pods, "f-1").await, Ok(true));

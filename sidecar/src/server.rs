@@ -32,8 +32,18 @@ where
     if req.method() == Method::GET && matches!(req.uri().path(), "/v1/models" | "/models") {
         return models(&shared, req.headers(), &request_id);
     }
-    if req.method() == Method::POST && req.uri().path() == "/v1/messages/count_tokens" {
-        return count_tokens(&shared, req, &request_id, started).await;
+    if req.method() == Method::POST {
+        let path = req.uri().path();
+        let counting = if path == "/v1/messages/count_tokens" {
+            Some((Dialect::Anthropic, None))
+        } else {
+            path.strip_prefix("/v1beta/models/")
+                .and_then(|p| p.strip_suffix(":countTokens"))
+                .map(|model| (Dialect::Gemini, Some(model.to_string())))
+        };
+        if let Some((dialect, model)) = counting {
+            return count_tokens(&shared, req, dialect, model, &request_id, started).await;
+        }
     }
     let admitted = match admit(&shared, req).await {
         Ok(a) => a,
@@ -242,12 +252,17 @@ fn models(shared: &Shared, headers: &HeaderMap, request_id: &str) -> Response<Bo
     resp
 }
 
-/// Anthropic's `POST /v1/messages/count_tokens`, answered locally with an estimate (about
-/// four characters a token over system, messages and tools), whatever the backend: agentic
-/// clients use it to budget their context, and no provider call is spent on it.
+/// Token counting, answered locally with an estimate (about four characters a token over
+/// the prompt, its system text and tools), whatever the backend: agentic clients use it to
+/// budget their context, and no provider call is spent on it. Anthropic's
+/// `POST /v1/messages/count_tokens` answers `{"input_tokens": N}`; Gemini's
+/// `POST /v1beta/models/{model}:countTokens` (the model from the path, the prompt as
+/// `contents` or inside `generateContentRequest`) answers `{"totalTokens": N}`.
 async fn count_tokens<B>(
     shared: &Shared,
     req: Request<B>,
+    dialect: Dialect,
+    path_model: Option<String>,
     request_id: &str,
     started: Instant,
 ) -> Response<Body>
@@ -255,31 +270,45 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let dialect = Dialect::Anthropic;
     let (parts, body) = req.into_parts();
     let counted = async {
         let body = read_body(&parts.headers, body, shared.max_body_bytes).await?;
-        let value: Value =
+        let mut value: Value =
             serde_json::from_slice(&body).map_err(|e| Error::MalformedJson(e.to_string()))?;
-        let model = value
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        if let Some(inner) = value.get_mut("generateContentRequest").map(Value::take) {
+            value = inner;
+        }
+        let model = match &path_model {
+            Some(m) => m.as_str(),
+            None => value
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        };
         let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
         if rt.served(model).is_none() {
             return Err(Error::ModelNotFound(model.to_string()));
         }
-        let chars: usize = ["system", "messages", "tools"]
-            .iter()
-            .filter_map(|k| value.get(*k))
-            .map(|v| v.to_string().len())
-            .sum();
+        let chars: usize = [
+            "system",
+            "messages",
+            "tools",
+            "contents",
+            "systemInstruction",
+        ]
+        .iter()
+        .filter_map(|k| value.get(*k))
+        .map(|v| v.to_string().len())
+        .sum();
         Ok(chars.div_ceil(4))
     };
     match counted.await {
         Ok(tokens) => {
-            let mut resp =
-                respond::json_response(StatusCode::OK, json!({"input_tokens": tokens}).to_string());
+            let body = match dialect {
+                Dialect::Gemini => json!({"totalTokens": tokens}),
+                _ => json!({"input_tokens": tokens}),
+            };
+            let mut resp = respond::json_response(StatusCode::OK, body.to_string());
             decorate(&mut resp, &Report::default(), request_id, &HeaderMap::new());
             resp
         }

@@ -446,6 +446,31 @@ async fn anthropic_token_counting_is_answered_locally_for_any_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn gemini_token_counting_is_answered_locally_in_both_request_shapes() {
+    let up = Upstreams::start().await;
+    let sc = start(&base(&up));
+    let contents = json!([{"role": "user", "parts": [{"text": "count these tokens please"}]}]);
+    for body in [
+        json!({"contents": contents}),
+        json!({"generateContentRequest": {"model": "models/chat", "contents": contents}}),
+    ] {
+        let a = post(&sc, "/v1beta/models/chat:countTokens", &body).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let n = a.json()["totalTokens"].as_u64().unwrap();
+        assert!((5..100).contains(&n), "{n}");
+    }
+    assert!(up.gemini.received().is_empty() && up.openai.received().is_empty());
+    let a = post(
+        &sc,
+        "/v1beta/models/nope:countTokens",
+        &json!({"contents": contents}),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["error"]["status"], "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wait_ready_returns_once_the_sidecar_is_ready() {
     let up = Upstreams::start().await;
     let sc = start(&base(&up));

@@ -71,3 +71,11 @@ def test_google_sdk_errors_are_typed(gem):
     with pytest.raises(errors.ClientError) as err:
         gem.models.generate_content(model="no-such-model", contents="x")
     assert err.value.code == 404
+
+
+def test_google_sdk_count_tokens_is_answered_locally(gem):
+    counted = gem.models.count_tokens(model="via-openai", contents="how many tokens is this sentence")
+    assert 5 <= counted.total_tokens < 100
+    with pytest.raises(genai.errors.ClientError) as missing:
+        gem.models.count_tokens(model="no-such-model", contents="hi")
+    assert missing.value.code == 404

@@ -542,17 +542,23 @@ async fn install_crds(client: &Client) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_handover() {
-    let _turn = SERIAL.lock().await;
+/// The cluster in KUBECONFIG with the CRDs installed, and this scenario's turn on it.
+async fn cluster() -> (tokio::sync::MutexGuard<'static, ()>, Client) {
+    let turn = SERIAL.lock().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     assert!(
         std::env::var_os("KUBECONFIG").is_some(),
         "KUBECONFIG must point at a cluster: see README (scripts/test starts a local one)"
     );
     let client = Client::try_default().await.expect("a reachable cluster");
-    let dir = tempfile::tempdir().unwrap();
     install_crds(&client).await;
+    (turn, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_handover() {
+    let (_turn, client) = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
     for ns in [SYSTEM, TEAM_A, TEAM_B] {
         apply(
             &client,
@@ -1344,14 +1350,7 @@ async fn start_webhook_operator(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_rotate_with_no_failed_admission() {
-    let _turn = SERIAL.lock().await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG must point at a cluster: see README (scripts/test starts a local one)"
-    );
-    let client = Client::try_default().await.expect("a reachable cluster");
-    install_crds(&client).await;
+    let (_turn, client) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
     const OWN: &str = "sy-rot-own";
     const FILES: &str = "sy-rot-files";

@@ -75,9 +75,14 @@ pub struct GeminiCall {
     pub single: bool,
 }
 
+/// The model and method of a Gemini path, `/v1beta/models/{model}:{method}`.
+pub fn gemini_path(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix("/v1beta/models/")?.rsplit_once(':')
+}
+
 /// The Gemini call a path names, if it names one.
 pub fn gemini_call(path: &str) -> Option<GeminiCall> {
-    let (model, method) = path.strip_prefix("/v1beta/models/")?.rsplit_once(':')?;
+    let (model, method) = gemini_path(path)?;
     let (op, stream, single) = match method {
         "generateContent" => (Operation::Chat, false, true),
         "streamGenerateContent" => (Operation::Chat, true, true),

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::{
     dialect::{Dialect, Operation},
     error::Error,
-    inbound::{gemini_call, parse, read_body, request_id, Parsed},
+    inbound::{gemini_call, gemini_path, parse, read_body, request_id, Parsed},
     metrics::{OpLabels, RequestLabels, TokenLabels},
     relay::End,
     respond::{self, Body},
@@ -37,9 +37,9 @@ where
         let counting = if path == "/v1/messages/count_tokens" {
             Some((Dialect::Anthropic, None))
         } else {
-            path.strip_prefix("/v1beta/models/")
-                .and_then(|p| p.strip_suffix(":countTokens"))
-                .map(|model| (Dialect::Gemini, Some(model.to_string())))
+            gemini_path(path)
+                .filter(|(_, method)| *method == "countTokens")
+                .map(|(model, _)| (Dialect::Gemini, Some(model.to_string())))
         };
         if let Some((dialect, model)) = counting {
             return count_tokens(&shared, req, dialect, model, &request_id, started).await;

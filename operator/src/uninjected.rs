@@ -27,13 +27,7 @@ pub fn find(
     let mut out = Vec::new();
     for pod in world.pods.state() {
         let ns = pod.namespace().unwrap_or_default();
-        let labels = world
-            .namespaces_cache
-            .state()
-            .iter()
-            .find(|n| n.name_any() == ns)
-            .map(|n| n.labels().clone())
-            .unwrap_or_default();
+        let labels = world.namespace_labels(&ns);
         let Ok(value) = serde_json::to_value(&*pod) else {
             continue;
         };

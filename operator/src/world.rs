@@ -48,7 +48,7 @@ pub struct World {
     /// Pods.
     pub pods: reflector::Store<Pod>,
     /// Namespaces (their labels turn injection on).
-    pub namespaces_cache: reflector::Store<KubeNamespace>,
+    namespaces_cache: reflector::Store<KubeNamespace>,
     changes: broadcast::Sender<Change>,
     synced: Arc<AtomicUsize>,
 }
@@ -174,6 +174,14 @@ impl World {
     /// One pod, looked up without scanning the cache.
     pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
         self.pods.get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// A namespace's labels, looked up without scanning the cache (none if unknown).
+    pub fn namespace_labels(&self, ns: &str) -> std::collections::BTreeMap<String, String> {
+        self.namespaces_cache
+            .get(&ObjectRef::new(ns))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default()
     }
 
     /// Every namespace that holds a Switchyard object.

@@ -140,9 +140,12 @@ def installed(tmp_path_factory):
 def test_the_chart_installs_and_an_injected_pod_talks_to_its_sidecar_through_the_openai_sdk(installed):
     work, bins = installed["work"], installed["bins"]
     # The operator set the caBundle of the chart's webhook configuration.
-    mwc = json.loads(kubectl("get", "mutatingwebhookconfiguration", "switchyard-sidecar-injector", "-o", "json"))
-    eventually("caBundle set", lambda: json.loads(kubectl("get", "mutatingwebhookconfiguration", "switchyard-sidecar-injector", "-o", "json"))["webhooks"][0]["clientConfig"].get("caBundle"))
-    assert mwc["webhooks"][0]["clientConfig"]["url"].startswith("https://127.0.0.1:")
+    def injector_client_config():
+        mwc = json.loads(kubectl("get", "mutatingwebhookconfiguration", "switchyard-sidecar-injector", "-o", "json"))
+        return mwc["webhooks"][0]["clientConfig"]
+
+    client_config = eventually("caBundle set", lambda: (c := injector_client_config()).get("caBundle") and c)
+    assert client_config["url"].startswith("https://127.0.0.1:")
 
     # A platform team labels a namespace and declares a provider and a model there.
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=f"""

@@ -94,11 +94,16 @@ impl Relay {
         while let Some(ev) = self.parser.next_event() {
             self.translator.event(&ev, out);
             if let Some(message) = self.translator.error() {
-                let message = format!("upstream error after the stream began: {message}");
-                out.extend_from_slice(&respond::error_event(self.dialect, &message));
+                if !self.translator.error_forwarded() {
+                    let message = format!("upstream error after the stream began: {message}");
+                    out.extend_from_slice(&respond::error_event(self.dialect, &message));
+                }
                 self.end(End::Interrupted);
                 return;
             }
+        }
+        if self.parser.oversized() {
+            self.fail(out, &oversized_message());
         }
     }
 
@@ -115,6 +120,14 @@ impl Relay {
         out.extend_from_slice(&respond::error_event(self.dialect, message));
         self.end(End::Interrupted);
     }
+}
+
+/// The error for an upstream event past [`sse::MAX_EVENT_BYTES`].
+pub fn oversized_message() -> String {
+    format!(
+        "the upstream sent a stream event over {} MiB; the stream was abandoned",
+        sse::MAX_EVENT_BYTES >> 20
+    )
 }
 
 impl Body for Relay {

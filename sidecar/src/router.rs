@@ -394,6 +394,9 @@ async fn attempt(
         if let Some(ev) = parser.next_event() {
             break ev;
         }
+        if parser.oversized() {
+            return Err(Failure::Invalid(relay::oversized_message()));
+        }
         match timeout_at(first_byte, body.next()).await {
             Err(_) => return Err(Failure::Timeout),
             Ok(None) => {

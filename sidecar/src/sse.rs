@@ -14,14 +14,40 @@ pub struct Event {
     pub raw: Bytes,
 }
 
+/// The most bytes one event may take before the stream is given up as broken (an endless
+/// event would otherwise grow memory without bound). Generous: a whole streamed image fits.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
 /// Splits a byte stream into events; feed it chunks as they arrive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Parser {
     buf: BytesMut,
     scanned: usize,
+    limit: usize,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self::with_limit(MAX_EVENT_BYTES)
+    }
 }
 
 impl Parser {
+    /// A parser whose unfinished event may hold at most `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            scanned: 0,
+            limit,
+        }
+    }
+
+    /// Whether the unfinished event has outgrown the limit. Ask after taking every complete
+    /// event with [`Parser::next_event`]; the stream must then be abandoned.
+    pub fn oversized(&self) -> bool {
+        self.buf.len() > self.limit
+    }
+
     /// Appends received bytes.
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
@@ -152,6 +178,19 @@ mod tests {
                 assert_eq!(got, want, "input {input:?} split at {split}");
             }
         }
+    }
+
+    #[test]
+    fn an_event_past_the_limit_is_reported_and_smaller_ones_are_not() {
+        let mut p = Parser::with_limit(64);
+        p.push(b"data: small\n\n");
+        assert_eq!(all(&mut p).len(), 1);
+        assert!(!p.oversized());
+        for _ in 0..10 {
+            p.push(b"data: endless endless endless");
+            assert!(p.next_event().is_none());
+        }
+        assert!(p.oversized());
     }
 
     #[test]

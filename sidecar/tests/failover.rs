@@ -440,6 +440,63 @@ async fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_same_format_stream_passes_an_upstream_error_event_on_once() {
+    let up = Upstreams::start().await;
+    let sc = start(&two_backends(&up, "anthropic", "openai", ""));
+    let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}});
+    let error =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    up.anthropic.script([Reply::sse(vec![
+        format!("event: message_start\ndata: {start}\n\n"),
+        format!("event: error\ndata: {error}\n\n"),
+    ])]);
+    let a = ask(&sc, "anthropic", true).await;
+    let errors: Vec<_> = a
+        .events()
+        .into_iter()
+        .filter(|(name, _)| name.as_deref() == Some("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", a.text);
+    assert_eq!(errors[0].1, error, "the upstream's own event, untouched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_upstream_event_ends_the_stream_with_an_error_instead_of_growing() {
+    let up = Upstreams::start().await;
+    let sc = start(&two_backends(&up, "openai", "anthropic", ""));
+    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": "hi "}, "logprobs": null, "finish_reason": null}]});
+    // 17 MiB of one event that never ends, after a good first event.
+    let endless = format!("data: {}", "x".repeat(17 << 20));
+    up.openai.script([Reply {
+        body: Body::Sse {
+            events: vec![
+                (Duration::ZERO, format!("data: {chunk}\n\n")),
+                (Duration::ZERO, endless.clone()),
+            ],
+            drop: false,
+        },
+        ..Reply::json(200, json!({}))
+    }]);
+    let a = ask(&sc, "openai", true).await;
+    let last = a.events().last().unwrap().1.clone();
+    assert_eq!(
+        last["error"]["code"],
+        "stream_interrupted",
+        "{}",
+        &a.text[..200.min(a.text.len())]
+    );
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("over 16 MiB"));
+    // Before the first event, the same is an invalid answer and fails over.
+    up.openai.script([Reply::sse(vec![endless])]);
+    let a = ask(&sc, "openai", true).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-switchyard-provider"), "anthropic");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request() {
     let up = Upstreams::start().await;
     let sc = start(&two_backends(&up, "anthropic", "openai", ""));

@@ -1,6 +1,8 @@
 //! An Anthropic-shaped call served by an OpenAI-format upstream (OpenAI, Azure, mock, and
 //! Gemini through OpenAI): the request forward, the response and the stream back.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{error_message, Context, Usage};
@@ -236,20 +238,30 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     (out, usage)
 }
 
-/// What content block is open in the Anthropic stream.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Open {
-    Nothing,
-    Text(usize),
-    Tool { block: usize, call: u64 },
+/// A tool call seen in the stream but not yet sent: the Anthropic wire streams one block at a
+/// time, so calls other than the live one wait here, keyed by their OpenAI `index`.
+#[derive(Debug, Default)]
+struct PendingCall {
+    id: Value,
+    name: Value,
+    arguments: String,
 }
 
 /// OpenAI chunks in, Anthropic events out.
+///
+/// Text streams live. The first tool call streams live too; other calls (later parallel
+/// calls, or calls interleaved with it) are gathered per index and sent whole, each its own
+/// block, when the live one ends, so every delta reaches the block of its own index and the
+/// blocks stay sequential as Anthropic sends them.
 #[derive(Debug)]
 pub struct Stream {
     ctx: Context,
     started: bool,
-    open: Open,
+    /// The open text block.
+    text: Option<usize>,
+    /// The live tool call: its OpenAI index and its block.
+    live: Option<(u64, usize)>,
+    pending: BTreeMap<u64, PendingCall>,
     next_block: usize,
     finish: Option<String>,
     usage: Usage,
@@ -263,7 +275,9 @@ impl Stream {
         Self {
             ctx,
             started: false,
-            open: Open::Nothing,
+            text: None,
+            live: None,
+            pending: BTreeMap::new(),
             next_block: 0,
             finish: None,
             usage: Usage::default(),
@@ -290,21 +304,12 @@ impl Stream {
         sse::write(out, Some("message_start"), &start.to_string());
     }
 
-    fn close(&mut self, out: &mut Vec<u8>) {
-        let index = match self.open {
-            Open::Nothing => return,
-            Open::Text(i) | Open::Tool { block: i, .. } => i,
-        };
-        sse::write(
-            out,
-            Some("content_block_stop"),
-            &json!({"type": "content_block_stop", "index": index}).to_string(),
-        );
-        self.open = Open::Nothing;
+    fn stop_block(out: &mut Vec<u8>, index: usize) {
+        let ev = json!({"type": "content_block_stop", "index": index});
+        sse::write(out, Some("content_block_stop"), &ev.to_string());
     }
 
     fn open_block(&mut self, block: Value, out: &mut Vec<u8>) -> usize {
-        self.close(out);
         let index = self.next_block;
         self.next_block += 1;
         let ev = json!({"type": "content_block_start", "index": index, "content_block": block});
@@ -312,11 +317,87 @@ impl Stream {
         index
     }
 
+    fn json_delta(out: &mut Vec<u8>, index: usize, partial: &str) {
+        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": partial}});
+        sse::write(out, Some("content_block_delta"), &ev.to_string());
+    }
+
+    fn close_text(&mut self, out: &mut Vec<u8>) {
+        if let Some(index) = self.text.take() {
+            Self::stop_block(out, index);
+        }
+    }
+
+    /// Ends the live call and sends every gathered one, in index order.
+    fn close_tools(&mut self, out: &mut Vec<u8>) {
+        if let Some((_, block)) = self.live.take() {
+            Self::stop_block(out, block);
+        }
+        for (_, call) in std::mem::take(&mut self.pending) {
+            let block = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
+            let index = self.open_block(block, out);
+            if !call.arguments.is_empty() {
+                Self::json_delta(out, index, &call.arguments);
+            }
+            Self::stop_block(out, index);
+        }
+    }
+
+    fn text_delta(&mut self, text: &str, out: &mut Vec<u8>) {
+        let index = match self.text {
+            Some(index) => index,
+            None => {
+                self.close_tools(out);
+                self.open_block(json!({"type": "text", "text": ""}), out)
+            }
+        };
+        self.text = Some(index);
+        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
+        sse::write(out, Some("content_block_delta"), &ev.to_string());
+    }
+
+    fn tool_delta(&mut self, call: &Value, out: &mut Vec<u8>) {
+        let index = call["index"].as_u64().unwrap_or(0);
+        let args = call
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.live {
+            Some((live, block)) if live == index => {
+                if !args.is_empty() {
+                    Self::json_delta(out, block, args);
+                }
+            }
+            None if self.pending.is_empty() => {
+                self.close_text(out);
+                let name = call.pointer("/function/name").cloned().unwrap_or_default();
+                let block =
+                    json!({"type": "tool_use", "id": call["id"], "name": name, "input": {}});
+                let block = self.open_block(block, out);
+                self.live = Some((index, block));
+                if !args.is_empty() {
+                    Self::json_delta(out, block, args);
+                }
+            }
+            _ => {
+                let pending = self.pending.entry(index).or_default();
+                if let Some(id) = call.get("id").filter(|v| v.is_string()) {
+                    pending.id = id.clone();
+                }
+                if let Some(name) = call.pointer("/function/name").filter(|v| v.is_string()) {
+                    pending.name = name.clone();
+                }
+                pending.arguments.push_str(args);
+            }
+        }
+    }
+
     fn end(&mut self, out: &mut Vec<u8>) {
         if self.done {
             return;
         }
-        self.close(out);
+        self.close_text(out);
+        self.close_tools(out);
         let stop = stop_reason(self.finish.as_deref().unwrap_or("stop"));
         let delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": self.usage.to_anthropic()});
         sse::write(out, Some("message_delta"), &delta.to_string());
@@ -353,36 +434,10 @@ impl super::StreamTranslator for Stream {
         };
         let delta = &choice["delta"];
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            let index = match self.open {
-                Open::Text(i) => i,
-                _ => self.open_block(json!({"type": "text", "text": ""}), out),
-            };
-            self.open = Open::Text(index);
-            let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
-            sse::write(out, Some("content_block_delta"), &ev.to_string());
+            self.text_delta(text, out);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let call_index = call["index"].as_u64().unwrap_or(0);
-            let index = match self.open {
-                Open::Tool { block, call } if call == call_index => block,
-                _ => {
-                    let block = json!({"type": "tool_use", "id": call["id"], "name": call.pointer("/function/name").cloned().unwrap_or_default(), "input": {}});
-                    let b = self.open_block(block, out);
-                    self.open = Open::Tool {
-                        block: b,
-                        call: call_index,
-                    };
-                    b
-                }
-            };
-            if let Some(args) = call
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .filter(|a| !a.is_empty())
-            {
-                let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": args}});
-                sse::write(out, Some("content_block_delta"), &ev.to_string());
-            }
+            self.tool_delta(call, out);
         }
         if let Some(finish) = choice["finish_reason"].as_str() {
             self.finish = Some(finish.to_string());
@@ -403,5 +458,114 @@ impl super::StreamTranslator for Stream {
 
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::StreamTranslator;
+
+    fn chunk(delta: Value, finish: Option<&str>) -> sse::Event {
+        let data = json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        sse::Event {
+            name: None,
+            data: data.to_string(),
+            raw: Default::default(),
+        }
+    }
+
+    fn call(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
+        let mut f = json!({"arguments": args});
+        if let Some(name) = name {
+            f["name"] = json!(name);
+        }
+        let mut c = json!({"index": index, "type": "function", "function": f});
+        if let Some(id) = id {
+            c["id"] = json!(id);
+        }
+        json!({"tool_calls": [c]})
+    }
+
+    /// Runs chunks through and rebuilds the blocks as a strict Anthropic client would,
+    /// failing on a delta to a block that is not open or a block opened twice.
+    fn blocks(chunks: Vec<sse::Event>) -> Vec<Value> {
+        let mut s = Stream::new(Context::default());
+        let mut out = Vec::new();
+        for c in &chunks {
+            s.event(c, &mut out);
+        }
+        s.finish(&mut out);
+        let mut parser = sse::Parser::default();
+        parser.push(&out);
+        let mut blocks: Vec<Value> = Vec::new();
+        let mut open: Option<usize> = None;
+        while let Some(ev) = parser.next_event() {
+            let ev: Value = serde_json::from_str(&ev.data).unwrap_or_default();
+            let index = ev["index"].as_u64().map(|i| i as usize);
+            match ev["type"].as_str() {
+                Some("content_block_start") => {
+                    assert_eq!(open, None, "a block opened while another is open");
+                    assert_eq!(index, Some(blocks.len()), "blocks are numbered in order");
+                    let mut b = ev["content_block"].clone();
+                    b["partial"] = json!("");
+                    blocks.push(b);
+                    open = index;
+                }
+                Some("content_block_delta") => {
+                    assert_eq!(index, open, "a delta to a block that is not open");
+                    let b = &mut blocks[open.unwrap_or_default()];
+                    let piece = ev["delta"]["partial_json"]
+                        .as_str()
+                        .or(ev["delta"]["text"].as_str());
+                    b["partial"] = json!(format!(
+                        "{}{}",
+                        b["partial"].as_str().unwrap_or(""),
+                        piece.unwrap_or("")
+                    ));
+                }
+                Some("content_block_stop") => {
+                    assert_eq!(index, open);
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(open, None, "every block is closed");
+        blocks
+    }
+
+    #[test]
+    fn interleaved_tool_call_deltas_reach_their_own_blocks() {
+        let got = blocks(vec![
+            chunk(call(0, Some("call_a"), Some("read"), "{\"pa"), None),
+            chunk(call(1, Some("call_b"), Some("grep"), "{\"q\""), None),
+            chunk(call(0, None, None, "th\":1}"), None),
+            chunk(call(1, None, None, ":2}"), None),
+            chunk(json!({}), Some("tool_calls")),
+        ]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["id"], "call_a");
+        assert_eq!(got[0]["name"], "read");
+        assert_eq!(got[0]["partial"], "{\"path\":1}");
+        assert_eq!(got[1]["id"], "call_b");
+        assert_eq!(got[1]["name"], "grep");
+        assert_eq!(got[1]["partial"], "{\"q\":2}");
+    }
+
+    #[test]
+    fn sequential_parallel_calls_and_index_gaps_each_get_one_named_block() {
+        let got = blocks(vec![
+            chunk(json!({"content": "let me look"}), None),
+            chunk(call(0, Some("call_a"), Some("read"), ""), None),
+            chunk(call(0, None, None, "{}"), None),
+            chunk(call(5, Some("call_b"), Some("ls"), "{\"d\":"), None),
+            chunk(call(5, None, None, "1}"), None),
+            chunk(json!({}), Some("tool_calls")),
+        ]);
+        let names: Vec<&Value> = got.iter().map(|b| &b["name"]).collect();
+        assert_eq!(names, [&Value::Null, &json!("read"), &json!("ls")]);
+        assert_eq!(got[0]["partial"], "let me look");
+        assert_eq!(got[2]["partial"], "{\"d\":1}");
     }
 }

@@ -2,6 +2,8 @@
 //! `batchEmbedContents`) served by an OpenAI-format upstream: the request forward, the
 //! response and the stream back. Anthropic upstreams are reached through OpenAI.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{error_message, Context, Usage};
@@ -300,7 +302,9 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
 pub struct Stream {
     id: String,
     model: String,
-    calls: Vec<Value>,
+    /// Tool calls by their OpenAI `index`, gathered until the end (indices may skip or
+    /// interleave; the wire keys every delta by index).
+    calls: BTreeMap<u64, Value>,
     finish: Option<String>,
     usage: Usage,
     done: bool,
@@ -314,7 +318,7 @@ impl Stream {
         Self {
             id: "switchyard".into(),
             model,
-            calls: Vec::new(),
+            calls: BTreeMap::new(),
             finish: None,
             usage: Usage::default(),
             done: false,
@@ -341,7 +345,7 @@ impl Stream {
         let parts = if self.calls.is_empty() {
             vec![json!({"text": ""})]
         } else {
-            self.calls.iter().map(call_part).collect()
+            self.calls.values().map(call_part).collect()
         };
         self.emit(out, parts, true);
         self.done = true;
@@ -386,18 +390,22 @@ impl super::StreamTranslator for Stream {
             .into_iter()
             .flatten()
         {
-            let i = tc["index"].as_u64().unwrap_or(0) as usize;
-            if self.calls.len() <= i {
-                self.calls.push(json!({"id": tc["id"], "function": {"name": tc.pointer("/function/name").cloned().unwrap_or_default(), "arguments": ""}}));
+            let i = tc["index"].as_u64().unwrap_or(0);
+            let call = self.calls.entry(i).or_insert_with(
+                || json!({"id": Value::Null, "function": {"name": "", "arguments": ""}}),
+            );
+            if let Some(id) = tc.get("id").filter(|id| id.is_string()) {
+                call["id"] = id.clone();
+            }
+            if let Some(name) = tc.pointer("/function/name").filter(|n| n.is_string()) {
+                call["function"]["name"] = name.clone();
             }
             if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
                 let joined = format!(
                     "{}{args}",
-                    self.calls[i]["function"]["arguments"]
-                        .as_str()
-                        .unwrap_or_default()
+                    call["function"]["arguments"].as_str().unwrap_or_default()
                 );
-                self.calls[i]["function"]["arguments"] = json!(joined);
+                call["function"]["arguments"] = json!(joined);
             }
         }
         if let Some(f) = choice["finish_reason"].as_str() {
@@ -453,4 +461,53 @@ pub fn embeddings_response(body: &Value, single: bool) -> Option<Value> {
     } else {
         json!({"embeddings": vectors})
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::StreamTranslator;
+
+    fn chunk(data: Value) -> sse::Event {
+        sse::Event {
+            name: None,
+            data: data.to_string(),
+            raw: Default::default(),
+        }
+    }
+
+    #[test]
+    fn tool_call_indices_that_skip_or_interleave_gather_per_index() {
+        let mut s = Stream::new(Context::default());
+        let mut out = Vec::new();
+        let calls = [
+            json!({"index": 3, "id": "c3", "function": {"name": "b", "arguments": "{\"y\""}}),
+            json!({"index": 1, "id": "c1", "function": {"name": "a", "arguments": "{\"x\":"}}),
+            json!({"index": 3, "function": {"arguments": ":2}"}}),
+            json!({"index": 1, "function": {"arguments": "1}"}}),
+        ];
+        for c in calls {
+            s.event(
+                &chunk(json!({"choices": [{"index": 0, "delta": {"tool_calls": [c]}}]})),
+                &mut out,
+            );
+        }
+        s.event(
+            &chunk(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+            &mut out,
+        );
+        assert!(s.finish(&mut out));
+        let mut parser = sse::Parser::default();
+        parser.push(&out);
+        let last: Value =
+            serde_json::from_str(&parser.next_event().expect("an event").data).expect("json");
+        let parts = &last["candidates"][0]["content"]["parts"];
+        assert_eq!(
+            parts,
+            &json!([
+                {"functionCall": {"id": "c1", "name": "a", "args": {"x": 1}}},
+                {"functionCall": {"id": "c3", "name": "b", "args": {"y": 2}}},
+            ])
+        );
+    }
 }

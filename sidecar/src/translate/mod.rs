@@ -94,6 +94,11 @@ pub trait StreamTranslator: Send {
     fn usage(&self) -> Usage;
     /// The message of an error event the upstream sent, if any.
     fn error(&self) -> Option<&str>;
+    /// Whether that error event already reached the caller as it came (same-format streams
+    /// forward it untouched, so the relay must not send a second one).
+    fn error_forwarded(&self) -> bool {
+        false
+    }
 }
 
 /// The `message` of an upstream error object, whatever its format.
@@ -457,6 +462,10 @@ impl StreamTranslator for Passthrough {
 
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    fn error_forwarded(&self) -> bool {
+        true
     }
 }
 

@@ -1,5 +1,5 @@
 //! The operator and managed sidecars against a real Kubernetes API server (`KUBECONFIG`:
-//! the local control plane of `../shared/k8s`, kind, k3d or a real cluster), with the real
+//! the local control plane of `scripts/k8s/start.sh`, kind, k3d or a real cluster), with the real
 //! binaries: CRD schema enforcement, status transitions and Events, propagation to sidecars,
 //! namespace isolation, token checks, operator outage, persisted snapshots, leader hand-over.
 

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod dialect;
+pub mod endpoint;
 pub mod error;
 pub mod failure;
 pub mod health;

@@ -1,18 +1,18 @@
-//! The data plane's HTTP front: parse the call, hand it to the router, answer in the caller's
-//! dialect. `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`,
-//! `POST /v1/messages`.
+//! The data plane's HTTP front: find the endpoint, read the call, hand it to the router,
+//! answer in the caller's dialect.
 
 use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use crate::{
     dialect::{Dialect, Operation},
+    endpoint::Endpoint,
     error::Error,
-    inbound::{gemini_call, gemini_path, parse, read_body, request_id, Parsed},
+    inbound::{parse, read_body, request_id, GeminiCall, Parsed},
     metrics::{OpLabels, RequestLabels, TokenLabels},
     relay::End,
     respond::{self, Body},
@@ -29,40 +29,28 @@ where
 {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    if req.method() == Method::GET && matches!(req.uri().path(), "/v1/models" | "/models") {
-        return models(&shared, req.headers(), &request_id);
-    }
-    if req.method() == Method::POST {
-        let path = req.uri().path();
-        let counting = if path == "/v1/messages/count_tokens" {
-            Some((Dialect::Anthropic, None))
-        } else {
-            gemini_path(path)
-                .filter(|(_, method)| *method == "countTokens")
-                .map(|(model, _)| (Dialect::Gemini, Some(model.to_string())))
-        };
-        if let Some((dialect, model)) = counting {
-            return count_tokens(&shared, req, dialect, model, &request_id, started).await;
-        }
-    }
-    let admitted = match admit(&shared, req).await {
+    let endpoint = Endpoint::parse(req.method(), req.uri().path());
+    let op = endpoint.operation();
+    let refuse = |dialect, err| {
+        let report = Report::default();
+        finish_error(&shared, dialect, op, err, &report, &request_id, "unknown", started)
+    };
+    let (dialect, gemini) = match endpoint {
+        Endpoint::Models => return models(&shared, req.headers(), &request_id),
+        Endpoint::CountTokens {
+            dialect,
+            path_model,
+        } => return count_tokens(&shared, req, dialect, path_model, &request_id, started).await,
+        Endpoint::Refused(dialect, err) => return refuse(dialect, err),
+        Endpoint::Call {
+            dialect, gemini, ..
+        } => (dialect, gemini),
+    };
+    let admitted = match admit(&shared, req, dialect, op, gemini).await {
         Ok(a) => a,
-        Err((dialect, err)) => {
-            let report = Report::default();
-            return finish_error(
-                &shared,
-                dialect,
-                err,
-                &report,
-                &request_id,
-                "unknown",
-                started,
-            );
-        }
+        Err(err) => return refuse(dialect, err),
     };
     let Admitted {
-        dialect,
-        op,
         parts,
         parsed,
         rt,
@@ -97,6 +85,7 @@ where
         Err(err) => finish_error(
             &shared,
             dialect,
+            op,
             err,
             &report,
             &request_id,
@@ -156,69 +145,30 @@ where
 
 /// A call that passed every check before routing.
 struct Admitted {
-    dialect: Dialect,
-    op: Operation,
     parts: http::request::Parts,
     parsed: Parsed,
     rt: Arc<crate::state::Runtime>,
     gemini_single: bool,
 }
 
-/// Finds the endpoint, reads and checks the body, and takes the config in force; any
-/// failure comes with the dialect to answer in.
-async fn admit<B>(shared: &Shared, req: Request<B>) -> Result<Admitted, (Dialect, Error)>
+/// Reads and checks the body and takes the config in force.
+async fn admit<B>(
+    shared: &Shared,
+    req: Request<B>,
+    dialect: Dialect,
+    op: Operation,
+    gemini: Option<GeminiCall>,
+) -> Result<Admitted, Error>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let path = req.uri().path().to_string();
-    let gemini = gemini_call(&path);
-    let endpoint = match (req.method(), path.trim_end_matches('/')) {
-        (&Method::POST, _) if gemini.is_some() => Ok((
-            Dialect::Gemini,
-            gemini.as_ref().map_or(Operation::Chat, |g| g.op),
-        )),
-        (m, _) if gemini.is_some() => Err((
-            Dialect::Gemini,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (_, p) if p.starts_with("/v1beta/") => {
-            Err((Dialect::Gemini, Error::UnknownEndpoint(path.clone())))
-        }
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            Ok((Dialect::OpenAi, Operation::Chat))
-        }
-        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
-            Ok((Dialect::OpenAi, Operation::Embeddings))
-        }
-        (&Method::POST, "/v1/messages") => Ok((Dialect::Anthropic, Operation::Chat)),
-        (m, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => Err((
-            Dialect::OpenAi,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (m, "/v1/messages") => Err((
-            Dialect::Anthropic,
-            Error::MethodNotAllowed(m.to_string(), path.clone()),
-        )),
-        (_, p) if p.starts_with("/v1/messages") => {
-            Err((Dialect::Anthropic, Error::UnknownEndpoint(path.clone())))
-        }
-        _ => Err((Dialect::OpenAi, Error::UnknownEndpoint(path.clone()))),
-    };
-    let (dialect, op) = endpoint?;
     let (parts, body) = req.into_parts();
-    let body = read_body(&parts.headers, body, shared.max_body_bytes)
-        .await
-        .map_err(|e| (dialect, e))?;
-    let parsed = parse(dialect, op, &body, gemini.as_ref()).map_err(|e| (dialect, e))?;
-    let rt = shared
-        .runtime
-        .load_full()
-        .ok_or((dialect, Error::NotReady))?;
+    let body = read_body(&parts.headers, body, shared.max_body_bytes).await?;
+    let parsed = parse(dialect, op, &body, gemini.as_ref())?;
+    let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
     let gemini_single = gemini.as_ref().is_none_or(|g| g.single);
     Ok(Admitted {
-        dialect,
-        op,
         parts,
         parsed,
         rt,
@@ -315,6 +265,7 @@ where
         Err(err) => finish_error(
             shared,
             dialect,
+            Operation::Chat,
             err,
             &Report::default(),
             request_id,
@@ -341,9 +292,11 @@ fn decorate(resp: &mut Response<Body>, report: &Report, request_id: &str, upstre
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_error(
     shared: &Shared,
     dialect: Dialect,
+    op: Operation,
     err: Error,
     report: &Report,
     request_id: &str,
@@ -365,7 +318,6 @@ fn finish_error(
     }
     let mut resp = respond::error_response(dialect, &err, request_id);
     decorate(&mut resp, report, request_id, &HeaderMap::new());
-    let op = Operation::Chat;
     let labels = RequestLabels {
         gen_ai_request_model: model.to_string(),
         api: dialect.as_str(),

@@ -239,8 +239,11 @@ async fn the_admin_port_reports_health_readiness_metrics_and_config() {
     assert_eq!(post(&sc, "/v1/chat/completions", &body).await.status, 200);
     let (path, body) = chat("anthropic", "failing", "one two", false);
     assert_eq!(post(&sc, &path, &body).await.status, 200);
+    let bad = json!({"model": "no-such-model", "input": "x"});
+    assert_eq!(post(&sc, "/v1/embeddings", &bad).await.status, 404);
     let (_, m) = sc.admin_get("/metrics").unwrap();
     for needle in [
+        "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"embeddings\",gen_ai_request_model=\"unknown\",gen_ai_provider_name=\"\",gen_ai_response_model=\"\",error_type=\"model_not_found\"} 1",
         "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\",error_type=\"\"} 1",
         "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"output\"} 3",
         "gen_ai_server_time_to_first_token_seconds_count{gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\"} 1",

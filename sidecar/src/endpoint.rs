@@ -1,0 +1,147 @@
+//! The route table: every data-plane endpoint, parsed once from method and path, knowing its
+//! dialect and operation.
+
+use http::Method;
+
+use crate::{
+    dialect::{Dialect, Operation},
+    error::Error,
+    inbound::{gemini_call, gemini_path, GeminiCall},
+};
+
+/// What a request on the data port asks for.
+pub enum Endpoint {
+    /// `GET /v1/models`.
+    Models,
+    /// A model call to route: chat, messages, embeddings or a Gemini method.
+    Call {
+        /// The caller's dialect.
+        dialect: Dialect,
+        /// What it asks for.
+        op: Operation,
+        /// The Gemini call its path names (Gemini carries model and streaming there).
+        gemini: Option<GeminiCall>,
+    },
+    /// Token counting (`/v1/messages/count_tokens`, Gemini `:countTokens`), with the model
+    /// from the path when the dialect carries it there.
+    CountTokens {
+        /// The caller's dialect.
+        dialect: Dialect,
+        /// The model named by the path.
+        path_model: Option<String>,
+    },
+    /// A path or method the sidecar does not serve, with the dialect to say so in.
+    Refused(Dialect, Error),
+}
+
+impl Endpoint {
+    /// Reads the endpoint a method and path name.
+    pub fn parse(method: &Method, path: &str) -> Endpoint {
+        let not_allowed = |dialect| {
+            Endpoint::Refused(
+                dialect,
+                Error::MethodNotAllowed(method.to_string(), path.to_string()),
+            )
+        };
+        let unknown = |dialect| Endpoint::Refused(dialect, Error::UnknownEndpoint(path.to_string()));
+        if let Some((model, "countTokens")) = gemini_path(path) {
+            return match *method {
+                Method::POST => Endpoint::CountTokens {
+                    dialect: Dialect::Gemini,
+                    path_model: Some(model.to_string()),
+                },
+                _ => not_allowed(Dialect::Gemini),
+            };
+        }
+        if let Some(call) = gemini_call(path) {
+            return match *method {
+                Method::POST => Endpoint::Call {
+                    dialect: Dialect::Gemini,
+                    op: call.op,
+                    gemini: Some(call),
+                },
+                _ => not_allowed(Dialect::Gemini),
+            };
+        }
+        let call = |dialect, op| Endpoint::Call {
+            dialect,
+            op,
+            gemini: None,
+        };
+        match (method, path.trim_end_matches('/')) {
+            (_, p) if p.starts_with("/v1beta/") => unknown(Dialect::Gemini),
+            (&Method::GET, "/v1/models" | "/models") => Endpoint::Models,
+            (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+                call(Dialect::OpenAi, Operation::Chat)
+            }
+            (&Method::POST, "/v1/embeddings" | "/embeddings") => {
+                call(Dialect::OpenAi, Operation::Embeddings)
+            }
+            (&Method::POST, "/v1/messages") => call(Dialect::Anthropic, Operation::Chat),
+            (&Method::POST, "/v1/messages/count_tokens") => Endpoint::CountTokens {
+                dialect: Dialect::Anthropic,
+                path_model: None,
+            },
+            (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => {
+                not_allowed(Dialect::OpenAi)
+            }
+            (_, "/v1/messages" | "/v1/messages/count_tokens") => not_allowed(Dialect::Anthropic),
+            (_, p) if p.starts_with("/v1/messages") => unknown(Dialect::Anthropic),
+            _ => unknown(Dialect::OpenAi),
+        }
+    }
+
+    /// The operation an answer is counted under in metrics.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Endpoint::Call { op, .. } => *op,
+            _ => Operation::Chat,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(method: Method, path: &str) -> String {
+        match Endpoint::parse(&method, path) {
+            Endpoint::Models => "models".into(),
+            Endpoint::Call { dialect, op, gemini } => format!(
+                "{} {} {}",
+                dialect.as_str(),
+                op.as_str(),
+                gemini.map(|g| g.model).unwrap_or_default()
+            ),
+            Endpoint::CountTokens { dialect, path_model } => {
+                format!("count {} {}", dialect.as_str(), path_model.unwrap_or_default())
+            }
+            Endpoint::Refused(dialect, e) => format!("refused {} {}", dialect.as_str(), e.status_code().as_u16()),
+        }
+    }
+
+    #[test]
+    fn every_path_maps_to_one_endpoint_with_its_dialect_and_operation() {
+        let cases = [
+            (Method::GET, "/v1/models", "models"),
+            (Method::POST, "/v1/chat/completions", "openai chat "),
+            (Method::POST, "/chat/completions/", "openai chat "),
+            (Method::POST, "/v1/embeddings", "openai embeddings "),
+            (Method::POST, "/v1/messages", "anthropic chat "),
+            (Method::POST, "/v1/messages/count_tokens", "count anthropic "),
+            (Method::POST, "/v1beta/models/g:generateContent", "gemini chat g"),
+            (Method::POST, "/v1beta/models/g:streamGenerateContent", "gemini chat g"),
+            (Method::POST, "/v1beta/models/g:batchEmbedContents", "gemini embeddings g"),
+            (Method::POST, "/v1beta/models/g:countTokens", "count gemini g"),
+            (Method::GET, "/v1beta/models/g:generateContent", "refused gemini 405"),
+            (Method::POST, "/v1beta/models/g:nothing", "refused gemini 404"),
+            (Method::GET, "/v1/chat/completions", "refused openai 405"),
+            (Method::GET, "/v1/messages", "refused anthropic 405"),
+            (Method::POST, "/v1/messages/batches", "refused anthropic 404"),
+            (Method::POST, "/v2/other", "refused openai 404"),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(describe(method.clone(), path), want, "{method} {path}");
+        }
+    }
+}

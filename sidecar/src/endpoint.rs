@@ -43,7 +43,8 @@ impl Endpoint {
                 Error::MethodNotAllowed(method.to_string(), path.to_string()),
             )
         };
-        let unknown = |dialect| Endpoint::Refused(dialect, Error::UnknownEndpoint(path.to_string()));
+        let unknown =
+            |dialect| Endpoint::Refused(dialect, Error::UnknownEndpoint(path.to_string()));
         if let Some((model, "countTokens")) = gemini_path(path) {
             return match *method {
                 Method::POST => Endpoint::CountTokens {
@@ -107,16 +108,29 @@ mod tests {
     fn describe(method: Method, path: &str) -> String {
         match Endpoint::parse(&method, path) {
             Endpoint::Models => "models".into(),
-            Endpoint::Call { dialect, op, gemini } => format!(
+            Endpoint::Call {
+                dialect,
+                op,
+                gemini,
+            } => format!(
                 "{} {} {}",
                 dialect.as_str(),
                 op.as_str(),
                 gemini.map(|g| g.model).unwrap_or_default()
             ),
-            Endpoint::CountTokens { dialect, path_model } => {
-                format!("count {} {}", dialect.as_str(), path_model.unwrap_or_default())
+            Endpoint::CountTokens {
+                dialect,
+                path_model,
+            } => {
+                format!(
+                    "count {} {}",
+                    dialect.as_str(),
+                    path_model.unwrap_or_default()
+                )
             }
-            Endpoint::Refused(dialect, e) => format!("refused {} {}", dialect.as_str(), e.status_code().as_u16()),
+            Endpoint::Refused(dialect, e) => {
+                format!("refused {} {}", dialect.as_str(), e.status_code().as_u16())
+            }
         }
     }
 
@@ -128,16 +142,48 @@ mod tests {
             (Method::POST, "/chat/completions/", "openai chat "),
             (Method::POST, "/v1/embeddings", "openai embeddings "),
             (Method::POST, "/v1/messages", "anthropic chat "),
-            (Method::POST, "/v1/messages/count_tokens", "count anthropic "),
-            (Method::POST, "/v1beta/models/g:generateContent", "gemini chat g"),
-            (Method::POST, "/v1beta/models/g:streamGenerateContent", "gemini chat g"),
-            (Method::POST, "/v1beta/models/g:batchEmbedContents", "gemini embeddings g"),
-            (Method::POST, "/v1beta/models/g:countTokens", "count gemini g"),
-            (Method::GET, "/v1beta/models/g:generateContent", "refused gemini 405"),
-            (Method::POST, "/v1beta/models/g:nothing", "refused gemini 404"),
+            (
+                Method::POST,
+                "/v1/messages/count_tokens",
+                "count anthropic ",
+            ),
+            (
+                Method::POST,
+                "/v1beta/models/g:generateContent",
+                "gemini chat g",
+            ),
+            (
+                Method::POST,
+                "/v1beta/models/g:streamGenerateContent",
+                "gemini chat g",
+            ),
+            (
+                Method::POST,
+                "/v1beta/models/g:batchEmbedContents",
+                "gemini embeddings g",
+            ),
+            (
+                Method::POST,
+                "/v1beta/models/g:countTokens",
+                "count gemini g",
+            ),
+            (
+                Method::GET,
+                "/v1beta/models/g:generateContent",
+                "refused gemini 405",
+            ),
+            (
+                Method::POST,
+                "/v1beta/models/g:nothing",
+                "refused gemini 404",
+            ),
             (Method::GET, "/v1/chat/completions", "refused openai 405"),
             (Method::GET, "/v1/messages", "refused anthropic 405"),
-            (Method::POST, "/v1/messages/batches", "refused anthropic 404"),
+            (
+                Method::POST,
+                "/v1/messages/batches",
+                "refused anthropic 404",
+            ),
             (Method::POST, "/v2/other", "refused openai 404"),
         ];
         for (method, path, want) in cases {

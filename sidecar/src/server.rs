@@ -33,7 +33,16 @@ where
     let op = endpoint.operation();
     let refuse = |dialect, err| {
         let report = Report::default();
-        finish_error(&shared, dialect, op, err, &report, &request_id, "unknown", started)
+        finish_error(
+            &shared,
+            dialect,
+            op,
+            err,
+            &report,
+            &request_id,
+            "unknown",
+            started,
+        )
     };
     let (dialect, gemini) = match endpoint {
         Endpoint::Models => return models(&shared, req.headers(), &request_id),

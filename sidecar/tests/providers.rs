@@ -383,6 +383,31 @@ async fn embeddings_are_served_by_openai_azure_gemini_and_mock_as_floats_or_base
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn embedding_numbers_pass_between_gemini_and_openai_digit_for_digit() {
+    let up = Upstreams::start().await;
+    let sc = start(&matrix_yaml(&up));
+    let digits = "[-0.12448059022426604,0.30000000000000004,1e-7]";
+    let gemini = format!("{{\"embeddings\":[{{\"values\":{digits}}}]}}");
+    up.gemini.script([Reply {
+        body: Body::Raw("application/json", gemini.into()),
+        ..Reply::json(200, json!({}))
+    }]);
+    let body = json!({"model": "via-gemini", "input": ["x"]});
+    let a = post(&sc, "/v1/embeddings", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains(digits), "{}", a.text);
+    let openai = format!("{{\"object\":\"list\",\"data\":[{{\"object\":\"embedding\",\"index\":0,\"embedding\":{digits}}}],\"model\":\"gpt-4o\",\"usage\":{{\"prompt_tokens\":1,\"total_tokens\":1}}}}");
+    up.openai.script([Reply {
+        body: Body::Raw("application/json", openai.into()),
+        ..Reply::json(200, json!({}))
+    }]);
+    let body = json!({"content": {"parts": [{"text": "x"}]}});
+    let a = post(&sc, "/v1beta/models/via-openai:embedContent", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains(digits), "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn models_are_listed_in_the_callers_format() {
     let up = Upstreams::start().await;
     let mut yaml = matrix_yaml(&up);

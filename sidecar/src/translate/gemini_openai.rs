@@ -449,20 +449,6 @@ pub fn embeddings_request(body: &Value) -> Result<Value, Error> {
     Ok(out)
 }
 
-/// Translates an OpenAI embeddings list into an `embedContent` or `batchEmbedContents` answer.
-pub fn embeddings_response(body: &Value, single: bool) -> Option<Value> {
-    let vectors: Vec<Value> = body["data"]
-        .as_array()?
-        .iter()
-        .map(|d| json!({"values": d["embedding"]}))
-        .collect();
-    Some(if single {
-        json!({"embedding": vectors.first()?})
-    } else {
-        json!({"embeddings": vectors})
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

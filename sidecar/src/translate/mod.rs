@@ -5,6 +5,7 @@
 //! Gemini on the way up and back the same way down, so each pair is written once.
 
 pub mod anthropic_openai;
+pub mod embeddings;
 pub mod gemini_openai;
 pub mod gemini_schema;
 pub mod openai_anthropic;
@@ -309,20 +310,21 @@ fn embeddings_response(
             .unwrap_or(0),
         ..Usage::default()
     };
-    if from == Dialect::Gemini {
-        let out = gemini_openai::embeddings_response(value, ctx.gemini_single)
-            .ok_or_else(|| InvalidResponse("upstream embeddings response has no vectors".into()))?;
-        return Ok((Bytes::from(out.to_string()), usage));
+    let none = || InvalidResponse("upstream embeddings response has no vectors".into());
+    match (from, to) {
+        (Dialect::Gemini, Dialect::Gemini) | (Dialect::OpenAi, Dialect::OpenAi) => {
+            Ok((raw.clone(), usage))
+        }
+        (Dialect::Gemini, _) => Ok((
+            embeddings::openai_to_gemini(raw, ctx.gemini_single).ok_or_else(none)?,
+            usage,
+        )),
+        (_, Dialect::Gemini) => Ok((
+            embeddings::gemini_to_openai(raw, &ctx.model, ctx.base64, usage).ok_or_else(none)?,
+            usage,
+        )),
+        _ => Err(none()),
     }
-    if to == Dialect::OpenAi {
-        return Ok((raw.clone(), usage));
-    }
-    let vectors = openai_gemini::embedding_vectors(value)
-        .ok_or_else(|| InvalidResponse("upstream embeddings response has no vectors".into()))?;
-    Ok((
-        Bytes::from(embeddings_list(&vectors, &ctx.model, ctx.base64, usage).to_string()),
-        usage,
-    ))
 }
 
 /// An OpenAI embeddings list, floats or base64 (little-endian f32) as the caller asked.

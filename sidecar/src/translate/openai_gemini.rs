@@ -489,19 +489,3 @@ pub fn embeddings_request(body: &Value, model: &str) -> Result<Value, Error> {
         Err(many) => Ok(json!({"requests": many})),
     }
 }
-
-/// The vectors of a Gemini `embedContent` or `batchEmbedContents` response.
-pub fn embedding_vectors(body: &Value) -> Option<Vec<Vec<f64>>> {
-    let one = body.get("embedding").map(|e| vec![e.clone()]);
-    let many = body.get("embeddings").and_then(Value::as_array).cloned();
-    one.or(many)?
-        .iter()
-        .map(|e| {
-            e.get("values")?
-                .as_array()?
-                .iter()
-                .map(Value::as_f64)
-                .collect()
-        })
-        .collect()
-}

@@ -7,6 +7,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::backoff;
+
 /// Accepts TLS connections on `listener` and answers each request with `handle`, until
 /// `stop` fires.
 pub async fn serve<H, Fut, B>(
@@ -22,9 +24,10 @@ pub async fn serve<H, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let acceptor = TlsAcceptor::from(tls);
+    let mut backoff = backoff::for_accept();
     loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+        let stream = tokio::select! {
+            s = backoff::accept(&listener, &mut backoff) => s,
             _ = stop.changed() => return,
         };
         let (acceptor, handle) = (acceptor.clone(), handle.clone());

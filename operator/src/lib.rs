@@ -2,6 +2,7 @@
 //! Lease holder only) and streams each pod's compiled config to its sidecar (every replica).
 
 pub mod auth;
+pub mod backoff;
 pub mod certs;
 pub mod config_server;
 pub mod https;

@@ -78,9 +78,10 @@ pub async fn serve(
     world: World,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = crate::backoff::for_accept();
     loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+        let stream = tokio::select! {
+            s = crate::backoff::accept(&listener, &mut backoff) => s,
             _ = stop.changed() => return,
         };
         let (metrics, world) = (metrics.clone(), world.clone());

@@ -16,6 +16,7 @@ use switchyard_crds::Status;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
+    backoff::Backoff,
     status::{self, Kind, Verdict},
     world::{Change, World},
 };
@@ -54,11 +55,27 @@ pub async fn run(
         }
         tracing::info!("leading: writing status");
         let mut dirty: BTreeSet<String> = world.namespaces().into_iter().collect();
+        // Namespaces whose writes failed, tried again after a growing delay.
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut retry_in = Duration::ZERO;
         while *leader.borrow() {
             for ns in std::mem::take(&mut dirty) {
-                reconcile_namespace(&client, &world, &recorder, &ns).await;
+                if reconcile_namespace(&client, &world, &recorder, &ns).await {
+                    failed.remove(&ns);
+                } else {
+                    failed.insert(ns);
+                }
+            }
+            if failed.is_empty() {
+                backoff.reset();
+            } else {
+                retry_in = backoff.next_delay();
             }
             tokio::select! {
+                _ = tokio::time::sleep(retry_in), if !failed.is_empty() => {
+                    dirty.append(&mut failed);
+                }
                 change = changes.recv() => {
                     note(&world, change, &mut dirty);
                     tokio::time::sleep(DEBOUNCE).await;
@@ -89,13 +106,20 @@ fn note(
     }
 }
 
-/// Recomputes one namespace and writes what changed.
-pub async fn reconcile_namespace(client: &Client, world: &World, recorder: &Recorder, ns: &str) {
+/// Recomputes one namespace and writes what changed; false when a write failed (the
+/// caller tries the namespace again later).
+pub async fn reconcile_namespace(
+    client: &Client,
+    world: &World,
+    recorder: &Recorder,
+    ns: &str,
+) -> bool {
+    let mut ok = true;
     let objects = world.namespace(ns);
     let verdicts = status::verdicts(&objects.view());
     let now = Timestamp::now().to_string();
     for o in objects.providers() {
-        write(
+        ok &= write(
             client,
             recorder,
             o,
@@ -103,10 +127,11 @@ pub async fn reconcile_namespace(client: &Client, world: &World, recorder: &Reco
             o.status.as_ref(),
             &now,
         )
-        .await;
+        .await
+        .is_ok();
     }
     for o in objects.models() {
-        write(
+        ok &= write(
             client,
             recorder,
             o,
@@ -114,10 +139,11 @@ pub async fn reconcile_namespace(client: &Client, world: &World, recorder: &Reco
             o.status.as_ref(),
             &now,
         )
-        .await;
+        .await
+        .is_ok();
     }
     for o in objects.policies() {
-        write(
+        ok &= write(
             client,
             recorder,
             o,
@@ -125,8 +151,10 @@ pub async fn reconcile_namespace(client: &Client, world: &World, recorder: &Reco
             o.status.as_ref(),
             &now,
         )
-        .await;
+        .await
+        .is_ok();
     }
+    ok
 }
 
 async fn write<K>(
@@ -136,17 +164,20 @@ async fn write<K>(
     verdict: Option<&Verdict>,
     current: Option<&Status>,
     now: &str,
-) where
+) -> Result<(), kube::Error>
+where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + Serialize
         + std::fmt::Debug,
 {
-    let Some(verdict) = verdict else { return };
+    let Some(verdict) = verdict else {
+        return Ok(());
+    };
     let desired = status::status(verdict, obj.meta().generation, current, now);
     if current == Some(&desired) {
-        return;
+        return Ok(());
     }
     let name = obj.name_any();
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
@@ -163,8 +194,8 @@ async fn write<K>(
             tracing::debug!(kind = %K::kind(&()), %name, ready = verdict.ready, reason = %verdict.reason, "status written")
         }
         Err(e) => {
-            tracing::warn!(kind = %K::kind(&()), %name, "status write failed: {e}");
-            return;
+            tracing::warn!(kind = %K::kind(&()), %name, "status write failed, will retry: {e}");
+            return Err(e);
         }
     }
     let was_ready = current
@@ -186,4 +217,5 @@ async fn write<K>(
             tracing::debug!("event not recorded: {e}");
         }
     }
+    Ok(())
 }

@@ -17,7 +17,6 @@ use crate::status::Status;
     shortname = "aim",
     category = "switchyard",
     status = "Status",
-    printcolumn = r#"{"name":"Backends","type":"integer","jsonPath":".spec.backends.length()","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

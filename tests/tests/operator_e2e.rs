@@ -529,7 +529,10 @@ async fn install_crds(client: &Client) {
     let crds =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/manifests")).unwrap();
     for f in crds {
-        apply(client, &std::fs::read_to_string(f.unwrap().path()).unwrap()).await;
+        let path = f.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            apply(client, &std::fs::read_to_string(path).unwrap()).await;
+        }
     }
     // The CRDs must be served before anything of theirs is applied.
     eventually("CRDs served", Duration::from_secs(30), || async {

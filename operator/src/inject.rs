@@ -1,9 +1,13 @@
 //! Sidecar injection, as a pure decision: for a pod being created, whether it gets the
 //! sidecar and, if so, the JSON patch that adds it. The admission webhook serves this.
 //!
-//! A pod is injected when its namespace is labelled `switchyard.dev/inject=enabled` or it is
-//! annotated `switchyard.dev/inject: "true"`, unless it is annotated `"false"`, lives in the
-//! operator's namespace or `kube-system`, or already has the sidecar. On servers from 1.29
+//! A pod is injected when its namespace is labelled `switchyard.dev/inject=enabled` or the pod
+//! is labelled `switchyard.dev/inject: "true"`, unless it is labelled `"false"`, lives in the
+//! operator's namespace or `kube-system`, or already has the sidecar. Labels, not annotations:
+//! the webhook's namespace and object selectors then send the API server's calls only for
+//! opted-in pods, so a fail-closed webhook can hold up nothing else. A pod that opted in but
+//! would break with the sidecar (`hostNetwork`, or a container already using its ports) is
+//! refused, and the operator says why in a Warning Event. On servers from 1.29
 //! the sidecar is a native sidecar (an init container with `restartPolicy: Always`); on
 //! older ones it is the first container, with a start-up hook that holds the app until the
 //! sidecar is ready. Every app container gets `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL`
@@ -17,8 +21,8 @@ use serde_json::{json, Value};
 pub const CONTAINER: &str = "switchyard-sidecar";
 /// The namespace label that turns injection on.
 pub const NAMESPACE_LABEL: &str = "switchyard.dev/inject";
-/// The pod annotation that turns injection on (`"true"`) or off (`"false"`).
-pub const POD_ANNOTATION: &str = "switchyard.dev/inject";
+/// The pod label that turns injection on (`"true"`) or off (`"false"`).
+pub const POD_LABEL: &str = "switchyard.dev/inject";
 /// Where the projected token is mounted.
 pub const TOKEN_DIR: &str = "/var/run/secrets/switchyard.dev";
 /// Where the snapshot is persisted.
@@ -51,6 +55,8 @@ pub struct Settings {
 pub enum Decision {
     /// Left alone, and why.
     Skip(&'static str),
+    /// Opted in, but the sidecar would break the pod (or the node): left alone, and why.
+    Refuse(String),
     /// The JSON patch (RFC 6902) operations that inject it.
     Inject(Vec<Value>),
 }
@@ -65,26 +71,53 @@ pub fn decide(
     if namespace == s.operator_namespace || namespace == "kube-system" {
         return Decision::Skip("system namespace");
     }
-    let annotation = pod
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(POD_ANNOTATION))
+    let label = pod
+        .pointer("/metadata/labels")
+        .and_then(|a| a.get(POD_LABEL))
         .and_then(Value::as_str);
-    if annotation == Some("false") {
+    if label == Some("false") {
         return Decision::Skip("opted out");
     }
-    let enabled = annotation == Some("true")
+    let enabled = label == Some("true")
         || namespace_labels.get(NAMESPACE_LABEL).map(String::as_str) == Some("enabled");
     if !enabled {
         return Decision::Skip("not selected");
     }
     let spec = &pod["spec"];
-    let has_sidecar = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
-        .flatten()
-        .any(|c| c["name"] == CONTAINER);
-    if has_sidecar {
+    let all_containers = || {
+        ["containers", "initContainers"]
+            .into_iter()
+            .filter_map(|k| spec.get(k).and_then(Value::as_array))
+            .flatten()
+    };
+    if all_containers().any(|c| c["name"] == CONTAINER) {
         return Decision::Skip("already injected");
+    }
+    if spec["hostNetwork"] == Value::Bool(true) {
+        return Decision::Refuse(format!(
+            "hostNetwork pods share the node's network: the sidecar's ports {} and {} would clash with other pods on the node and expose its admin port there",
+            s.port, s.admin_port
+        ));
+    }
+    let taken = all_containers()
+        .flat_map(|c| {
+            c["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |p| (c, p))
+        })
+        .find(|(_, p)| {
+            p["containerPort"]
+                .as_u64()
+                .is_some_and(|n| n == u64::from(s.port) || n == u64::from(s.admin_port))
+        });
+    if let Some((c, p)) = taken {
+        return Decision::Refuse(format!(
+            "container {} already uses port {}, which the sidecar needs",
+            c["name"].as_str().unwrap_or("?"),
+            p["containerPort"]
+        ));
     }
     let mut ops = Vec::new();
     // App env first, while container indices are still the pod's own.
@@ -243,6 +276,7 @@ mod tests {
         match decide(pod, ns, labels, &settings(native)) {
             Decision::Inject(ops) => apply(pod, &ops),
             Decision::Skip(why) => panic!("not injected: {why}"),
+            Decision::Refuse(why) => panic!("refused: {why}"),
         }
     }
 
@@ -332,7 +366,7 @@ mod tests {
     #[test]
     fn opt_out_opt_in_and_system_namespaces_are_honoured() {
         let mut out = app_pod();
-        out["metadata"]["annotations"] = json!({POD_ANNOTATION: "false"});
+        out["metadata"]["labels"] = json!({POD_LABEL: "false"});
         assert_eq!(
             decide(&out, "team-a", &labelled(), &settings(true)),
             Decision::Skip("opted out")
@@ -341,8 +375,16 @@ mod tests {
             decide(&app_pod(), "team-b", &BTreeMap::new(), &settings(true)),
             Decision::Skip("not selected")
         );
+        let mut annotated = app_pod();
+        annotated["metadata"]["annotations"] = json!({POD_LABEL: "true"});
+        assert_eq!(
+            decide(&annotated, "team-b", &BTreeMap::new(), &settings(true)),
+            Decision::Skip("not selected"),
+            "an annotation no longer opts in: the webhook's selectors would not see it"
+        );
         let mut opted_in = app_pod();
-        opted_in["metadata"]["annotations"] = json!({POD_ANNOTATION: "true", "other": "x"});
+        opted_in["metadata"]["labels"] = json!({POD_LABEL: "true"});
+        opted_in["metadata"]["annotations"] = json!({"other": "x"});
         let pod = injected(&opted_in, "team-b", &BTreeMap::new(), true);
         assert_eq!(
             pod["metadata"]["annotations"]["other"], "x",
@@ -354,6 +396,35 @@ mod tests {
                 Decision::Skip("system namespace")
             );
         }
+    }
+
+    #[test]
+    fn host_network_pods_and_pods_using_the_sidecars_ports_are_refused_with_the_reason() {
+        let mut host = app_pod();
+        host["spec"]["hostNetwork"] = json!(true);
+        let Decision::Refuse(why) = decide(&host, "team-a", &labelled(), &settings(true)) else {
+            panic!("a hostNetwork pod is refused");
+        };
+        assert!(why.contains("hostNetwork"), "{why}");
+        for port in [4000, 4001] {
+            let mut busy = app_pod();
+            busy["spec"]["containers"][0]["ports"] =
+                json!([{"containerPort": 8080}, {"containerPort": port}]);
+            let Decision::Refuse(why) = decide(&busy, "team-a", &labelled(), &settings(true))
+            else {
+                panic!("a pod already on {port} is refused");
+            };
+            assert!(
+                why.contains(&format!("container app already uses port {port}")),
+                "{why}"
+            );
+        }
+        let mut fine = app_pod();
+        fine["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+        assert!(matches!(
+            decide(&fine, "team-a", &labelled(), &settings(true)),
+            Decision::Inject(_)
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod inject;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod secrets;
 pub mod settings;
 pub mod status;
 pub mod uninjected;

@@ -1,6 +1,7 @@
-//! Fail-open bookkeeping: a pod that should have the sidecar but was created without it
-//! (the webhook was down and its failure policy is Ignore) is counted in
-//! `switchyard_operator_uninjected_pods` and gets a Warning Event, once, from the leader.
+//! Pods that opted in and run without the sidecar get a Warning Event, once, from the leader:
+//! `SidecarNotInjected` when the webhook should have injected it (it was down and its failure
+//! policy is Ignore; also counted in `switchyard_operator_uninjected_pods`), and
+//! `SidecarRefused` when injecting would have broken the pod (`hostNetwork`, a port clash).
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -19,11 +20,11 @@ use crate::{
 /// How often the pods are looked over.
 const EVERY: Duration = Duration::from_secs(2);
 
-/// The pods of labelled (or opted-in) namespaces that lack the sidecar, by UID and reference.
-pub fn find(
-    world: &World,
-    settings: &inject::Settings,
-) -> Vec<(String, Arc<k8s_openapi::api::core::v1::Pod>)> {
+/// An opted-in pod without the sidecar: its UID, the pod, and why when it was refused.
+pub type Missing = (String, Arc<k8s_openapi::api::core::v1::Pod>, Option<String>);
+
+/// The opted-in pods that lack the sidecar.
+pub fn find(world: &World, settings: &inject::Settings) -> Vec<Missing> {
     let mut out = Vec::new();
     for pod in world.pods.state() {
         let ns = pod.namespace().unwrap_or_default();
@@ -31,8 +32,10 @@ pub fn find(
         let Ok(value) = serde_json::to_value(&*pod) else {
             continue;
         };
-        if let Decision::Inject(_) = inject::decide(&value, &ns, &labels, settings) {
-            out.push((pod.uid().unwrap_or_default(), pod));
+        match inject::decide(&value, &ns, &labels, settings) {
+            Decision::Inject(_) => out.push((pod.uid().unwrap_or_default(), pod, None)),
+            Decision::Refuse(why) => out.push((pod.uid().unwrap_or_default(), pod, Some(why))),
+            Decision::Skip(_) => {}
         }
     }
     out
@@ -65,19 +68,27 @@ pub async fn run(
             continue;
         }
         let missing = find(&world, &settings);
-        metrics.uninjected.set(missing.len() as i64);
-        for (uid, pod) in missing {
+        let uninjected = missing
+            .iter()
+            .filter(|(_, _, refused)| refused.is_none())
+            .count();
+        metrics.uninjected.set(uninjected as i64);
+        for (uid, pod, refused) in missing {
             if !reported.insert(uid) {
                 continue;
             }
+            let (reason, note) = match refused {
+                None => ("SidecarNotInjected", "created without the switchyard sidecar (was the injection webhook down?); recreate the pod to get it".to_string()),
+                Some(why) => ("SidecarRefused", format!("opted in to the switchyard sidecar but left without it: {why}")),
+            };
+            tracing::warn!(namespace = %pod.namespace().unwrap_or_default(), pod = %pod.name_any(), reason, "pod runs without the sidecar");
             let event = Event {
                 type_: EventType::Warning,
-                reason: "SidecarNotInjected".into(),
-                note: Some("created without the switchyard sidecar (was the injection webhook down?); recreate the pod to get it".into()),
+                reason: reason.into(),
+                note: Some(note),
                 action: "Inject".into(),
                 secondary: None,
             };
-            tracing::warn!(namespace = %pod.namespace().unwrap_or_default(), pod = %pod.name_any(), "pod created without the sidecar");
             if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
                 tracing::debug!("event not recorded: {e}");
             }

@@ -142,6 +142,7 @@ async fn handle(webhook: Webhook, req: Request<hyper::body::Incoming>) -> Respon
                 tracing::info!(namespace, "sidecar injected");
             }
             Decision::Skip(why) => tracing::debug!(namespace, why, "not injected"),
+            Decision::Refuse(why) => tracing::warn!(namespace, %why, "opted in but not injected"),
         }
     }
     answer(

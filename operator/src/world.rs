@@ -1,5 +1,7 @@
 //! The informers: one reflector per kind the operator reads, and a broadcast of what
 //! changed. Everything the operator computes reads these caches, never the API server.
+//! Only what it reads is kept: pods are trimmed to the fields the operator looks at, and
+//! Secrets are watched one by one, only those an AIProvider references ([`Secrets`]).
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -7,7 +9,7 @@ use std::sync::{
 };
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace as KubeNamespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Namespace as KubeNamespace, Pod, PodSpec};
 use kube::{
     runtime::{reflector, reflector::ObjectRef, watcher, WatchStreamExt},
     Api, Client, Resource, ResourceExt,
@@ -16,7 +18,7 @@ use serde::de::DeserializeOwned;
 use switchyard_crds::{AIModel, AIProvider, AIRoutingPolicy};
 use tokio::sync::broadcast;
 
-use crate::status::Namespace;
+use crate::{secrets::Secrets, status::Namespace};
 
 /// What changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +45,9 @@ pub struct World {
     pub models: reflector::Store<AIModel>,
     /// AIRoutingPolicies.
     pub policies: reflector::Store<AIRoutingPolicy>,
-    /// Secrets.
-    pub secrets: reflector::Store<Secret>,
-    /// Pods.
+    /// The Secrets AIProviders reference.
+    pub secrets: Secrets,
+    /// Pods, trimmed to what the operator reads (see [`trim_pod`]).
     pub pods: reflector::Store<Pod>,
     /// Namespaces (their labels turn injection on).
     namespaces_cache: reflector::Store<KubeNamespace>,
@@ -53,8 +55,8 @@ pub struct World {
     synced: Arc<AtomicUsize>,
 }
 
-/// The number of caches.
-const CACHES: usize = 6;
+/// The number of reflectors.
+const CACHES: usize = 5;
 
 /// One namespace's objects, owned.
 #[derive(Default)]
@@ -64,7 +66,7 @@ pub struct Objects {
     providers: Vec<AIProvider>,
     models: Vec<AIModel>,
     policies: Vec<AIRoutingPolicy>,
-    secrets: Vec<Secret>,
+    secrets: Vec<k8s_openapi::api::core::v1::Secret>,
     pods: Vec<Pod>,
 }
 
@@ -127,23 +129,38 @@ impl World {
         let (changes, _) = broadcast::channel(4096);
         let synced = Arc::new(AtomicUsize::new(0));
         let c = |_: ()| (changes.clone(), synced.clone());
-        World {
-            providers: watch(Api::all(client.clone()), c(()), in_namespace),
-            models: watch(Api::all(client.clone()), c(()), in_namespace),
-            policies: watch(Api::all(client.clone()), c(()), in_namespace),
-            secrets: watch(Api::all(client.clone()), c(()), in_namespace),
-            pods: watch(Api::all(client.clone()), c(()), pod_change),
-            namespaces_cache: watch(Api::all(client.clone()), c(()), |n: &KubeNamespace| {
-                Change::Namespace(n.name_any())
-            }),
+        let world = World {
+            providers: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
+            models: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
+            policies: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
+            secrets: Secrets::new(client.clone(), changes.clone()),
+            pods: watch(Api::all(client.clone()), c(()), pod_change, trim_pod),
+            namespaces_cache: watch(
+                Api::all(client.clone()),
+                c(()),
+                |n: &KubeNamespace| Change::Namespace(n.name_any()),
+                keep_all,
+            ),
             changes,
             synced,
-        }
+        };
+        // The referenced Secrets follow the providers.
+        let (follower, mut rx) = (world.clone(), world.subscribe());
+        tokio::spawn(async move {
+            while !matches!(rx.recv().await, Err(broadcast::error::RecvError::Closed)) {
+                follower.secrets.follow(&follower.providers);
+            }
+        });
+        world
     }
 
-    /// Whether every cache has listed once.
+    /// Whether every cache has listed once (the Secret watches included).
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Relaxed) >= CACHES
+        if self.synced.load(Ordering::Relaxed) < CACHES {
+            return false;
+        }
+        self.secrets.follow(&self.providers);
+        self.secrets.is_synced()
     }
 
     /// Subscribes to changes.
@@ -158,7 +175,7 @@ impl World {
             providers: of_namespace(&self.providers, ns),
             models: of_namespace(&self.models, ns),
             policies: of_namespace(&self.policies, ns),
-            secrets: of_namespace(&self.secrets, ns),
+            secrets: self.secrets.of_namespace(ns),
             pods: Vec::new(),
         }
     }
@@ -200,10 +217,36 @@ impl World {
     }
 }
 
+/// Keeps an object whole.
+fn keep_all<K>(_: &mut K) {}
+
+/// Keeps of a pod only what the operator reads: its identity, labels and owners (policy
+/// selection, token checks, workload attribution) and, of its spec, the containers' names and
+/// ports and `hostNetwork` (injection checks). Everything else (env, volumes, status,
+/// managed fields, annotations) is dropped before the cache.
+pub fn trim_pod(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    meta.annotations = None;
+    meta.managed_fields = None;
+    pod.status = None;
+    let slim = |c: &Container| Container {
+        name: c.name.clone(),
+        ports: c.ports.clone(),
+        ..Container::default()
+    };
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        containers: spec.containers.iter().map(slim).collect(),
+        init_containers: spec.init_containers.map(|cs| cs.iter().map(slim).collect()),
+        host_network: spec.host_network,
+        ..PodSpec::default()
+    });
+}
+
 fn watch<K>(
     api: Api<K>,
     (changes, synced): (broadcast::Sender<Change>, Arc<AtomicUsize>),
     to_change: fn(&K) -> Change,
+    trim: fn(&mut K),
 ) -> reflector::Store<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -212,6 +255,7 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(trim)
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);

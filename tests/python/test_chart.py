@@ -12,13 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "switchyard"
 
 
-def render(values=None, kube_version=None):
+def render_docs(values=None):
     chart = helm.Chart.load(CHART)
     out = chart.render(values, name="switchyard", namespace="switchyard-system", is_install=True)
     docs = []
     for text in out.values():
         docs.extend(d for d in yaml.safe_load_all(text) if d)
-    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    return docs
+
+
+def render(values=None, kube_version=None):
+    return {(d["kind"], d["metadata"]["name"]): d for d in render_docs(values)}
 
 
 def test_the_chart_lints_without_errors_or_warnings():
@@ -40,13 +44,25 @@ def test_default_values_render_the_operator_its_service_pdb_rbac_and_webhook():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["resources"]["requests"]["memory"] == "64Mi"
     assert "--sidecar-image=ghcr.io/switchyard-dev/switchyard-sidecar:0.1.0" in container["args"]
-    assert deploy["spec"]["template"]["metadata"]["annotations"]["switchyard.dev/inject"] == "false"
+    assert deploy["spec"]["template"]["metadata"]["labels"]["switchyard.dev/inject"] == "false"
     assert objs[("PodDisruptionBudget", "switchyard-operator")]["spec"]["minAvailable"] == 1
     service = objs[("Service", "switchyard-operator")]
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"config": 8443, "webhook": 443, "admin": 8080}
-    hook = objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"][0]
-    assert hook["failurePolicy"] == "Ignore"
-    assert hook["clientConfig"]["service"] == {"name": "switchyard-operator", "namespace": "switchyard-system", "path": "/inject", "port": 443}
+    hooks = objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"]
+    for hook in hooks:
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["clientConfig"]["service"] == {"name": "switchyard-operator", "namespace": "switchyard-system", "path": "/inject", "port": 443}
+    # Only opted-in pods are ever sent: labelled namespaces (unless the pod says "false"),
+    # or pods labelled "true" elsewhere.
+    selectors = {h["name"]: (h["namespaceSelector"]["matchExpressions"][0], h["objectSelector"]["matchExpressions"][0]) for h in hooks}
+    assert selectors == {
+        "namespace.inject.switchyard.dev": (
+            {"key": "switchyard.dev/inject", "operator": "In", "values": ["enabled"]},
+            {"key": "switchyard.dev/inject", "operator": "NotIn", "values": ["false"]}),
+        "pod.inject.switchyard.dev": (
+            {"key": "switchyard.dev/inject", "operator": "NotIn", "values": ["enabled"]},
+            {"key": "switchyard.dev/inject", "operator": "In", "values": ["true"]}),
+    }
 
 
 def test_non_default_values_render_where_they_should():
@@ -61,11 +77,11 @@ def test_non_default_values_render_where_they_should():
     assert container["image"] == "registry.local/op:dev"
     assert "--sidecar-image=registry.local/sidecar:dev" in container["args"]
     assert "--tls-san=operator.example.com" in container["args"]
-    hook = objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"][0]
-    assert hook["failurePolicy"] == "Fail"
-    assert hook["timeoutSeconds"] == 10
-    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["switchyard-system", "kube-system"], \
-        "fail closed never locks the operator out of its own namespace"
+    for hook in objs[("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"]:
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["namespaceSelector"]["matchExpressions"][1]["values"] == ["switchyard-system", "kube-system"], \
+            "fail closed never locks the operator out of its own namespace"
 
 
 def test_sidecar_resources_and_ports_and_certificate_lifetimes_reach_the_operator():
@@ -102,9 +118,9 @@ def test_cert_manager_issues_the_serving_certificate_and_injects_the_ca():
 
 
 def test_a_webhook_url_replaces_the_service():
-    hook = render({"webhook": {"url": "https://127.0.0.1:9443/inject"}})[
-        ("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"][0]
-    assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/inject"}
+    hooks = render({"webhook": {"url": "https://127.0.0.1:9443/inject"}})[
+        ("MutatingWebhookConfiguration", "switchyard-sidecar-injector")]["webhooks"]
+    assert [h["clientConfig"] for h in hooks] == [{"url": "https://127.0.0.1:9443/inject"}] * 2
 
 
 @pytest.mark.parametrize("bad", [
@@ -136,3 +152,19 @@ def test_the_charts_rbac_equals_the_operators_declared_rbac():
     declared = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all((ROOT / "deploy" / "operator-rbac.yaml").read_text()) if d}
     for key in [("ClusterRole", "switchyard-operator"), ("Role", "switchyard-operator")]:
         assert objs[key]["rules"] == declared[key]["rules"], key
+
+
+def test_secret_access_can_be_limited_to_listed_namespaces():
+    objs = render({"rbac": {"secretNamespaces": ["team-a", "team-b"]}})
+    cluster = objs[("ClusterRole", "switchyard-operator")]["rules"]
+    assert not [r for r in cluster if "secrets" in r["resources"]], "no cluster-wide Secret access"
+    roles = [d for d in render_docs({"rbac": {"secretNamespaces": ["team-a", "team-b"]}}) if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"] == "switchyard-operator-secrets"]
+    assert sorted((d["kind"], d["metadata"]["namespace"]) for d in roles) == [
+        ("Role", "team-a"), ("Role", "team-b"), ("RoleBinding", "team-a"), ("RoleBinding", "team-b")]
+    for d in roles:
+        if d["kind"] == "Role":
+            assert d["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]
+        else:
+            assert d["subjects"] == [{"kind": "ServiceAccount", "name": "switchyard-operator", "namespace": "switchyard-system"}]
+    default = render()[("ClusterRole", "switchyard-operator")]["rules"]
+    assert [r for r in default if r["resources"] == ["secrets"]], "cluster-wide by default"

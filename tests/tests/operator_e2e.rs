@@ -158,23 +158,6 @@ async fn apply(client: &Client, yaml: &str) {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        if v["kind"] == "CustomResourceDefinition" {
-            // Servers before 1.25 know no x-kubernetes-validations: server-side apply refuses
-            // the field there, while create and replace drop it.
-            let mut obj: DynamicObject = serde_json::from_value(v.clone()).unwrap();
-            match api.get_opt(&name).await.unwrap() {
-                Some(current) => {
-                    obj.metadata.resource_version = current.metadata.resource_version;
-                    api.replace(&name, &PostParams::default(), &obj)
-                        .await
-                        .unwrap();
-                }
-                None => {
-                    api.create(&PostParams::default(), &obj).await.unwrap();
-                }
-            }
-            continue;
-        }
         api.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&v))
             .await
             .unwrap_or_else(|e| panic!("apply {name}: {e}"));
@@ -259,14 +242,28 @@ struct Operator {
 }
 
 /// A kubeconfig for the operator's own ServiceAccount, so the operators in this test hold
-/// exactly the permissions of `deploy/operator-rbac.yaml`.
+/// exactly the permissions of `deploy/operator-rbac.yaml`, with Secret access narrowed as
+/// the chart's `rbac.secretNamespaces` does: no cluster-wide Secret read, a Role in each
+/// namespace whose providers name Secrets (the operator watches those Secrets one by one).
 async fn operator_kubeconfig(client: &Client, dir: &std::path::Path) -> PathBuf {
     let rbac = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/operator-rbac.yaml"
     ))
     .unwrap();
-    apply(client, &rbac.replace("switchyard-system", SYSTEM)).await;
+    let cluster_wide =
+        "  - apiGroups: [\"\"]\n    resources: [secrets]\n    verbs: [get, list, watch]\n";
+    assert!(
+        rbac.contains(cluster_wide),
+        "the declared RBAC changed shape"
+    );
+    let mut rbac = rbac
+        .replace(cluster_wide, "")
+        .replace("switchyard-system", SYSTEM);
+    for ns in [TEAM_A, TEAM_B, "sy-e2e-examples"] {
+        rbac.push_str(&format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: switchyard-operator-secrets, namespace: {ns}}}\nrules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get, list, watch]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: switchyard-operator-secrets, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: switchyard-operator-secrets}}\nsubjects: [{{kind: ServiceAccount, name: switchyard-operator, namespace: {SYSTEM}}}]\n"));
+    }
+    apply(client, &rbac).await;
     let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}});
     let req = http::Request::post(format!(
         "/api/v1/namespaces/{SYSTEM}/serviceaccounts/switchyard-operator/token"
@@ -636,15 +633,17 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), TEAM_A);
     let _ = secrets.delete("openai-key", &DeleteParams::default()).await;
     let leftover: Api<Pod> = Api::namespaced(client.clone(), "sy-e2e-inject");
-    let _ = leftover
-        .delete(
-            "late",
-            &DeleteParams {
-                grace_period_seconds: Some(0),
-                ..DeleteParams::default()
-            },
-        )
-        .await;
+    for pod in ["late", "on-host"] {
+        let _ = leftover
+            .delete(
+                pod,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..DeleteParams::default()
+                },
+            )
+            .await;
+    }
     for (kind, name) in [
         ("AIRoutingPolicy", "zz-late"),
         ("AIModel", "after-handover"),
@@ -1101,6 +1100,15 @@ webhooks:
         1,
         "fail open: created without the sidecar"
     );
+    // An opted-in hostNetwork pod is never injected; the operator says why.
+    let host: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-host", "namespace": "sy-e2e-inject"},
+        "spec": {"hostNetwork": true, "containers": [{"name": "app", "image": "app:1"}]}})).unwrap();
+    let host_uid = late_pods
+        .create(&PostParams::default(), &host)
+        .await
+        .unwrap()
+        .metadata
+        .uid;
     assert_eq!(
         models(&chatbot).await,
         ["gpt"],
@@ -1162,6 +1170,26 @@ webhooks:
                 .any(|e| {
                     e.reason.as_deref() == Some("SidecarNotInjected")
                         && e.involved_object.uid == late_uid
+                })
+        },
+    )
+    .await;
+    eventually(
+        "SidecarRefused is recorded for the hostNetwork pod",
+        Duration::from_secs(20),
+        || async {
+            inject_events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("SidecarRefused")
+                        && e.involved_object.uid == host_uid
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("hostNetwork"))
                 })
         },
     )
@@ -1286,7 +1314,7 @@ async fn fail_closed_injector(client: &Client, name: &str, key: &str, addr: Sock
 /// Creates a pod through the admission chain; whether it came back with the sidecar.
 async fn admitted(pods: &Api<Pod>, name: &str) -> Result<bool, String> {
     let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "annotations": {"switchyard.dev/inject": "true"}},
+        "metadata": {"name": name, "labels": {"switchyard.dev/inject": "true"}},
         "spec": {"containers": [{"name": "app", "image": "app:1"}]}}))
     .unwrap();
     let created = pods

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use crate::{
     proxy::{self, Policy, Problem, ProxyConfig, SecretString, SCHEMA_VERSION},
     status::Reason,
-    validate, AIModel, AIProvider, AIRoutingPolicy, Duration, ProviderType,
+    validate, AIBudget, AIModel, AIProvider, AIRoutingPolicy, Duration, Money, ProviderType,
 };
 
 /// The connect timeout when a provider sets none.
@@ -40,6 +40,11 @@ pub struct Inputs<'a> {
     /// Looks up a sidecar environment variable for `credentials.env`; `None` (the
     /// operator) leaves the lookup to the sidecar, through `Provider::api_key_env`.
     pub env: Option<&'a EnvLookup<'a>>,
+    /// AIBudgets of the namespace.
+    pub budgets: &'a [AIBudget],
+    /// The labels of every pod of the namespace (to count who shares a limit); standalone,
+    /// just this pod's.
+    pub namespace_pods: &'a [&'a BTreeMap<String, String>],
 }
 
 /// Compiles one pod's snapshot; every problem is in `problems`, none stops the rest.
@@ -48,14 +53,71 @@ pub fn compile(inputs: &Inputs<'_>) -> ProxyConfig {
     let providers = compile_providers(inputs, &mut problems);
     let models = compile_models(inputs, &providers, &mut problems);
     let policy = select_policy(inputs, &mut problems);
+    let budgets = compile_budgets(inputs, &mut problems);
     ProxyConfig {
         schema_version: SCHEMA_VERSION,
         namespace: inputs.namespace.to_string(),
         providers,
         models,
         policy,
+        budgets,
         problems,
     }
+}
+
+/// How many of the namespace's pods a selector selects (at least one: this pod).
+fn pods_selected(inputs: &Inputs<'_>, selector: Option<&LabelSelector>) -> u32 {
+    let n = inputs
+        .namespace_pods
+        .iter()
+        .filter(|labels| selects(selector, labels))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX).max(1)
+}
+
+fn compile_budgets(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Vec<proxy::Budget> {
+    let mut out = Vec::new();
+    for b in inputs.budgets {
+        let name = b.name_any();
+        let Some(limit) = Money::parse(&b.spec.limit) else {
+            problems.push(problem(
+                "AIBudget",
+                &name,
+                "spec.limit",
+                Reason::InvalidSpec,
+                format!(
+                    "{:?} is not a dollar amount (digits, at most six decimals)",
+                    b.spec.limit
+                ),
+            ));
+            continue;
+        };
+        if !selects(b.spec.pod_selector.as_ref(), inputs.pod_labels) {
+            continue;
+        }
+        let status = b.status.as_ref();
+        out.push(proxy::Budget {
+            name,
+            limit,
+            period: b.spec.period,
+            models: b.spec.models.clone(),
+            pods: pods_selected(inputs, b.spec.pod_selector.as_ref()),
+            used: status
+                .map(|s| {
+                    let m = |v: &Option<String>| {
+                        v.as_deref().and_then(Money::parse).unwrap_or_default()
+                    };
+                    m(&s.spent).saturating_add(m(&s.reserved))
+                })
+                .unwrap_or_default(),
+            period_start: status
+                .and_then(|s| s.period_start.as_deref())
+                .and_then(crate::budget::parse_rfc3339)
+                .unwrap_or_default(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 fn problem(
@@ -142,6 +204,15 @@ fn compile_providers(
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
                 mock: (spec.type_ == ProviderType::Mock)
                     .then(|| spec.mock.clone().unwrap_or_default()),
+                limits: spec.limits.as_ref().map(|l| proxy::Limits {
+                    requests_per_minute: l.requests_per_minute,
+                    tokens_per_minute: l.tokens_per_minute,
+                }),
+                pods: if spec.limits.is_some() {
+                    pods_selected(inputs, None)
+                } else {
+                    0
+                },
             },
         );
     }
@@ -334,12 +405,6 @@ fn select_policy(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Policy {
     for p in inputs.policies {
         let name = p.name_any();
         let mut errors = validate::policy(&p.spec);
-        if p.spec.rate_limit.is_some() {
-            errors.push(validate::FieldError {
-                field: "spec.rateLimit".into(),
-                message: "rate limiting is not supported yet; remove spec.rateLimit".into(),
-            });
-        }
         if p.spec.cache.is_some() {
             errors.push(validate::FieldError {
                 field: "spec.cache".into(),
@@ -377,10 +442,10 @@ fn select_policy(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Policy {
             format!("the pod is also selected by the older AIRoutingPolicy {winner_name}, which applies"),
         ));
     }
-    policy_of(winner)
+    policy_of(inputs, winner)
 }
 
-fn policy_of(p: &AIRoutingPolicy) -> Policy {
+fn policy_of(inputs: &Inputs<'_>, p: &AIRoutingPolicy) -> Policy {
     let defaults = Policy::default();
     let spec = &p.spec;
     let retry = spec.retry.clone().unwrap_or_default();
@@ -401,6 +466,15 @@ fn policy_of(p: &AIRoutingPolicy) -> Policy {
             .consecutive_failures
             .unwrap_or(defaults.consecutive_failures),
         cooldown: cb.cooldown.unwrap_or(defaults.cooldown),
+        rate_limit: spec.rate_limit.as_ref().map(|rl| proxy::RateLimit {
+            limits: proxy::Limits {
+                requests_per_minute: rl.requests_per_minute,
+                tokens_per_minute: rl.tokens_per_minute,
+            },
+            scope: rl.scope.unwrap_or_default(),
+            max_queue_wait: rl.max_queue_wait.unwrap_or(crate::Duration::from_millis(0)),
+            pods: pods_selected(inputs, spec.pod_selector.as_ref()),
+        }),
     }
 }
 

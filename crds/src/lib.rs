@@ -2,20 +2,24 @@
 //! snapshot a sidecar runs on, and the one compiler between them. This crate is the leaf of
 //! the workspace: it imports nothing of ours and no Kubernetes client.
 
+pub mod budget;
 pub mod compile;
 pub mod duration;
 pub mod manifest;
 pub mod model;
+pub mod money;
 pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod status;
 pub mod validate;
 
+pub use budget::{AIBudget, AIBudgetSpec, BudgetStatus, Period};
 pub use compile::{compile, Inputs};
 pub use duration::Duration;
 pub use model::{AIModel, AIModelSpec, Backend, Pricing};
-pub use policy::{AIRoutingPolicy, AIRoutingPolicySpec, LoadBalancing, RetryOn};
+pub use money::Money;
+pub use policy::{AIRoutingPolicy, AIRoutingPolicySpec, LoadBalancing, RateLimitScope, RetryOn};
 pub use provider::{AIProvider, AIProviderSpec, Credentials, ProviderType, SecretKeyRef};
 pub use proxy::ProxyConfig;
 pub use status::{Condition, Reason, Status};
@@ -53,6 +57,7 @@ fn manifests(strip_cel: bool) -> Vec<(&'static str, String)> {
         ("aiproviders.yaml", render(AIProvider::crd())),
         ("aimodels.yaml", render(AIModel::crd())),
         ("airoutingpolicies.yaml", render(AIRoutingPolicy::crd())),
+        ("aibudgets.yaml", render(AIBudget::crd())),
     ]
 }
 

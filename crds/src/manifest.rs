@@ -1,5 +1,5 @@
 //! Reads the multi-document YAML a user would `kubectl apply` (standalone mode): AIProvider,
-//! AIModel, AIRoutingPolicy and `v1/Secret` documents from one file or a directory.
+//! AIModel, AIRoutingPolicy, AIBudget and `v1/Secret` documents from one file or a directory.
 
 use std::{
     fmt,
@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use crate::{validate, AIModel, AIProvider, AIRoutingPolicy};
+use crate::{validate, AIBudget, AIModel, AIProvider, AIRoutingPolicy};
 
 /// The objects of one namespace, as read from manifests.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +21,8 @@ pub struct Manifests {
     pub models: Vec<AIModel>,
     /// AIRoutingPolicy documents.
     pub policies: Vec<AIRoutingPolicy>,
+    /// AIBudget documents.
+    pub budgets: Vec<AIBudget>,
     /// Secret documents.
     pub secrets: Vec<Secret>,
     /// Documents skipped because they belong to another namespace or kind.
@@ -166,6 +168,9 @@ pub fn parse(
             ("switchyard.dev/v1alpha1", "AIRoutingPolicy") => typed::<AIRoutingPolicy>(doc, start)
                 .and_then(|o| check(&o, validate::policy(&o.spec), start, kind).map(|_| o))
                 .map(|o| keep(doc_ns, namespace, o, &mut out.policies, &mut out.skipped)),
+            ("switchyard.dev/v1alpha1", "AIBudget") => typed::<AIBudget>(doc, start)
+                .and_then(|o| check(&o, validate::budget(&o.spec), start, kind).map(|_| o))
+                .map(|o| keep(doc_ns, namespace, o, &mut out.budgets, &mut out.skipped)),
             ("v1", "Secret") => typed::<Secret>(doc, start)
                 .map(|o| keep(doc_ns, namespace, o, &mut out.secrets, &mut out.skipped)),
             ("switchyard.dev/v1alpha1", other) => Err((

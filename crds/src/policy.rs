@@ -44,7 +44,8 @@ pub struct AIRoutingPolicySpec {
     /// Per-backend circuit breaking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
-    /// Per-pod request and token limits.
+    /// Request and token limits: for each selected pod alone (`scope: pod`, the default) or
+    /// for all of them together (`scope: policy`, exact whatever the number of pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     /// Exact-match response cache.
@@ -150,18 +151,38 @@ pub struct CircuitBreaker {
     pub cooldown: Option<Duration>,
 }
 
-/// Per-pod limits.
+/// Request and token limits per wall-clock minute (UTC, from :00 seconds).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// Requests per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub requests_per_minute: Option<u32>,
-    /// Tokens (input + output) per minute.
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input + output) per minute. A call reserves its input estimate plus its
+    /// maximum output tokens before it is sent, and settles at what upstream reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub tokens_per_minute: Option<u64>,
+    /// `pod` (default): each selected pod has the whole limit to itself. `policy`: one limit
+    /// shared by every pod the policy selects, kept by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<RateLimitScope>,
+    /// How long a call over the limit may wait for room before it is refused with 429.
+    /// Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue_wait: Option<Duration>,
+}
+
+/// Whom a rate limit holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitScope {
+    /// Each selected pod alone.
+    #[default]
+    Pod,
+    /// All the pods the policy selects, together.
+    Policy,
 }
 
 /// Exact-match response cache.

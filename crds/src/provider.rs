@@ -61,6 +61,25 @@ pub struct AIProviderSpec {
     /// Behaviour of a `mock` provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockSettings>,
+    /// The account's own quota, shared by every sidecar of the namespace that calls this
+    /// provider. When it is spent, the provider's backends are skipped (the call fails over
+    /// without spending an upstream request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ProviderLimits>,
+}
+
+/// A provider account's quota per wall-clock minute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderLimits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tokens_per_minute: Option<u64>,
 }
 
 /// The API family a provider speaks.

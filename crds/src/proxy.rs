@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Duration;
 pub use crate::{
+    budget::Period,
     model::Pricing,
-    policy::{LoadBalancing, RetryOn},
+    money::Money,
+    policy::{LoadBalancing, RateLimitScope, RetryOn},
     provider::{MockSettings, ProviderType},
     status::Reason,
 };
@@ -29,9 +31,85 @@ pub struct ProxyConfig {
     pub models: Vec<Model>,
     /// The policy in force, with every default filled in.
     pub policy: Policy,
+    /// The AIBudgets that apply to this pod (each for the models it covers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
     /// What was left out, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+}
+
+/// A per-minute limit on requests and tokens (wall-clock minutes, UTC).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// The policy's rate limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// The limits.
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// Each pod alone, or every selected pod together (leases from the operator).
+    pub scope: RateLimitScope,
+    /// How long a call over the limit may wait for room.
+    pub max_queue_wait: Duration,
+    /// How many pods share a `policy`-scoped limit (the offline share is remaining / pods).
+    pub pods: u32,
+}
+
+/// An AIBudget that applies to this pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// The AIBudget's name.
+    pub name: String,
+    /// Dollars per period.
+    pub limit: Money,
+    /// Day, week or month (UTC).
+    pub period: Period,
+    /// The AIModels whose calls count; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// How many pods share it (the offline share is remaining / pods).
+    pub pods: u32,
+    /// What the operator last knew to be spent and reserved this period (standalone: zero).
+    #[serde(default)]
+    pub used: Money,
+    /// The period `used` belongs to (its start, unix seconds; 0 when unknown).
+    #[serde(default)]
+    pub period_start: i64,
+}
+
+impl Budget {
+    /// Whether calls to this AIModel count against the budget.
+    pub fn covers(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|n| n == model))
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Money::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a dollar amount: {text:?}")))
+    }
 }
 
 /// A provider ready to call.
@@ -60,6 +138,16 @@ pub struct Provider {
     /// Mock behaviour (type `mock` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockSettings>,
+    /// The account's quota, shared by every sidecar of the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    /// How many pods of the namespace share `limits` (the offline share).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pods: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A servable model.
@@ -130,6 +218,9 @@ pub struct Policy {
     pub consecutive_failures: u32,
     /// How long a circuit stays open.
     pub cooldown: Duration,
+    /// Request and token limits, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Policy {
@@ -151,6 +242,7 @@ impl Default for Policy {
             total_timeout: Duration::from_secs(600),
             consecutive_failures: 5,
             cooldown: Duration::from_secs(30),
+            rate_limit: None,
         }
     }
 }

@@ -25,6 +25,14 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
 /// Checks an AIProvider spec against the schema's rules.
 pub fn provider(spec: &AIProviderSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    if let Some(l) = &spec.limits {
+        if l.requests_per_minute == Some(0) {
+            errors.push(err("spec.limits.requestsPerMinute", "must be at least 1"));
+        }
+        if l.tokens_per_minute == Some(0) {
+            errors.push(err("spec.limits.tokensPerMinute", "must be at least 1"));
+        }
+    }
     if let Some(url) = &spec.base_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(' ') {
             errors.push(err("spec.baseUrl", "must be an http:// or https:// URL"));
@@ -166,9 +174,33 @@ pub fn policy(spec: &AIRoutingPolicySpec) -> Vec<FieldError> {
         }
     }
     if let Some(rl) = &spec.rate_limit {
-        if rl.requests_per_minute == Some(0) || rl.tokens_per_minute == Some(0) {
-            errors.push(err("spec.rateLimit", "limits must be at least 1"));
+        if rl.requests_per_minute == Some(0) {
+            errors.push(err(
+                "spec.rateLimit.requestsPerMinute",
+                "must be at least 1",
+            ));
         }
+        if rl.tokens_per_minute == Some(0) {
+            errors.push(err("spec.rateLimit.tokensPerMinute", "must be at least 1"));
+        }
+        if rl.requests_per_minute.is_none() && rl.tokens_per_minute.is_none() {
+            errors.push(err(
+                "spec.rateLimit",
+                "set requestsPerMinute, tokensPerMinute or both",
+            ));
+        }
+    }
+    errors
+}
+
+/// Checks an AIBudget spec against the schema's rules.
+pub fn budget(spec: &crate::AIBudgetSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if crate::Money::parse(&spec.limit).is_none() {
+        errors.push(err(
+            "spec.limit",
+            "must be a dollar amount: digits with at most six decimals, such as \"2000.00\"",
+        ));
     }
     errors
 }

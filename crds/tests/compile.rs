@@ -30,6 +30,8 @@ fn compile_yaml(yaml: &str, labels: &[(&str, &str)], env: &[(&str, &str)]) -> Pr
         secrets: &m.secrets,
         pod_labels: &labels,
         env: Some(&lookup),
+        budgets: &m.budgets,
+        namespace_pods: &[&labels],
     })
 }
 
@@ -250,19 +252,90 @@ spec:
 }
 
 #[test]
-fn rate_limit_and_cache_are_rejected_by_field_until_built() {
+fn cache_is_rejected_by_field_until_built() {
     let yaml = r#"
 apiVersion: switchyard.dev/v1alpha1
 kind: AIRoutingPolicy
-metadata: {name: limited}
+metadata: {name: cached}
 spec:
-  rateLimit: {requestsPerMinute: 10}
   cache: {ttl: 10m}
 "#;
     let config = compile_yaml(yaml, &[], &[]);
     assert_eq!(config.policy.name, None);
     let fields: Vec<&str> = config.problems.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, vec!["spec.rateLimit", "spec.cache"]);
+    assert_eq!(fields, vec!["spec.cache"]);
+}
+
+#[test]
+fn rate_limits_provider_limits_and_budgets_reach_the_snapshot() {
+    let yaml = r#"
+apiVersion: switchyard.dev/v1alpha1
+kind: AIRoutingPolicy
+metadata: {name: limited}
+spec:
+  rateLimit: {requestsPerMinute: 10, tokensPerMinute: 5000, scope: policy, maxQueueWait: 2s}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {name: acct}
+spec: {type: mock, limits: {requestsPerMinute: 100}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIBudget
+metadata: {name: team}
+spec: {limit: "20.50", period: month}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIBudget
+metadata: {name: other-app}
+spec: {limit: "1", period: day, podSelector: {matchLabels: {app: other}}}
+"#;
+    let config = compile_yaml(yaml, &[("app", "bot")], &[]);
+    let rl = config.policy.rate_limit.expect("a rate limit");
+    assert_eq!(rl.limits.requests_per_minute, Some(10));
+    assert_eq!(rl.limits.tokens_per_minute, Some(5000));
+    assert_eq!(rl.scope, switchyard_crds::RateLimitScope::Policy);
+    assert_eq!(rl.max_queue_wait.to_string(), "2s");
+    assert_eq!(rl.pods, 1, "standalone: this pod alone");
+    assert_eq!(
+        config.providers["acct"]
+            .limits
+            .as_ref()
+            .and_then(|l| l.requests_per_minute),
+        Some(100)
+    );
+    let budgets: Vec<(&str, String)> = config
+        .budgets
+        .iter()
+        .map(|b| (b.name.as_str(), b.limit.to_string()))
+        .collect();
+    assert_eq!(
+        budgets,
+        [("team", "20.50".to_string())],
+        "only budgets selecting the pod apply"
+    );
+}
+
+#[test]
+fn bad_limits_and_budgets_are_rejected_naming_the_field() {
+    let cases = [
+        ("kind: AIRoutingPolicy\nmetadata: {name: p}\nspec: {rateLimit: {requestsPerMinute: 0}}", "spec.rateLimit.requestsPerMinute"),
+        ("kind: AIRoutingPolicy\nmetadata: {name: p}\nspec: {rateLimit: {requestsPerMinute: -5}}", "bad.yaml"),
+        ("kind: AIRoutingPolicy\nmetadata: {name: p}\nspec: {rateLimit: {requestsPerMinute: lots}}", "bad.yaml"),
+        ("kind: AIRoutingPolicy\nmetadata: {name: p}\nspec: {rateLimit: {scope: cluster, requestsPerMinute: 1}}", "unknown variant"),
+        ("kind: AIProvider\nmetadata: {name: p}\nspec: {type: mock, limits: {tokensPerMinute: 0}}", "spec.limits.tokensPerMinute"),
+        ("kind: AIBudget\nmetadata: {name: b}\nspec: {limit: \"-3\", period: day}", "spec.limit"),
+        ("kind: AIBudget\nmetadata: {name: b}\nspec: {limit: \"ten\", period: day}", "spec.limit"),
+        ("kind: AIBudget\nmetadata: {name: b}\nspec: {limit: \"10\", period: fortnight}", "unknown variant"),
+    ];
+    for (doc, expected) in cases {
+        let yaml = format!("apiVersion: switchyard.dev/v1alpha1\n{doc}\n");
+        let errors = load_errors(&yaml);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{yaml:?}: expected an error containing {expected:?}, got {errors:?}"
+        );
+    }
 }
 
 #[test]

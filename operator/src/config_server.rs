@@ -130,7 +130,7 @@ async fn stream_pod(server: Server, who: PodIdentity, tx: mpsc::Sender<Bytes>) {
         let Some(pod) = server.world.pod(&who.namespace, &who.name) else {
             return;
         };
-        let objects = server.world.config_objects(&who.namespace);
+        let objects = server.world.namespace(&who.namespace);
         let view = objects.view();
         let config = switchyard_crds::compile(&status::inputs(&view, pod.labels()));
         let body = serde_json::to_string(&config).unwrap_or_default();

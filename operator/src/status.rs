@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use switchyard_crds::{
-    compile, proxy::Problem, AIModel, AIProvider, AIRoutingPolicy, Condition, Inputs, Status,
+    compile, proxy::Problem, AIBudget, AIModel, AIProvider, AIRoutingPolicy, Condition, Inputs,
+    Status,
 };
 
 /// One namespace's objects, as the informers hold them.
@@ -24,6 +25,10 @@ pub struct Namespace<'a> {
     pub secrets: &'a [Secret],
     /// Pods (for policy selection).
     pub pods: &'a [Pod],
+    /// AIBudgets.
+    pub budgets: &'a [AIBudget],
+    /// Every pod's labels (who shares a limit).
+    pub pod_labels: Vec<&'a BTreeMap<String, String>>,
 }
 
 /// The three kinds.
@@ -156,6 +161,8 @@ pub fn inputs<'a>(ns: &'a Namespace<'a>, labels: &'a BTreeMap<String, String>) -
         secrets: ns.secrets,
         pod_labels: labels,
         env: None,
+        budgets: ns.budgets,
+        namespace_pods: &ns.pod_labels,
     }
 }
 
@@ -252,6 +259,8 @@ spec: {podSelector: {matchLabels: {app: bot}}}
             policies: &m.policies,
             secrets: &m.secrets,
             pods,
+            budgets: &m.budgets,
+            pod_labels: pods.iter().map(|p| p.labels()).collect(),
         })
     }
 

@@ -15,7 +15,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 use serde::de::DeserializeOwned;
-use switchyard_crds::{AIModel, AIProvider, AIRoutingPolicy};
+use switchyard_crds::{AIBudget, AIModel, AIProvider, AIRoutingPolicy};
 use tokio::sync::broadcast;
 
 use crate::{secrets::Secrets, status::Namespace};
@@ -45,6 +45,8 @@ pub struct World {
     pub models: reflector::Store<AIModel>,
     /// AIRoutingPolicies.
     pub policies: reflector::Store<AIRoutingPolicy>,
+    /// AIBudgets.
+    pub budgets: reflector::Store<AIBudget>,
     /// The Secrets AIProviders reference.
     pub secrets: Secrets,
     /// Pods, trimmed to what the operator reads (see [`trim_pod`]).
@@ -56,7 +58,7 @@ pub struct World {
 }
 
 /// The number of reflectors.
-const CACHES: usize = 5;
+const CACHES: usize = 6;
 
 /// One namespace's objects, owned.
 #[derive(Default)]
@@ -66,6 +68,7 @@ pub struct Objects {
     providers: Vec<AIProvider>,
     models: Vec<AIModel>,
     policies: Vec<AIRoutingPolicy>,
+    budgets: Vec<AIBudget>,
     secrets: Vec<k8s_openapi::api::core::v1::Secret>,
     pods: Vec<Pod>,
 }
@@ -80,7 +83,14 @@ impl Objects {
             policies: &self.policies,
             secrets: &self.secrets,
             pods: &self.pods,
+            budgets: &self.budgets,
+            pod_labels: self.pods.iter().map(|p| p.labels()).collect(),
         }
+    }
+
+    /// The AIBudgets.
+    pub fn budgets(&self) -> &[AIBudget] {
+        &self.budgets
     }
 
     /// The AIProviders.
@@ -133,6 +143,7 @@ impl World {
             providers: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
             models: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
             policies: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
+            budgets: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
             secrets: Secrets::new(client.clone(), changes.clone()),
             pods: watch(Api::all(client.clone()), c(()), pod_change, trim_pod),
             namespaces_cache: watch(
@@ -168,23 +179,16 @@ impl World {
         self.changes.subscribe()
     }
 
-    /// A namespace's config objects (no pods): what a pod's snapshot is compiled from.
-    pub fn config_objects(&self, ns: &str) -> Objects {
+    /// A namespace's objects: what a pod's snapshot is compiled from, and its status.
+    pub fn namespace(&self, ns: &str) -> Objects {
         Objects {
             name: ns.to_string(),
             providers: of_namespace(&self.providers, ns),
             models: of_namespace(&self.models, ns),
             policies: of_namespace(&self.policies, ns),
+            budgets: of_namespace(&self.budgets, ns),
             secrets: self.secrets.of_namespace(ns),
-            pods: Vec::new(),
-        }
-    }
-
-    /// A namespace's objects, pods included (for status: policy conflicts).
-    pub fn namespace(&self, ns: &str) -> Objects {
-        Objects {
             pods: of_namespace(&self.pods, ns),
-            ..self.config_objects(ns)
         }
     }
 
@@ -210,6 +214,7 @@ impl World {
             .filter_map(|o| o.namespace())
             .chain(self.models.state().iter().filter_map(|o| o.namespace()))
             .chain(self.policies.state().iter().filter_map(|o| o.namespace()))
+            .chain(self.budgets.state().iter().filter_map(|o| o.namespace()))
             .collect();
         all.sort();
         all.dedup();

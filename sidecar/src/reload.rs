@@ -41,6 +41,8 @@ pub fn load(source: &Source) -> Result<ProxyConfig, manifest::LoadErrors> {
         secrets: &m.secrets,
         pod_labels: &source.pod_labels,
         env: Some(&env),
+        budgets: &m.budgets,
+        namespace_pods: &[&source.pod_labels],
     });
     for p in &config.problems {
         tracing::warn!(kind = %p.kind, name = %p.name, field = %p.field, reason = %p.reason.as_str(), "left out of the config: {}", p.message);

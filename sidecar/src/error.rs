@@ -49,6 +49,28 @@ pub enum Error {
     /// The request was rejected before any backend was tried because no configuration is loaded.
     #[error("no configuration is loaded yet")]
     NotReady,
+    /// A rate limit is spent (after waiting up to the policy's `maxQueueWait`).
+    #[error("rate limit reached: {limit}; retry after {}s", .retry_after.as_secs())]
+    Throttled {
+        /// The limit, named: `AIRoutingPolicy default: 600 requests per minute`.
+        limit: String,
+        /// When there is room again.
+        retry_after: Duration,
+    },
+    /// An AIBudget that applies cannot reserve the call's maximum cost.
+    #[error("{budget} is exhausted: {spent} of {limit} US dollars spent this period; it resets at {reset_at}")]
+    BudgetExceeded {
+        /// `AIBudget NAME`.
+        budget: String,
+        /// Spent (as this pod knows it).
+        spent: switchyard_crds::Money,
+        /// The limit.
+        limit: switchyard_crds::Money,
+        /// When the period resets (RFC 3339).
+        reset_at: String,
+        /// Seconds until the reset.
+        retry_after: Duration,
+    },
 }
 
 /// Why a request found no working backend.
@@ -105,6 +127,7 @@ impl Error {
             Error::Rejected { status, .. } => *status,
             Error::Exhausted(e) => e.status,
             Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Throttled { .. } | Error::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -128,6 +151,8 @@ impl Error {
                 Some("rate_limit_exceeded")
             }
             Error::Exhausted(_) => Some("all_backends_failed"),
+            Error::Throttled { .. } => Some("rate_limit_exceeded"),
+            Error::BudgetExceeded { .. } => Some("budget_exceeded"),
             _ => None,
         }
     }
@@ -136,6 +161,9 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Exhausted(e) => e.retry_after,
+            Error::Throttled { retry_after, .. } | Error::BudgetExceeded { retry_after, .. } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -153,6 +181,8 @@ impl Error {
             Error::Rejected { .. } => "upstream_rejected",
             Error::Exhausted(e) => e.kind,
             Error::NotReady => "not_ready",
+            Error::Throttled { .. } => "throttled",
+            Error::BudgetExceeded { .. } => "budget_exceeded",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod endpoint;
 pub mod error;
 pub mod failure;
+pub mod governor;
 pub mod health;
 pub mod hints;
 pub mod inbound;
@@ -66,9 +67,21 @@ pub enum StartError {
 
 /// Loads the config, serves until `shutdown` resolves, then drains.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let shared = Shared::new(settings.max_body_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let follower = match (&settings.config, &settings.operator_url) {
+    let managed_source = match (&settings.config, &settings.operator_url) {
+        (None, Some(url)) => Some(managed::Source {
+            url: url.clone(),
+            token_file: settings.token_file.clone(),
+            ca_file: settings.ca_file.clone(),
+            ca_pem: settings.ca_pem.clone(),
+            state_dir: settings.state_dir.clone(),
+        }),
+        _ => None,
+    };
+    let governor =
+        governor::Governor::new(managed_source.clone().map(governor::lease::Client::new));
+    let shared = Shared::new(settings.max_body_bytes, governor.clone());
+    let follower = match (&settings.config, managed_source) {
         (Some(path), _) => {
             let source = reload::Source {
                 path: path.clone(),
@@ -78,15 +91,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             reload::install(&shared, reload::load(&source)?);
             tokio::spawn(reload::watch(source, shared.clone(), stop_rx.clone()))
         }
-        (None, Some(url)) => {
-            let source = managed::Source {
-                url: url.clone(),
-                token_file: settings.token_file.clone(),
-                ca_file: settings.ca_file.clone(),
-                ca_pem: settings.ca_pem.clone(),
-                state_dir: settings.state_dir.clone(),
-            };
+        (None, Some(source)) => {
             managed::restore(&source, &shared);
+            tokio::spawn(governor::flush_every(governor, stop_rx.clone()));
             tokio::spawn(managed::run(source, shared.clone(), stop_rx.clone()))
         }
         (None, None) => return Err(StartError::NoSource),

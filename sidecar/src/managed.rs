@@ -128,15 +128,18 @@ pub async fn run(source: Source, shared: Arc<Shared>, mut stop: watch::Receiver<
     }
 }
 
-fn client(
+/// An HTTPS client that trusts the operator's CA.
+pub fn client<B>(
     source: &Source,
 ) -> Result<
-    Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Empty<Bytes>,
-    >,
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, B>,
     String,
-> {
+>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let pem = match (&source.ca_pem, &source.ca_file) {
@@ -177,7 +180,7 @@ async fn follow(source: &Source, shared: &Shared) -> Result<(), String> {
         .header(header::AUTHORIZATION, format!("Bearer {}", token.trim()))
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(SILENCE, client(source)?.request(req))
+    let resp = tokio::time::timeout(SILENCE, client::<Empty<Bytes>>(source)?.request(req))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;

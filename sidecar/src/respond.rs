@@ -83,6 +83,8 @@ fn err_type(dialect: Dialect, err: &Error) -> &str {
         (Dialect::Anthropic, _) => anthropic_type(status),
         (_, Error::Exhausted(e)) => e.kind,
         (_, Error::NotReady) => "service_unavailable",
+        (_, Error::Throttled { .. }) => "rate_limit_error",
+        (_, Error::BudgetExceeded { .. }) => "insufficient_quota",
         _ => "invalid_request_error",
     }
 }

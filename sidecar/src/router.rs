@@ -44,6 +44,8 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     /// The request id.
     pub request_id: &'a str,
+    /// Its token estimate (input plus maximum output), for provider account limits.
+    pub estimate: u64,
 }
 
 /// Where a call went.
@@ -149,6 +151,28 @@ pub async fn route(
                 continue;
             }
         }
+        // The provider's account limit, shared by the namespace: when it is spent, skip its
+        // backends like one that answered 429, without spending an upstream request.
+        let account = match shared
+            .governor
+            .take_provider(rt, &b.provider, call.estimate)
+            .await
+        {
+            Ok(t) => t,
+            Err(wait) => {
+                let until = Instant::now() + wait;
+                skipped_until = Some(skipped_until.map_or(until, |s| s.min(until)));
+                let line = format!(
+                    "{}/{}: account limit of AIProvider {} reached",
+                    b.provider, b.model, b.provider
+                );
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+                unusable.insert(i);
+                continue;
+            }
+        };
         idle_passes = 0;
         if !tried.insert(i) {
             let wait = backoff(policy, retries_of_same);
@@ -173,6 +197,14 @@ pub async fn route(
         let started = Instant::now();
         let guard = c.health.start();
         let result = attempt(shared, call, c, provider, policy, deadline).await;
+        let used = match &result {
+            Ok(Answer::Whole { usage, .. }) if usage.input + usage.output > 0 => {
+                Some(usage.input + usage.output)
+            }
+            Ok(_) => None,
+            Err(_) => Some(0),
+        };
+        account.settle(used, None, true);
         let failure = match result {
             Ok(answer) => {
                 c.health.success(started.elapsed());

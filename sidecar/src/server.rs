@@ -7,11 +7,13 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use switchyard_crds::Money;
 
 use crate::{
     dialect::{Dialect, Operation},
     endpoint::Endpoint,
     error::Error,
+    governor,
     inbound::{parse, read_body, request_id, GeminiCall, Parsed},
     metrics::{OpLabels, RequestLabels, TokenLabels},
     relay::End,
@@ -64,7 +66,24 @@ where
         parsed,
         rt,
         gemini_single,
+        body_len,
     } = admitted;
+    let demand = governor::governs(&rt).then(|| {
+        governor::demand(
+            &rt,
+            &parsed.model,
+            &parsed.value,
+            body_len,
+            op == Operation::Embeddings,
+        )
+    });
+    let ticket = match &demand {
+        None => None,
+        Some(d) => match shared.governor.admit(&rt, d).await {
+            Ok(t) => Some(t),
+            Err(err) => return refuse(dialect, err),
+        },
+    };
     let model_label = if rt.served(&parsed.model).is_some() {
         parsed.model.as_str()
     } else {
@@ -87,20 +106,27 @@ where
         ctx,
         headers: &parts.headers,
         request_id: &request_id,
+        estimate: demand.as_ref().map_or(0, |d| d.tokens),
     };
     let (result, report) = router::route(&shared, &rt, &call, &parsed.model).await;
     let model_label = model_label.to_string();
+    let sent = report.attempts > 0;
     match result {
-        Err(err) => finish_error(
-            &shared,
-            dialect,
-            op,
-            err,
-            &report,
-            &request_id,
-            &model_label,
-            started,
-        ),
+        Err(err) => {
+            if let Some(t) = ticket {
+                t.settle(Some(0), Some(Money::ZERO), sent);
+            }
+            finish_error(
+                &shared,
+                dialect,
+                op,
+                err,
+                &report,
+                &request_id,
+                &model_label,
+                started,
+            )
+        }
         Ok(Answer::Whole {
             status,
             headers,
@@ -108,8 +134,16 @@ where
             usage,
             cost,
         }) => {
+            if let Some(t) = ticket {
+                t.settle(
+                    used_tokens(usage),
+                    Some(Money::from_dollars_ceil(cost)),
+                    sent,
+                );
+            }
             let mut resp = respond::json_response(status, body);
             decorate(&mut resp, &report, &request_id, &headers);
+            shared.governor.headers(&rt, resp.headers_mut());
             record(
                 &shared,
                 op,
@@ -131,6 +165,11 @@ where
             let label = model_label.clone();
             let rid = request_id.clone();
             body.on_end(Box::new(move |end, usage, cost| {
+                if let Some(t) = ticket {
+                    // Unknown usage (a stream cut before it was reported): the reservation stands.
+                    let known = used_tokens(usage);
+                    t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
+                }
                 let error = match end {
                     End::Complete => None,
                     End::Interrupted => Some("stream_interrupted"),
@@ -147,13 +186,21 @@ where
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             decorate(&mut resp, &report, &request_id, &headers);
+            shared.governor.headers(&rt, resp.headers_mut());
             resp
         }
     }
 }
 
+/// Tokens upstream reported, if it reported any.
+fn used_tokens(usage: Usage) -> Option<u64> {
+    let n = usage.input + usage.output;
+    (n > 0).then_some(n)
+}
+
 /// A call that passed every check before routing.
 struct Admitted {
+    body_len: usize,
     parts: http::request::Parts,
     parsed: Parsed,
     rt: Arc<crate::state::Runtime>,
@@ -178,6 +225,7 @@ where
     let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
     let gemini_single = gemini.as_ref().is_none_or(|g| g.single);
     Ok(Admitted {
+        body_len: body.len(),
         parts,
         parsed,
         rt,

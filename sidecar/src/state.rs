@@ -96,17 +96,20 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// Rate limits and budgets.
+    pub governor: Arc<crate::governor::Governor>,
 }
 
 impl Shared {
-    /// Empty state with a body limit.
-    pub fn new(max_body_bytes: usize) -> Arc<Self> {
+    /// Empty state with a body limit and the governor (standalone or managed).
+    pub fn new(max_body_bytes: usize, governor: Arc<crate::governor::Governor>) -> Arc<Self> {
         Arc::new(Self {
             runtime: ArcSwapOption::empty(),
             health: Health::default(),
             upstream: Upstream::default(),
             metrics: Metrics::default(),
             max_body_bytes,
+            governor,
         })
     }
 }

@@ -1,0 +1,155 @@
+//! The sidecar's side of the lease exchange with the operator (`POST /v1/leases` on the config
+//! server, authenticated with the pod's projected token like the config stream): ask for
+//! slices of shared limits, tell what this pod holds of each budget, and report settled spend
+//! with ids (the operator counts each id once). Reports the operator has not acknowledged are
+//! kept in the state directory, so they arrive after a restart too.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde::{Deserialize, Serialize};
+
+use super::Report;
+use crate::managed;
+
+/// The file unsent reports are kept in, under `--state-dir`.
+pub const REPORTS_FILE: &str = "usage-reports.json";
+/// How long one exchange may take before the offline share is used.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An amount of one counter in one window: asked for, or held.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Want {
+    /// `policy/NAME/requests`, `provider/NAME/tokens`, `budget/NAME`, ...
+    pub counter: String,
+    /// The window's start (unix seconds).
+    pub window: i64,
+    /// Requests, tokens or micro-dollars.
+    pub amount: u64,
+}
+
+/// What the sidecar sends.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct Exchange {
+    /// Slices asked for.
+    #[serde(default)]
+    pub want: Vec<Want>,
+    /// What this pod holds of each shared budget (leased and unspent, plus in flight).
+    #[serde(default)]
+    pub holdings: Vec<Want>,
+    /// Settled spend.
+    #[serde(default)]
+    pub reports: Vec<Report>,
+}
+
+/// One slice granted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    /// The counter.
+    pub counter: String,
+    /// The window it is valid in.
+    pub window: i64,
+    /// How much was granted (possibly 0).
+    pub amount: u64,
+    /// What is left in the window after this grant.
+    pub remaining: u64,
+}
+
+/// What the operator answers.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct Reply {
+    /// Grants, one per want.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Report ids counted (now or before).
+    #[serde(default)]
+    pub accepted: Vec<String>,
+}
+
+/// Talks to the operator.
+#[derive(Clone, Debug)]
+pub struct Client {
+    source: managed::Source,
+}
+
+impl Client {
+    /// A client for the operator the config stream comes from.
+    pub fn new(source: managed::Source) -> Self {
+        Self { source }
+    }
+
+    fn reports_file(&self) -> Option<PathBuf> {
+        self.source.state_dir.as_ref().map(|d| d.join(REPORTS_FILE))
+    }
+
+    /// Reports an earlier run could not send.
+    pub fn unsent(&self) -> Vec<Report> {
+        self.reports_file()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `reports` for a later run (or removes the file when there are none).
+    pub fn keep_unsent(&self, reports: &[Report]) {
+        let Some(file) = self.reports_file() else {
+            return;
+        };
+        let result = if reports.is_empty() {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(reports).unwrap_or_default())
+                .and_then(|()| std::fs::rename(&tmp, &file))
+        };
+        if let Err(e) = result {
+            tracing::warn!(file = %file.display(), "usage reports not persisted: {e}");
+        }
+    }
+
+    /// One exchange with the operator.
+    pub async fn exchange(
+        &self,
+        want: &[Want],
+        holdings: &[Want],
+        reports: &[Report],
+    ) -> Result<Reply, String> {
+        let token = std::fs::read_to_string(&self.source.token_file)
+            .map_err(|e| format!("token {}: {e}", self.source.token_file.display()))?;
+        let body = Exchange {
+            want: want.to_vec(),
+            holdings: holdings.to_vec(),
+            reports: reports.to_vec(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/leases", self.source.url.trim_end_matches('/'));
+        let req = Request::post(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let client = managed::client::<Full<Bytes>>(&self.source)?;
+        let resp = tokio::time::timeout(TIMEOUT, client.request(req))
+            .await
+            .map_err(|_| "the operator did not answer in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
+            .await
+            .map_err(|_| "the operator did not answer in time".to_string())?
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!(
+                "operator answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+}

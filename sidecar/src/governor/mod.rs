@@ -1,0 +1,736 @@
+//! Governance on the request path: the policy's rate limit, the AIBudgets that apply, and
+//! the AIProviders' account limits. Before the first attempt a call reserves one request, its
+//! token estimate (input estimated from the body plus its maximum output) and its dollar
+//! estimate (those tokens at the dearest candidate's prices) from every limit that applies;
+//! when it ends, the reservation is replaced by what upstream reported ([`Ticket::settle`]).
+//!
+//! A `scope: pod` limit, and every limit in standalone mode, is counted here alone. A limit
+//! shared by pods (`scope: policy`, provider `limits`, budgets in managed mode) is spent from
+//! a balance leased from the operator ([`lease`]); while the sidecar holds a balance it never
+//! waits for the operator, and without the operator it keeps to its share of what was last
+//! known to remain.
+
+pub mod lease;
+pub mod meter;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http::{HeaderMap, HeaderValue};
+use switchyard_crds::{
+    proxy::{Limits, RateLimitScope},
+    Money,
+};
+
+use crate::{error::Error, state::Runtime};
+use meter::{Meter, Short, Span};
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Requests,
+    Tokens,
+    Dollars,
+}
+
+/// One amount to take from one limit.
+#[derive(Clone, Debug)]
+struct Ask {
+    key: String,
+    unit: Unit,
+    limit: u64,
+    span: Span,
+    shared: bool,
+    pods: u32,
+    amount: u64,
+    /// Who owns the limit, for the caller's error (`AIRoutingPolicy default`).
+    owner: String,
+}
+
+/// One amount taken, to settle later.
+#[derive(Clone, Debug)]
+struct Taken {
+    key: String,
+    unit: Unit,
+    window: i64,
+    amount: u64,
+    shared: bool,
+}
+
+/// What a call asks of the limits.
+#[derive(Clone, Debug, Default)]
+pub struct Demand {
+    /// The served AIModel (budgets cover models).
+    pub model: String,
+    /// Input estimate plus maximum output tokens.
+    pub tokens: u64,
+    /// Those tokens at the dearest candidate backend's prices.
+    pub dollars: Money,
+}
+
+/// A settled usage report for a shared budget, sent to the operator exactly once.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Report {
+    /// Unique per call.
+    pub id: String,
+    /// `budget/NAME`.
+    pub counter: String,
+    /// The period the spend belongs to.
+    pub window: i64,
+    /// Micro-dollars.
+    pub amount: u64,
+}
+
+/// The limits' state in this sidecar.
+pub struct Governor {
+    meters: Mutex<HashMap<String, Meter>>,
+    reports: Mutex<Vec<Report>>,
+    leases: Option<lease::Client>,
+    clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor").finish_non_exhaustive()
+    }
+}
+
+impl Governor {
+    /// A governor that counts everything locally (standalone), or leases shared limits from
+    /// the operator (`leases`).
+    pub fn new(leases: Option<lease::Client>) -> Arc<Self> {
+        let reports = leases
+            .as_ref()
+            .map(lease::Client::unsent)
+            .unwrap_or_default();
+        Arc::new(Self {
+            meters: Mutex::default(),
+            reports: Mutex::new(reports),
+            leases,
+            clock: unix_now,
+        })
+    }
+
+    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Meter>> {
+        self.meters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether limits shared by pods are leased from an operator.
+    pub fn managed(&self) -> bool {
+        self.leases.is_some()
+    }
+
+    /// The asks of the policy's rate limit and the budgets covering `d.model`.
+    fn call_asks(&self, rt: &Runtime, d: &Demand) -> Vec<Ask> {
+        let mut asks = Vec::new();
+        let policy = &rt.config.policy;
+        if let Some(rl) = &policy.rate_limit {
+            let name = policy.name.clone().unwrap_or_default();
+            let shared = rl.scope == RateLimitScope::Policy && self.managed();
+            let owner = format!("AIRoutingPolicy {name}");
+            limit_asks(
+                &mut asks,
+                &format!("policy/{name}"),
+                &rl.limits,
+                shared,
+                rl.pods,
+                &owner,
+                d.tokens,
+            );
+        }
+        for b in rt.config.budgets.iter().filter(|b| b.covers(&d.model)) {
+            asks.push(Ask {
+                key: format!("budget/{}", b.name),
+                unit: Unit::Dollars,
+                limit: b.limit.0,
+                span: Span::Period(b.period),
+                shared: self.managed(),
+                pods: b.pods,
+                amount: d.dollars.0,
+                owner: format!("AIBudget {}", b.name),
+            });
+        }
+        asks
+    }
+
+    /// Admits a call: takes its reservation from every limit that applies, waiting up to the
+    /// policy's `maxQueueWait` for room under a rate limit. Over a limit: a 429 naming it.
+    pub async fn admit(self: &Arc<Self>, rt: &Runtime, d: &Demand) -> Result<Ticket, Error> {
+        let asks = self.call_asks(rt, d);
+        let wait = rt
+            .config
+            .policy
+            .rate_limit
+            .as_ref()
+            .map_or(Duration::ZERO, |r| r.max_queue_wait.0);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.take_all(&asks).await {
+                Ok(taken) => return Ok(Ticket::new(self.clone(), taken)),
+                Err((ask, until)) => {
+                    let left =
+                        Duration::from_secs(until.saturating_sub((self.clock)()).max(0) as u64);
+                    let can_wait =
+                        ask.unit != Unit::Dollars && tokio::time::Instant::now() + left <= deadline;
+                    if !can_wait {
+                        return Err(self.refusal(&ask, left));
+                    }
+                    tokio::time::sleep(left.max(Duration::from_millis(10))).await;
+                }
+            }
+        }
+    }
+
+    /// Takes an attempt's request and tokens from its provider's account limit. `Err` holds
+    /// how long the provider's limit is spent: skip its backends like a 429.
+    pub async fn take_provider(
+        self: &Arc<Self>,
+        rt: &Runtime,
+        provider: &str,
+        tokens: u64,
+    ) -> Result<Ticket, Duration> {
+        let Some(p) = rt.config.providers.get(provider) else {
+            return Ok(Ticket::new(self.clone(), Vec::new()));
+        };
+        let Some(limits) = &p.limits else {
+            return Ok(Ticket::new(self.clone(), Vec::new()));
+        };
+        let mut asks = Vec::new();
+        let owner = format!("AIProvider {provider}");
+        limit_asks(
+            &mut asks,
+            &format!("provider/{provider}"),
+            limits,
+            self.managed(),
+            p.pods,
+            &owner,
+            tokens,
+        );
+        match self.take_all(&asks).await {
+            Ok(taken) => Ok(Ticket::new(self.clone(), taken)),
+            Err((_, until)) => Err(Duration::from_secs(
+                until.saturating_sub((self.clock)()).max(1) as u64,
+            )),
+        }
+    }
+
+    /// Takes every ask or none; the first that cannot be met and until when.
+    async fn take_all(&self, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
+        for _ in 0..3 {
+            let needs = match self.try_take_all(asks) {
+                Ok(taken) => return Ok(taken),
+                Err(Blocked::Until(ask, until)) => return Err((ask, until)),
+                Err(Blocked::Lease(needs)) => needs,
+            };
+            let Some(leases) = &self.leases else {
+                break;
+            };
+            let reports = self.pending_reports();
+            let holdings = self.holdings();
+            match leases.exchange(&needs, &holdings, &reports).await {
+                Ok(reply) => {
+                    self.accepted(&reply.accepted);
+                    let mut meters = self.meters();
+                    for g in reply.grants {
+                        if let Some(m) = meters.get_mut(&g.counter) {
+                            m.grant(g.window, g.amount, g.remaining);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("no lease from the operator ({e}); using the offline share");
+                    return self.take_offline(asks);
+                }
+            }
+        }
+        self.take_offline(asks)
+    }
+
+    fn try_take_all(&self, asks: &[Ask]) -> Result<Vec<Taken>, Blocked> {
+        let now = (self.clock)();
+        let mut meters = self.meters();
+        let mut taken = Vec::new();
+        let mut needs = Vec::new();
+        for ask in asks {
+            let m = meter(&mut meters, ask);
+            match m.take(now, ask.amount) {
+                Ok(()) => taken.push(taken_of(ask, m.window)),
+                Err(Short::Lease(n)) => needs.push(lease::Want {
+                    counter: ask.key.clone(),
+                    window: m.window,
+                    amount: n.max(chunk(ask)),
+                }),
+                Err(Short::Until(until)) => {
+                    give_back(&mut meters, &taken);
+                    return Err(Blocked::Until(ask.clone(), until));
+                }
+            }
+        }
+        if needs.is_empty() {
+            return Ok(taken);
+        }
+        give_back(&mut meters, &taken);
+        Err(Blocked::Lease(needs))
+    }
+
+    fn take_offline(&self, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
+        let now = (self.clock)();
+        let mut meters = self.meters();
+        let mut taken = Vec::new();
+        for ask in asks {
+            let m = meter(&mut meters, ask);
+            let r = if ask.shared {
+                m.take_offline(now, ask.amount)
+            } else {
+                m.take(now, ask.amount)
+            };
+            match r {
+                Ok(()) => taken.push(taken_of(ask, m.window)),
+                Err(short) => {
+                    let until = match short {
+                        Short::Until(u) => u,
+                        Short::Lease(_) => m.reset_at(),
+                    };
+                    give_back(&mut meters, &taken);
+                    return Err((ask.clone(), until));
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    fn refusal(&self, ask: &Ask, retry_after: Duration) -> Error {
+        let retry_after = retry_after.max(Duration::from_secs(1));
+        match ask.unit {
+            Unit::Dollars => {
+                let meters = self.meters();
+                let m = meters.get(&ask.key);
+                Error::BudgetExceeded {
+                    budget: ask.owner.clone(),
+                    spent: Money(m.map_or(0, |m| m.used)),
+                    limit: Money(ask.limit),
+                    reset_at: switchyard_crds::budget::rfc3339(m.map_or(0, Meter::reset_at)),
+                    retry_after,
+                }
+            }
+            unit => Error::Throttled {
+                limit: format!(
+                    "{}: {} {} per minute",
+                    ask.owner,
+                    ask.limit,
+                    if unit == Unit::Requests {
+                        "requests"
+                    } else {
+                        "tokens"
+                    }
+                ),
+                retry_after,
+            },
+        }
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the policy's rate limit, when it has one.
+    pub fn headers(&self, rt: &Runtime, out: &mut HeaderMap) {
+        let Some(rl) = &rt.config.policy.rate_limit else {
+            return;
+        };
+        let name = rt.config.policy.name.clone().unwrap_or_default();
+        let meters = self.meters();
+        let now = (self.clock)();
+        for (unit, limit) in [
+            ("requests", rl.limits.requests_per_minute),
+            ("tokens", rl.limits.tokens_per_minute),
+        ] {
+            let Some(limit) = limit else { continue };
+            let (left, reset) = match meters.get(&format!("policy/{name}/{unit}")) {
+                Some(m) if m.window == Span::Minute.bounds(now).0 => {
+                    (m.left().min(limit), m.reset_at() - now)
+                }
+                _ => (limit, 60 - now.rem_euclid(60)),
+            };
+            let mut put = |k: String, v: String| {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    out.insert(k, v);
+                }
+            };
+            put(format!("x-ratelimit-limit-{unit}"), limit.to_string());
+            put(format!("x-ratelimit-remaining-{unit}"), left.to_string());
+            put(format!("x-ratelimit-reset-{unit}"), format!("{reset}s"));
+        }
+    }
+
+    fn settle(&self, taken: &[Taken], tokens: Option<u64>, dollars: Option<Money>, sent: bool) {
+        let mut meters = self.meters();
+        let mut reports = Vec::new();
+        for t in taken {
+            let used = match (t.unit, sent) {
+                (_, false) => 0,
+                (Unit::Requests, true) => t.amount,
+                (Unit::Tokens, true) => tokens.unwrap_or(t.amount),
+                (Unit::Dollars, true) => dollars.map_or(t.amount, |d| d.0),
+            };
+            if let Some(m) = meters.get_mut(&t.key) {
+                m.settle(t.window, t.amount, used);
+            }
+            if t.unit == Unit::Dollars && t.shared && used > 0 {
+                reports.push(Report {
+                    id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                    counter: t.key.clone(),
+                    window: t.window,
+                    amount: used,
+                });
+            }
+        }
+        drop(meters);
+        if !reports.is_empty() {
+            self.reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(reports);
+        }
+    }
+
+    fn pending_reports(&self) -> Vec<Report> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn accepted(&self, ids: &[String]) {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.retain(|r| !ids.contains(&r.id));
+    }
+
+    /// What this pod holds of each shared budget (the operator counts it as spent until
+    /// it is settled or returned).
+    fn holdings(&self) -> Vec<lease::Want> {
+        self.meters()
+            .iter()
+            .filter(|(k, m)| m.shared && k.starts_with("budget/"))
+            .map(|(k, m)| lease::Want {
+                counter: k.clone(),
+                window: m.window,
+                amount: m.holding(),
+            })
+            .collect()
+    }
+
+    /// Sends settled reports and current holdings to the operator, returning idle balances;
+    /// keeps what could not be sent (in the state directory too) for the next time.
+    pub async fn flush(&self) {
+        let Some(leases) = &self.leases else { return };
+        {
+            // A balance nobody is spending goes back, so that other pods can use it.
+            let mut meters = self.meters();
+            for (k, m) in meters.iter_mut() {
+                if m.shared && k.starts_with("budget/") && m.inflight == 0 {
+                    m.balance = 0;
+                }
+            }
+        }
+        let reports = self.pending_reports();
+        let holdings = self.holdings();
+        if reports.is_empty() && holdings.is_empty() {
+            return;
+        }
+        match leases.exchange(&[], &holdings, &reports).await {
+            Ok(reply) => {
+                self.accepted(&reply.accepted);
+                leases.keep_unsent(&self.pending_reports());
+            }
+            Err(e) => {
+                tracing::debug!("usage reports kept for later: {e}");
+                leases.keep_unsent(&reports);
+            }
+        }
+    }
+}
+
+enum Blocked {
+    Until(Ask, i64),
+    Lease(Vec<lease::Want>),
+}
+
+fn limit_asks(
+    asks: &mut Vec<Ask>,
+    prefix: &str,
+    limits: &Limits,
+    shared: bool,
+    pods: u32,
+    owner: &str,
+    tokens: u64,
+) {
+    for (unit, limit, amount) in [
+        (Unit::Requests, limits.requests_per_minute, 1),
+        (Unit::Tokens, limits.tokens_per_minute, tokens),
+    ] {
+        let Some(limit) = limit else { continue };
+        let name = if unit == Unit::Requests {
+            "requests"
+        } else {
+            "tokens"
+        };
+        asks.push(Ask {
+            key: format!("{prefix}/{name}"),
+            unit,
+            limit,
+            span: Span::Minute,
+            shared,
+            pods,
+            amount,
+            owner: owner.to_string(),
+        });
+    }
+}
+
+/// How much to lease at a time beyond the need: a small slice of the limit, so an idle pod
+/// holds next to nothing and a busy one asks again soon.
+fn chunk(ask: &Ask) -> u64 {
+    match ask.unit {
+        Unit::Requests => (ask.limit / 64).max(1),
+        Unit::Tokens | Unit::Dollars => ask.limit / 64,
+    }
+}
+
+fn meter<'a>(meters: &'a mut HashMap<String, Meter>, ask: &Ask) -> &'a mut Meter {
+    let m = meters
+        .entry(ask.key.clone())
+        .or_insert_with(|| Meter::new(ask.limit, ask.span, ask.shared, ask.pods));
+    // The config may have changed the limit since the meter was made.
+    m.limit = ask.limit;
+    m.pods = ask.pods.max(1);
+    m.shared = ask.shared;
+    m.span = ask.span;
+    m
+}
+
+fn taken_of(ask: &Ask, window: i64) -> Taken {
+    Taken {
+        key: ask.key.clone(),
+        unit: ask.unit,
+        window,
+        amount: ask.amount,
+        shared: ask.shared,
+    }
+}
+
+fn give_back(meters: &mut HashMap<String, Meter>, taken: &[Taken]) {
+    for t in taken {
+        if let Some(m) = meters.get_mut(&t.key) {
+            m.settle(t.window, t.amount, 0);
+        }
+    }
+}
+
+/// A call's reservations. Settle it with what upstream reported; dropped unsettled (the call
+/// failed before any upstream answered), it releases everything.
+pub struct Ticket {
+    governor: Arc<Governor>,
+    taken: Vec<Taken>,
+    settled: bool,
+}
+
+impl Ticket {
+    fn new(governor: Arc<Governor>, taken: Vec<Taken>) -> Self {
+        Self {
+            governor,
+            taken,
+            settled: false,
+        }
+    }
+
+    /// Replaces the reservation with what was used: `tokens` and `dollars` (None: unknown,
+    /// the reservation stands); `sent` is false when no upstream received the call.
+    pub fn settle(mut self, tokens: Option<u64>, dollars: Option<Money>, sent: bool) {
+        self.governor.settle(&self.taken, tokens, dollars, sent);
+        self.settled = true;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.governor.settle(&self.taken, None, None, false);
+        }
+    }
+}
+
+/// How often settled reports and holdings go to the operator.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Flushes reports and holdings until `stop` fires, and once more then.
+pub async fn flush_every(governor: Arc<Governor>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => governor.flush().await,
+            _ = stop.changed() => {
+                governor.flush().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a call must be counted at all (any rate limit, budget or provider limit).
+pub fn governs(rt: &Runtime) -> bool {
+    rt.config.policy.rate_limit.is_some()
+        || !rt.config.budgets.is_empty()
+        || rt.config.providers.values().any(|p| p.limits.is_some())
+}
+
+/// What a call may use at most: its input estimated from the body's size (about four bytes a
+/// token) plus its maximum output (`max_tokens`, `max_completion_tokens`, `max_output_tokens`,
+/// `generationConfig.maxOutputTokens`, else 4,096; none for embeddings), and those tokens at
+/// the dearest prices among the model's candidate backends.
+pub fn demand(
+    rt: &Runtime,
+    model: &str,
+    body: &serde_json::Value,
+    body_len: usize,
+    embeddings: bool,
+) -> Demand {
+    let input = (body_len as u64).div_ceil(4);
+    let output = if embeddings {
+        0
+    } else {
+        [
+            "/max_tokens",
+            "/max_completion_tokens",
+            "/max_output_tokens",
+            "/generationConfig/maxOutputTokens",
+        ]
+        .iter()
+        .find_map(|p| body.pointer(p).and_then(serde_json::Value::as_u64))
+        .unwrap_or(4_096)
+    };
+    let served = rt.served(model);
+    let mut models: Vec<&switchyard_crds::proxy::Model> = served.into_iter().collect();
+    if let Some(m) = served {
+        models.extend(m.fallbacks.iter().filter_map(|f| rt.model(f)));
+    }
+    let dearest = models
+        .iter()
+        .flat_map(|m| &m.backends)
+        .filter_map(|b| b.pricing.as_ref())
+        .map(|p| {
+            (input as f64 * p.input_per_million_tokens
+                + output as f64 * p.output_per_million_tokens)
+                / 1_000_000.0
+        })
+        .fold(0.0, f64::max);
+    Demand {
+        model: served.map_or_else(|| model.to_string(), |m| m.name.clone()),
+        tokens: input + output,
+        dollars: Money::from_dollars_ceil(dearest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use switchyard_crds::proxy::{Policy, ProxyConfig, RateLimit};
+
+    use super::*;
+    use crate::health::Health;
+
+    /// Ten seconds before a minute ends, then as tokio's (paused) clock moves.
+    fn paused_clock() -> i64 {
+        static START: OnceLock<tokio::time::Instant> = OnceLock::new();
+        let base = 1_764_500_000 - 1_764_500_000 % 60 + 50;
+        base + START
+            .get_or_init(tokio::time::Instant::now)
+            .elapsed()
+            .as_secs() as i64
+    }
+
+    fn runtime(rpm: u64, wait_secs: u64) -> Runtime {
+        let policy = Policy {
+            name: Some("p".into()),
+            rate_limit: Some(RateLimit {
+                limits: Limits {
+                    requests_per_minute: Some(rpm),
+                    tokens_per_minute: None,
+                },
+                scope: RateLimitScope::Pod,
+                max_queue_wait: switchyard_crds::Duration::from_secs(wait_secs),
+                pods: 1,
+            }),
+            ..Policy::default()
+        };
+        let config = ProxyConfig {
+            schema_version: 1,
+            namespace: "default".into(),
+            providers: Default::default(),
+            models: Vec::new(),
+            policy,
+            budgets: Vec::new(),
+            problems: Vec::new(),
+        };
+        Runtime::new(config, &Health::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_over_the_limit_waits_for_the_next_window_within_max_queue_wait() {
+        let g = Arc::new(Governor {
+            clock: paused_clock,
+            ..Arc::into_inner(Governor::new(None)).expect("one owner")
+        });
+        let rt = runtime(1, 15);
+        let first = g.admit(&rt, &Demand::default()).await.expect("room");
+        first.settle(Some(0), None, true);
+        let started = tokio::time::Instant::now();
+        let second = g
+            .admit(&rt, &Demand::default())
+            .await
+            .expect("queued, then admitted");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(9) && waited <= Duration::from_secs(11),
+            "{waited:?}"
+        );
+        second.settle(Some(0), None, true);
+        // Without enough queue wait, refused at once with the time to wait.
+        let rt = runtime(1, 5);
+        let err = g
+            .admit(&rt, &Demand::default())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.status_code(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            err.retry_after().is_some_and(|d| d.as_secs() >= 49),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_reached_upstream_gives_its_reservation_back() {
+        let g = Governor::new(None);
+        let rt = runtime(1, 0);
+        drop(g.admit(&rt, &Demand::default()).await.expect("room"));
+        let t = g
+            .admit(&rt, &Demand::default())
+            .await
+            .expect("the dropped reservation came back");
+        t.settle(Some(0), None, false);
+        assert!(
+            g.admit(&rt, &Demand::default()).await.is_ok(),
+            "not sent: not counted"
+        );
+    }
+}

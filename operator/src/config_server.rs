@@ -1,13 +1,17 @@
-//! The config server: `GET /v1/stream` over HTTPS. A sidecar presents its projected token;
-//! the operator verifies it, finds the pod, and streams that pod's compiled ProxyConfig as
-//! newline-delimited JSON: a `snapshot` line now and on every change that alters it, a
-//! `heartbeat` line every 15 s in between. A pod only ever sees its own namespace.
+//! The config server over HTTPS. A sidecar presents its projected token; the operator
+//! verifies it (a TokenReview, remembered for a minute) and finds the pod. `GET /v1/stream`
+//! streams that pod's compiled ProxyConfig as newline-delimited JSON: a `snapshot` line now
+//! and on every change that alters it, a `heartbeat` line every 15 s in between.
+//! `POST /v1/leases` exchanges slices of shared limits and usage reports with the leader's
+//! [`Ledger`] (other replicas answer 503, and the sidecar uses its offline share). A pod only
+//! ever sees its own namespace.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     hash::{Hash, Hasher},
-    sync::Arc,
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -23,6 +27,7 @@ use tokio::{
 
 use crate::{
     auth::{self, PodIdentity},
+    ledger::{self, Ledger},
     metrics::Metrics,
     status,
     world::{Change, World},
@@ -42,7 +47,16 @@ pub struct Server {
     pub world: World,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The shared counters (served by the leader).
+    pub ledger: Arc<Ledger>,
+    /// Whether this replica leads.
+    pub leading: watch::Receiver<bool>,
+    /// Tokens reviewed lately: a digest of the token, who it named, and when.
+    pub identities: Arc<Mutex<HashMap<u64, (PodIdentity, Instant)>>>,
 }
+
+/// How long a reviewed token is trusted without asking the API server again.
+const REVIEWED_FOR: Duration = Duration::from_secs(60);
 
 /// Serves until `stop` fires.
 pub async fn serve(
@@ -66,39 +80,22 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 async fn handle(server: Server, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    if req.method() != http::Method::GET || req.uri().path() != "/v1/stream" {
-        return error(StatusCode::NOT_FOUND, "the config stream is GET /v1/stream");
-    }
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let who = match auth::authenticate(&server.client, &token).await {
-        Ok(who) => who,
-        Err(e) => {
-            server.metrics.auth_failures.inc();
-            tracing::info!("config stream refused: {e}");
-            let status = if matches!(e, auth::AuthError::Review(_)) {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return error(status, "unauthorized: present a projected ServiceAccount token with audience switchyard, bound to this pod");
+    let leases = match (req.method(), req.uri().path()) {
+        (&http::Method::GET, "/v1/stream") => false,
+        (&http::Method::POST, "/v1/leases") => true,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "the config server serves GET /v1/stream and POST /v1/leases",
+            )
         }
     };
-    let known = server
-        .world
-        .pod(&who.namespace, &who.name)
-        .is_some_and(|p| p.uid().as_deref() == Some(&who.uid));
-    if !known {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: the token's pod does not exist",
-        );
+    let who = match identify(&server, req.headers()).await {
+        Ok(who) => who,
+        Err(resp) => return resp,
+    };
+    if leases {
+        return lease(&server, &who, req.into_body()).await;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(stream_pod(server.clone(), who, tx));
@@ -115,6 +112,96 @@ async fn handle(server: Server, req: Request<hyper::body::Incoming>) -> Response
             .expect("a valid header value"),
     );
     resp
+}
+
+/// Answers `POST /v1/leases` for the leader.
+async fn lease(server: &Server, who: &PodIdentity, body: hyper::body::Incoming) -> Response<Body> {
+    if !*server.leading.borrow() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leader: leases come from the replica holding the Lease",
+        );
+    }
+    let Ok(bytes) = http_body_util::Limited::new(body, 1 << 20).collect().await else {
+        return error(StatusCode::BAD_REQUEST, "unreadable body");
+    };
+    let Ok(msg) = serde_json::from_slice::<ledger::Exchange>(&bytes.to_bytes()) else {
+        return error(StatusCode::BAD_REQUEST, "not a lease exchange");
+    };
+    let Some(pod) = server.world.pod(&who.namespace, &who.name) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: the token's pod does not exist",
+        );
+    };
+    let reply = server
+        .ledger
+        .exchange(&server.world, &pod, &msg, crate::budgets::unix_now());
+    let mut resp = Response::new(
+        Full::new(Bytes::from(serde_json::to_vec(&reply).unwrap_or_default())).boxed(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("a valid header value"),
+    );
+    resp
+}
+
+/// The pod a request's bearer token is bound to, or the refusal to send.
+async fn identify(
+    server: &Server,
+    headers: &http::HeaderMap,
+) -> Result<PodIdentity, Response<Body>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let digest = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        token.hash(&mut h);
+        h.finish()
+    };
+    let remembered = server
+        .identities
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&digest)
+        .filter(|(_, at)| at.elapsed() < REVIEWED_FOR)
+        .map(|(who, _)| who.clone());
+    let reviewed = match remembered {
+        Some(who) => Ok(who),
+        None => auth::authenticate(&server.client, &token).await,
+    };
+    let who = match reviewed {
+        Ok(who) => who,
+        Err(e) => {
+            server.metrics.auth_failures.inc();
+            tracing::info!("config stream refused: {e}");
+            let status = if matches!(e, auth::AuthError::Review(_)) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            return Err(error(status, "unauthorized: present a projected ServiceAccount token with audience switchyard, bound to this pod"));
+        }
+    };
+    let known = server
+        .world
+        .pod(&who.namespace, &who.name)
+        .is_some_and(|p| p.uid().as_deref() == Some(&who.uid));
+    if !known {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: the token's pod does not exist",
+        ));
+    }
+    let mut remembered = server.identities.lock().unwrap_or_else(|e| e.into_inner());
+    remembered.retain(|_, (_, at)| at.elapsed() < REVIEWED_FOR);
+    remembered.insert(digest, (who.clone(), Instant::now()));
+    Ok(who)
 }
 
 /// Sends the pod's snapshot whenever it changes, heartbeats in between, until the

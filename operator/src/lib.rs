@@ -3,11 +3,13 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod budgets;
 pub mod certs;
 pub mod config_server;
 pub mod https;
 pub mod inject;
 pub mod leader;
+pub mod ledger;
 pub mod metrics;
 pub mod reconcile;
 pub mod secrets;
@@ -114,16 +116,29 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         settings: inject_settings.clone(),
         ca: tls.bundle.clone(),
     };
+    let ledger = Arc::new(ledger::Ledger::default());
     let server = config_server::Server {
         client: client.clone(),
         world: world.clone(),
         metrics: metrics.clone(),
+        ledger: ledger.clone(),
+        leading: leading.clone(),
+        identities: Arc::default(),
     };
     let tasks = vec![
         tokio::spawn(uninjected::run(
             client.clone(),
             world.clone(),
             inject_settings,
+            metrics.clone(),
+            leading.clone(),
+            identity.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(budgets::run(
+            client.clone(),
+            world.clone(),
+            ledger,
             metrics.clone(),
             leading.clone(),
             identity.clone(),

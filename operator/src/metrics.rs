@@ -8,8 +8,8 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::{
-    encoding::text::encode,
-    metrics::{counter::Counter, gauge::Gauge},
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -29,6 +29,31 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Pods that should have the sidecar but do not (fail-open injection).
     pub uninjected: Gauge,
+    /// Each budget's settled spend this period.
+    pub budget_spent: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Each budget's limit.
+    pub budget_limit: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+/// A budget, by namespace and name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The AIBudget.
+    pub budget: String,
+}
+
+impl Metrics {
+    /// Sets a budget's gauges.
+    pub fn budget(&self, namespace: &str, budget: &str, spent: f64, limit: f64) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_string(),
+            budget: budget.to_string(),
+        };
+        self.budget_spent.get_or_create(&labels).set(spent);
+        self.budget_limit.get_or_create(&labels).set(limit);
+    }
 }
 
 impl Default for Metrics {
@@ -41,7 +66,19 @@ impl Default for Metrics {
             auth_failures: Counter::default(),
             leader: Gauge::default(),
             uninjected: Gauge::default(),
+            budget_spent: Family::default(),
+            budget_limit: Family::default(),
         };
+        registry.register(
+            "switchyard_budget_spent_usd",
+            "US dollars an AIBudget has settled this period",
+            m.budget_spent.clone(),
+        );
+        registry.register(
+            "switchyard_budget_limit_usd",
+            "An AIBudget's limit per period, in US dollars",
+            m.budget_limit.clone(),
+        );
         registry.register(
             "switchyard_operator_config_streams",
             "Open config streams",

@@ -151,6 +151,14 @@ async fn watch_one(client: Client, key: Key, seen: Seen, changes: broadcast::Sen
             Ok(watcher::Event::InitDone) => listing.take(),
             Err(e) => {
                 tracing::warn!(namespace = %ns, secret = %name, "secret watch error: {e}");
+                // A Secret that cannot be listed (RBAC) counts as absent rather than holding
+                // every cache's first sync back; the watch keeps retrying.
+                let mut map = seen.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(slot @ None) = map.get_mut(&key) {
+                    *slot = Some(absent());
+                    drop(map);
+                    let _ = changes.send(Change::Namespace(ns.clone()));
+                }
                 continue;
             }
         };

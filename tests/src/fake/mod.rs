@@ -51,6 +51,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// The JSON body.
     pub body: Value,
+    /// When it arrived (unix seconds).
+    pub at: u64,
 }
 
 /// One scripted answer.
@@ -235,6 +237,9 @@ impl Fake {
             query,
             headers: parts.headers.clone(),
             body: body.clone(),
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
         let reply = {
             let mut s = self.state.lock().unwrap();

@@ -1,0 +1,271 @@
+//! The leader's budget writer: every few seconds (and so at least every 10 s, and at each
+//! period roll-over) each AIBudget's status gets the ledger's spend and reservations, its
+//! period, and the conditions `Ready` (with what makes a budget unable to cap: no pod
+//! selected, models without pricing) and `Exhausted`; Events `BudgetWarning` at 80 % and
+//! `BudgetExhausted` once per period; and the `switchyard_budget_*` gauges.
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder, Reporter},
+    Api, Client, Resource, ResourceExt,
+};
+use serde_json::json;
+use switchyard_crds::{compile::selects, AIBudget, BudgetStatus, Condition, Money};
+use tokio::sync::watch;
+
+use crate::{
+    ledger::{period_text, Book, Ledger},
+    metrics::Metrics,
+    reconcile::MANAGER,
+    world::World,
+};
+
+/// How often statuses are brought up to date.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Why a budget cannot cap all it covers, if anything: by field.
+pub fn problems(world: &World, b: &AIBudget) -> Vec<String> {
+    let ns = b.namespace().unwrap_or_default();
+    let objects = world.namespace(&ns);
+    let view = objects.view();
+    let mut out = Vec::new();
+    if !view
+        .pods
+        .iter()
+        .any(|p| selects(b.spec.pod_selector.as_ref(), p.labels()))
+    {
+        out.push(format!(
+            "spec.podSelector: selects no pod in namespace {ns}"
+        ));
+    }
+    let unpriced: Vec<String> = objects
+        .models()
+        .iter()
+        .filter(|m| {
+            b.spec
+                .models
+                .as_ref()
+                .is_none_or(|list| list.contains(&m.name_any()))
+        })
+        .filter(|m| m.spec.backends.iter().any(|be| be.pricing.is_none()))
+        .map(|m| m.name_any())
+        .collect();
+    if !unpriced.is_empty() {
+        out.push(format!(
+            "spec.models: AIModel {} has backends without pricing: their calls cannot be capped",
+            unpriced.join(", ")
+        ));
+    }
+    if let Some(models) = &b.spec.models {
+        for (i, m) in models.iter().enumerate() {
+            if !objects.models().iter().any(|x| &x.name_any() == m) {
+                out.push(format!(
+                    "spec.models[{i}]: AIModel {m} does not exist in namespace {ns}"
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn condition(
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: String,
+    current: Option<&BudgetStatus>,
+    now: &str,
+) -> Condition {
+    let status = if on { "True" } else { "False" };
+    let since = current
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: Some(since.unwrap_or_else(|| now.to_string())),
+        observed_generation: None,
+    }
+}
+
+/// The status a budget should have.
+pub fn desired(b: &AIBudget, book: &Book, problems: &[String], now: i64) -> BudgetStatus {
+    let limit = Money::parse(&b.spec.limit).unwrap_or_default();
+    let reserved = book.reserved(now);
+    let (start, reset) = period_text(b.spec.period, book.period_start);
+    let stamp = switchyard_crds::budget::rfc3339(now);
+    let current = b.status.as_ref();
+    let generation = b.meta().generation;
+    let exhausted = book.spent + reserved >= limit.0;
+    let ready = if problems.is_empty() {
+        condition("Ready", true, "Ready", "counting".into(), current, &stamp)
+    } else {
+        condition(
+            "Ready",
+            false,
+            "InvalidSpec",
+            problems.join("; "),
+            current,
+            &stamp,
+        )
+    };
+    let message = format!(
+        "{} of {} US dollars spent and {} reserved this {}; resets at {reset}",
+        Money(book.spent),
+        limit,
+        Money(reserved),
+        b.spec.period.as_str()
+    );
+    let exhausted = condition(
+        "Exhausted",
+        exhausted,
+        if exhausted {
+            "LimitReached"
+        } else {
+            "WithinLimit"
+        },
+        message,
+        current,
+        &stamp,
+    );
+    BudgetStatus {
+        observed_generation: generation,
+        spent: Some(Money(book.spent).to_string()),
+        reserved: Some(Money(reserved).to_string()),
+        period_start: Some(start),
+        reset_at: Some(reset),
+        conditions: vec![
+            Condition {
+                observed_generation: generation,
+                ..ready
+            },
+            Condition {
+                observed_generation: generation,
+                ..exhausted
+            },
+        ],
+    }
+}
+
+/// Writes budget statuses while this replica leads, until `stop` fires.
+pub async fn run(
+    client: Client,
+    world: World,
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
+    mut leader: watch::Receiver<bool>,
+    identity: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: Some(identity),
+        },
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            r = leader.changed() => {
+                if r.is_err() { return }
+                if !*leader.borrow() { ledger.clear() }
+                continue;
+            }
+            _ = stop.changed() => return,
+        }
+        if !*leader.borrow() || !world.is_synced() {
+            continue;
+        }
+        let now = unix_now();
+        for (b, book) in ledger.books(&world.budgets.state(), now) {
+            write(
+                &client, &recorder, &world, &ledger, &metrics, &b, &book, now,
+            )
+            .await;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    client: &Client,
+    recorder: &Recorder,
+    world: &World,
+    ledger: &Ledger,
+    metrics: &Metrics,
+    b: &AIBudget,
+    book: &Book,
+    now: i64,
+) {
+    let ns = b.namespace().unwrap_or_default();
+    let name = b.name_any();
+    let limit = Money::parse(&b.spec.limit).unwrap_or_default();
+    metrics.budget(&ns, &name, Money(book.spent).dollars(), limit.dollars());
+    let desired = desired(b, book, &problems(world, b), now);
+    let mut unchanged = desired.clone();
+    if let Some(current) = &b.status {
+        // Times alone do not make a write.
+        for (c, old) in unchanged.conditions.iter_mut().zip(&current.conditions) {
+            c.last_transition_time = old.last_transition_time.clone();
+        }
+    }
+    if b.status.as_ref() != Some(&unchanged) {
+        let api: Api<AIBudget> = Api::namespaced(client.clone(), &ns);
+        let patch =
+            json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIBudget", "status": desired});
+        if let Err(e) = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            tracing::warn!(namespace = %ns, budget = %name, "budget status not written: {e}");
+            return;
+        }
+    }
+    let used = book.spent + book.reserved(now);
+    let warn = !book.warned && limit.0 > 0 && used * 5 >= limit.0 * 4;
+    let exhausted = !book.exhausted && used >= limit.0;
+    for (due, reason, what) in [
+        (warn, "BudgetWarning", "80 % of the budget is used"),
+        (
+            exhausted,
+            "BudgetExhausted",
+            "the budget is exhausted: calls it covers are refused until it resets",
+        ),
+    ] {
+        if !due {
+            continue;
+        }
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(format!(
+                "{what}: {} of {limit} US dollars this {}",
+                Money(used),
+                b.spec.period.as_str()
+            )),
+            action: "Count".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &b.object_ref(&())).await {
+            tracing::debug!("event not recorded: {e}");
+        }
+    }
+    ledger.announced(b, warn, exhausted);
+}

@@ -1,0 +1,257 @@
+//! Limits and budgets across many managed sidecars (real binaries, a real API server, one
+//! operator holding the counters): a `scope: policy` rate limit and a provider's account
+//! limit never let the upstream see more than the limit in any wall-clock minute, one busy
+//! pod can use the whole limit, and an AIBudget's settled spend never passes its limit and
+//! shows in its status.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cluster;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_json::{json, Value};
+use switchyard_tests::{
+    fake::{Api as FakeApi, Fake, KEY},
+    sidecar::free_addr,
+};
+
+use cluster::*;
+
+const NS: &str = "sy-e2e-gov";
+const PODS: usize = 10;
+
+fn unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits for the start of a minute, so a phase fits in one window.
+async fn next_minute() -> u64 {
+    let now = unix();
+    tokio::time::sleep(Duration::from_secs(60 - now % 60) + Duration::from_millis(200)).await;
+    unix() / 60
+}
+
+async fn ask(s: &Sidecar, model: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", s.url))
+        .json(&json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "count my words please"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+/// Upstream requests per wall-clock minute, from the fakes' receipt times.
+fn per_minute(times: &[u64]) -> BTreeMap<u64, usize> {
+    let mut out = BTreeMap::new();
+    for t in times {
+        *out.entry(t / 60).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
+    let (_turn, client) = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    for ns in [SYSTEM, NS] {
+        apply(
+            &client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+        )
+        .await;
+    }
+    operator_kubeconfig(&client, dir.path()).await;
+    let op = start_operator(dir.path(), "gov", free_addr());
+    eventually("operator ready", Duration::from_secs(30), || {
+        http_ok(format!("{}/readyz", op.admin))
+    })
+    .await;
+    let openai = Fake::start(FakeApi::OpenAi).await;
+    let backup = Fake::start(FakeApi::OpenAi).await;
+    let mut yaml = format!(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: app, namespace: {NS}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys, namespace: {NS}}}
+stringData: {{key: {KEY}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: primary, namespace: {NS}}}
+spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}, limits: {{requestsPerMinute: 12}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: backup, namespace: {NS}}}
+spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: chat, namespace: {NS}}}
+spec: {{backends: [{{provider: primary, model: gpt-4o, priority: 0}}, {{provider: backup, model: gpt-4o, priority: 1}}]}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: paid, namespace: {NS}}}
+spec: {{backends: [{{provider: backup, model: gpt-4o-mini, pricing: {{inputPerMillionTokens: 100000, outputPerMillionTokens: 100000}}}}]}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIRoutingPolicy
+metadata: {{name: shared, namespace: {NS}}}
+spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIBudget
+metadata: {{name: team, namespace: {NS}}}
+spec: {{limit: "12.00", period: month, models: [paid]}}
+"#,
+        openai.base_url(),
+        backup.base_url()
+    );
+    for i in 0..PODS {
+        yaml.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: bot-{i}, namespace: {NS}, labels: {{app: bot}}}}\nspec: {{serviceAccountName: app, containers: [{{name: app, image: busybox}}]}}\n"));
+    }
+    apply(&client, &yaml).await;
+    for (kind, name) in [
+        ("AIProvider", "primary"),
+        ("AIModel", "chat"),
+        ("AIRoutingPolicy", "shared"),
+    ] {
+        wait_ready(&client, NS, kind, name, ("True", "Ready")).await;
+    }
+    let ca: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), SYSTEM);
+    let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
+    std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
+    let mut sidecars = Vec::new();
+    for i in 0..PODS {
+        let t = token(&client, NS, "app", &format!("bot-{i}"), "switchyard").await;
+        sidecars.push(start_sidecar(dir.path(), &format!("bot-{i}"), &op.url, &t));
+    }
+    for s in &sidecars {
+        eventually(
+            "sidecar serves the namespace",
+            Duration::from_secs(20),
+            || async { models(s).await == ["chat", "paid"] },
+        )
+        .await;
+    }
+
+    // One busy pod alone may use the whole shared limit: no static split by pod count.
+    let window = next_minute().await;
+    let mut ok = 0;
+    for _ in 0..22 {
+        if ask(&sidecars[0], "chat").await.0 == 200 {
+            ok += 1;
+        }
+    }
+    if unix() / 60 == window {
+        assert_eq!(ok, 20, "one pod got the whole policy limit, and no more");
+    }
+
+    // Ten pods at once: the upstreams together see at most the policy's 20 a minute, the
+    // primary account at most its 12; the rest fails over without touching it.
+    let window = next_minute().await;
+    let calls = sidecars
+        .iter()
+        .flat_map(|s| (0..6).map(move |_| ask(s, "chat")));
+    let answers = futures_util::future::join_all(calls).await;
+    let admitted = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        admitted + refused.len(),
+        PODS * 6,
+        "every call admitted or refused with 429"
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|v| v["error"]["code"] == "rate_limit_exceeded"),
+        "{refused:?}"
+    );
+    let stamps = |f: &Fake| -> Vec<u64> { f.received().iter().map(|r| r.at).collect() };
+    let (primary, both): (Vec<u64>, Vec<u64>) =
+        (stamps(&openai), [stamps(&openai), stamps(&backup)].concat());
+    for (minute, n) in per_minute(&both) {
+        assert!(
+            n <= 20,
+            "minute {minute}: the upstreams saw {n} calls under a shared limit of 20"
+        );
+    }
+    for (minute, n) in per_minute(&primary) {
+        assert!(
+            n <= 12,
+            "minute {minute}: the primary account saw {n} calls over its 12"
+        );
+    }
+    if unix() / 60 == window {
+        assert_eq!(admitted, 20, "the whole limit was used, across pods");
+        assert_eq!(
+            per_minute(&primary).get(&window).copied(),
+            Some(12),
+            "the account limit was used whole"
+        );
+    }
+
+    // A budget: every pod spends at once; what is settled never passes the limit.
+    next_minute().await;
+    let calls = sidecars
+        .iter()
+        .flat_map(|s| (0..2).map(move |_| ask(s, "paid")));
+    let answers = futures_util::future::join_all(calls).await;
+    let cost = |v: &Value| {
+        let u = &v["usage"];
+        (u["prompt_tokens"].as_u64().unwrap_or(0) + u["completion_tokens"].as_u64().unwrap_or(0))
+            as f64
+            * 0.1
+    };
+    let spent: f64 = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| cost(v))
+        .sum();
+    let over_budget = answers
+        .iter()
+        .filter(|(_, v)| v["error"]["code"] == "budget_exceeded")
+        .count();
+    assert!(
+        spent <= 12.0 + 1e-9,
+        "settled {spent} against a 12.00 budget"
+    );
+    assert!(
+        spent > 0.0 && over_budget > 0,
+        "some calls were served, the rest refused: {answers:?}"
+    );
+    // The status catches up: spent as settled, Exhausted once nothing more fits.
+    eventually(
+        "the budget's status shows its spend",
+        Duration::from_secs(30),
+        || async {
+            let b = get(&client, NS, "AIBudget", "team").await.unwrap();
+            let status = &b.data["status"];
+            let written = status["spent"]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(-1.0);
+            (written - spent).abs() < 1e-6
+                && status["periodStart"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("T00:00:00Z"))
+        },
+    )
+    .await;
+}

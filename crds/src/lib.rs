@@ -22,7 +22,7 @@ pub use money::Money;
 pub use policy::{AIRoutingPolicy, AIRoutingPolicySpec, LoadBalancing, RateLimitScope, RetryOn};
 pub use provider::{AIProvider, AIProviderSpec, Credentials, ProviderType, SecretKeyRef};
 pub use proxy::ProxyConfig;
-pub use status::{Condition, Reason, Status};
+pub use status::{Condition, Reason, Status, Usage, UsageTotals};
 
 use kube::CustomResourceExt;
 

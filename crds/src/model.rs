@@ -17,6 +17,8 @@ use crate::status::Status;
     shortname = "aim",
     category = "switchyard",
     status = "Status",
+    printcolumn = r#"{"name":"Requests Today","type":"integer","jsonPath":".status.usage.today.requests"}"#,
+    printcolumn = r#"{"name":"Cost Today","type":"string","jsonPath":".status.usage.today.cost"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

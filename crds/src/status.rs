@@ -13,6 +13,42 @@ pub struct Status {
     /// Standard conditions; `Ready` is always present once reconciled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// AIModel only: calls, tokens and cost today and this month (UTC), as the sidecars
+    /// reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// An AIModel's usage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The UTC day `today` counts (`2026-11-30`).
+    pub date: String,
+    /// Since midnight UTC.
+    pub today: UsageTotals,
+    /// Since the 1st of the month, UTC.
+    pub month: UsageTotals,
+}
+
+/// Counts of one period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageTotals {
+    /// Calls.
+    pub requests: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Input (prompt) tokens, cached ones included.
+    pub input_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub output_tokens: u64,
+    /// Input tokens read from a provider's cache.
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// US dollars, as a decimal string.
+    pub cost: String,
 }
 
 /// One standard Kubernetes condition (`metav1.Condition`).

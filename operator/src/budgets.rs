@@ -2,7 +2,8 @@
 //! period roll-over) each AIBudget's status gets the ledger's spend and reservations, its
 //! period, and the conditions `Ready` (with what makes a budget unable to cap: no pod
 //! selected, models without pricing) and `Exhausted`; Events `BudgetWarning` at 80 % and
-//! `BudgetExhausted` once per period; and the `switchyard_budget_*` gauges.
+//! `BudgetExhausted` once per period; and the `switchyard_budget_*` gauges. It also writes
+//! each AIModel's `status.usage` (today and this month) as the sidecars report it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -196,7 +197,32 @@ pub async fn run(
             )
             .await;
         }
+        for (key, book) in ledger.take_dirty_models(now) {
+            if let Err(e) = write_usage(&client, &key, &book).await {
+                tracing::warn!(namespace = %key.0, model = %key.1, "usage not written: {e}");
+                ledger.redo_model(&key);
+            }
+        }
     }
+}
+
+/// The field manager of `status.usage` (apart from the conditions' writer).
+pub const USAGE_MANAGER: &str = "switchyard-operator-usage";
+
+async fn write_usage(
+    client: &Client,
+    (ns, model): &(String, String),
+    book: &crate::ledger::ModelBook,
+) -> Result<(), kube::Error> {
+    let api: Api<switchyard_crds::AIModel> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIModel", "status": {"usage": book.status()}});
+    api.patch_status(
+        model,
+        &PatchParams::apply(USAGE_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[allow(clippy::too_many_arguments)]

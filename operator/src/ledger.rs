@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 use switchyard_crds::{compile::selects, AIBudget, Money, Period};
 
-use crate::world::World;
+use crate::{metrics::Metrics, world::World};
 
 /// How long a silent pod's holding is still counted.
 pub const HOLD_TTL: i64 = 600;
@@ -44,6 +44,120 @@ pub struct Report {
     pub amount: u64,
 }
 
+/// One model's and provider's usage from one pod.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageItem {
+    /// The AIModel.
+    pub model: String,
+    /// The AIProvider that answered (empty when none did).
+    pub provider: String,
+    /// Calls.
+    pub requests: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cached input tokens.
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Micro-dollars.
+    pub cost: u64,
+}
+
+/// Usage sealed under one id.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct UsageBatch {
+    /// Unique: counted once.
+    pub id: String,
+    /// The records.
+    pub items: Vec<UsageItem>,
+}
+
+/// One AIModel's usage today and this month (UTC).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelBook {
+    /// The day `today` counts (`YYYY-MM-DD`).
+    pub date: String,
+    /// Today.
+    pub today: UsageItem,
+    /// This month.
+    pub month: UsageItem,
+    /// Changed since last written.
+    pub dirty: bool,
+}
+
+fn add(into: &mut UsageItem, u: &UsageItem) {
+    into.requests += u.requests;
+    into.errors += u.errors;
+    into.input_tokens += u.input_tokens;
+    into.output_tokens += u.output_tokens;
+    into.cached_input_tokens += u.cached_input_tokens;
+    into.reasoning_tokens += u.reasoning_tokens;
+    into.cost += u.cost;
+}
+
+impl ModelBook {
+    /// Moves to the day (and month) holding `now`.
+    fn roll(&mut self, now: i64) {
+        let date = switchyard_crds::budget::rfc3339(now)[..10].to_string();
+        if date != self.date {
+            if date[..7] != *self.date.get(..7).unwrap_or_default() {
+                self.month = UsageItem::default();
+            }
+            self.today = UsageItem::default();
+            self.date = date;
+            self.dirty = true;
+        }
+    }
+
+    /// As the AIModel's `status.usage`.
+    pub fn status(&self) -> switchyard_crds::Usage {
+        let totals = |u: &UsageItem| switchyard_crds::UsageTotals {
+            requests: u.requests,
+            errors: u.errors,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cost: Money(u.cost).to_string(),
+        };
+        switchyard_crds::Usage {
+            date: self.date.clone(),
+            today: totals(&self.today),
+            month: totals(&self.month),
+        }
+    }
+
+    /// Resumed from an AIModel's status (so a restart loses nothing written).
+    fn resume(status: Option<&switchyard_crds::Usage>, now: i64) -> Self {
+        let item = |t: &switchyard_crds::UsageTotals| UsageItem {
+            requests: t.requests,
+            errors: t.errors,
+            input_tokens: t.input_tokens,
+            output_tokens: t.output_tokens,
+            cached_input_tokens: t.cached_input_tokens,
+            reasoning_tokens: t.reasoning_tokens,
+            cost: Money::parse(&t.cost).map_or(0, |m| m.0),
+            ..UsageItem::default()
+        };
+        let mut book = match status {
+            Some(u) => ModelBook {
+                date: u.date.clone(),
+                today: item(&u.today),
+                month: item(&u.month),
+                dirty: false,
+            },
+            None => ModelBook::default(),
+        };
+        book.roll(now);
+        book
+    }
+}
+
 /// A sidecar's message.
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct Exchange {
@@ -56,6 +170,9 @@ pub struct Exchange {
     /// Settled spend.
     #[serde(default)]
     pub reports: Vec<Report>,
+    /// Calls, tokens and cost by model and provider.
+    #[serde(default)]
+    pub usage: Vec<UsageBatch>,
 }
 
 /// One grant.
@@ -120,12 +237,51 @@ impl Book {
 }
 
 /// Every counter the leader keeps.
-#[derive(Default)]
 pub struct Ledger {
     /// Rate-limit windows: (namespace, counter) -> (window start, granted).
     windows: Mutex<HashMap<(String, String), (i64, u64)>>,
     /// Budgets: (namespace, name) -> book.
     books: Mutex<HashMap<(String, String), Book>>,
+    /// AIModel usage: (namespace, model) -> book.
+    models: Mutex<HashMap<(String, String), ModelBook>>,
+    /// Usage batch ids counted lately (oldest first), so a resent batch counts once.
+    batches: Mutex<(HashSet<String>, std::collections::VecDeque<String>)>,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+/// How many usage batch ids are remembered.
+const BATCH_IDS: usize = 200_000;
+
+/// The workload a pod belongs to: its top owner (a ReplicaSet's Deployment, a Job's CronJob,
+/// as their generated names show), or the pod itself.
+pub fn workload(pod: &Pod) -> String {
+    let Some(owner) = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+    else {
+        return format!("Pod/{}", pod.name_any());
+    };
+    let strip = |name: &str, suffix: &str| name.strip_suffix(suffix).map(str::to_string);
+    match owner.kind.as_str() {
+        "ReplicaSet" => pod
+            .labels()
+            .get("pod-template-hash")
+            .and_then(|h| strip(&owner.name, &format!("-{h}")))
+            .map_or_else(
+                || format!("ReplicaSet/{}", owner.name),
+                |d| format!("Deployment/{d}"),
+            ),
+        "Job" => match owner.name.rsplit_once('-') {
+            Some((cron, stamp))
+                if stamp.len() >= 8 && stamp.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                format!("CronJob/{cron}")
+            }
+            _ => format!("Job/{}", owner.name),
+        },
+        kind => format!("{kind}/{}", owner.name),
+    }
 }
 
 /// The limit a counter names for a pod, and the window it counts in; `None` when the pod
@@ -171,6 +327,85 @@ fn limit_of(world: &World, ns: &str, pod: &Pod, counter: &str, now: i64) -> Opti
 }
 
 impl Ledger {
+    /// An empty ledger that counts spend into `metrics`.
+    pub fn new(metrics: std::sync::Arc<Metrics>) -> Self {
+        Self {
+            windows: Mutex::default(),
+            books: Mutex::default(),
+            models: Mutex::default(),
+            batches: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Counts a pod's usage batches (each id once) into AIModel books and metrics.
+    fn count_usage(
+        &self,
+        world: &World,
+        pod: &Pod,
+        batches: &[UsageBatch],
+        now: i64,
+        accepted: &mut Vec<String>,
+    ) {
+        let ns = pod.namespace().unwrap_or_default();
+        let work = workload(pod);
+        let objects = world.namespace(&ns);
+        let mut seen = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        for batch in batches {
+            accepted.push(batch.id.clone());
+            if !seen.0.insert(batch.id.clone()) {
+                continue;
+            }
+            seen.1.push_back(batch.id.clone());
+            if seen.1.len() > BATCH_IDS {
+                if let Some(old) = seen.1.pop_front() {
+                    seen.0.remove(&old);
+                }
+            }
+            for u in &batch.items {
+                self.metrics.spend(&ns, &work, u);
+                let Some(model) = objects.models().iter().find(|m| m.name_any() == u.model) else {
+                    continue;
+                };
+                let book = models
+                    .entry((ns.clone(), u.model.clone()))
+                    .or_insert_with(|| {
+                        ModelBook::resume(model.status.as_ref().and_then(|s| s.usage.as_ref()), now)
+                    });
+                book.roll(now);
+                add(&mut book.today, u);
+                add(&mut book.month, u);
+                book.dirty = true;
+            }
+        }
+    }
+
+    /// The AIModel books changed since last taken, rolled to `now`.
+    pub fn take_dirty_models(&self, now: i64) -> Vec<((String, String), ModelBook)> {
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        models
+            .iter_mut()
+            .filter_map(|(k, b)| {
+                b.roll(now);
+                let dirty = std::mem::take(&mut b.dirty);
+                dirty.then(|| (k.clone(), b.clone()))
+            })
+            .collect()
+    }
+
+    /// Marks a model book to be written again (its write failed).
+    pub fn redo_model(&self, key: &(String, String)) {
+        if let Some(b) = self
+            .models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
+            b.dirty = true;
+        }
+    }
+
     /// The book of a budget, rolled to the period holding `now` (and, the first time,
     /// resumed from its status: spent as written, reserved counted until it expires).
     fn book<'a>(
@@ -204,6 +439,7 @@ impl Ledger {
                 .cloned()
         };
         let mut reply = Reply::default();
+        self.count_usage(world, pod, &msg.usage, now, &mut reply.accepted);
         let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
         for r in &msg.reports {
             if let Some(b) = budget(&r.counter) {
@@ -302,6 +538,10 @@ impl Ledger {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         self.books.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 

@@ -116,7 +116,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         settings: inject_settings.clone(),
         ca: tls.bundle.clone(),
     };
-    let ledger = Arc::new(ledger::Ledger::default());
+    let ledger = Arc::new(ledger::Ledger::new(metrics.clone()));
     let server = config_server::Server {
         client: client.clone(),
         world: world.clone(),

@@ -33,6 +33,38 @@ pub struct Metrics {
     pub budget_spent: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Each budget's limit.
     pub budget_limit: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Dollars spent, by workload, model and provider.
+    pub cost: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    /// Tokens, by workload, model, provider and type.
+    pub tokens: Family<TokenLabels, Counter>,
+}
+
+/// Spend, attributed to a workload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The pod's top owner (`Deployment/web`, `CronJob/nightly`, or `Pod/x`).
+    pub workload: String,
+    /// The AIModel.
+    pub model: String,
+    /// The AIProvider.
+    pub provider: String,
+}
+
+/// Tokens, attributed to a workload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The pod's top owner.
+    pub workload: String,
+    /// The AIModel.
+    pub model: String,
+    /// The AIProvider.
+    pub provider: String,
+    /// `input`, `output`, `cached_input` or `reasoning`.
+    pub token_type: &'static str,
 }
 
 /// A budget, by namespace and name.
@@ -45,6 +77,38 @@ pub struct BudgetLabels {
 }
 
 impl Metrics {
+    /// Counts a usage record of a workload.
+    pub fn spend(&self, namespace: &str, workload: &str, u: &crate::ledger::UsageItem) {
+        let labels = SpendLabels {
+            namespace: namespace.to_string(),
+            workload: workload.to_string(),
+            model: u.model.clone(),
+            provider: u.provider.clone(),
+        };
+        if u.cost > 0 {
+            self.cost
+                .get_or_create(&labels)
+                .inc_by(switchyard_crds::Money(u.cost).dollars());
+        }
+        for (token_type, n) in [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("cached_input", u.cached_input_tokens),
+            ("reasoning", u.reasoning_tokens),
+        ] {
+            if n > 0 {
+                let t = TokenLabels {
+                    namespace: labels.namespace.clone(),
+                    workload: labels.workload.clone(),
+                    model: labels.model.clone(),
+                    provider: labels.provider.clone(),
+                    token_type,
+                };
+                self.tokens.get_or_create(&t).inc_by(n);
+            }
+        }
+    }
+
     /// Sets a budget's gauges.
     pub fn budget(&self, namespace: &str, budget: &str, spent: f64, limit: f64) {
         let labels = BudgetLabels {
@@ -68,7 +132,19 @@ impl Default for Metrics {
             uninjected: Gauge::default(),
             budget_spent: Family::default(),
             budget_limit: Family::default(),
+            cost: Family::default(),
+            tokens: Family::default(),
         };
+        registry.register(
+            "switchyard_cost_usd",
+            "US dollars spent, by namespace, workload, model and provider",
+            m.cost.clone(),
+        );
+        registry.register(
+            "switchyard_tokens",
+            "Tokens used, by namespace, workload, model, provider and type",
+            m.tokens.clone(),
+        );
         registry.register(
             "switchyard_budget_spent_usd",
             "US dollars an AIBudget has settled this period",

@@ -176,7 +176,14 @@ where
         return Ok(());
     };
     let desired = status::status(verdict, obj.meta().generation, current, now);
-    if current == Some(&desired) {
+    // `usage` has its own writer (and field manager): it is neither compared nor written here.
+    let unchanged = current.is_some_and(|c| {
+        Status {
+            usage: None,
+            ..c.clone()
+        } == desired
+    });
+    if unchanged {
         return Ok(());
     }
     let name = obj.name_any();

@@ -189,6 +189,7 @@ pub fn status(
             last_transition_time: Some(since.unwrap_or_else(|| now.to_string())),
             observed_generation: generation,
         }],
+        usage: None,
     }
 }
 

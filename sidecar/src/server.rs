@@ -110,11 +110,17 @@ where
     };
     let (result, report) = router::route(&shared, &rt, &call, &parsed.model).await;
     let model_label = model_label.to_string();
+    let served = rt.served(&parsed.model).map(|m| m.name.clone());
     let sent = report.attempts > 0;
     match result {
         Err(err) => {
             if let Some(t) = ticket {
                 t.settle(Some(0), Some(Money::ZERO), sent);
+            }
+            if let Some(model) = &served {
+                shared
+                    .governor
+                    .account(model, &report.provider, Usage::default(), 0.0, true);
             }
             finish_error(
                 &shared,
@@ -140,6 +146,11 @@ where
                     Some(Money::from_dollars_ceil(cost)),
                     sent,
                 );
+            }
+            if let Some(model) = &served {
+                shared
+                    .governor
+                    .account(model, &report.provider, usage, cost, false);
             }
             let mut resp = respond::json_response(status, body);
             decorate(&mut resp, &report, &request_id, &headers);
@@ -169,6 +180,9 @@ where
                     // Unknown usage (a stream cut before it was reported): the reservation stands.
                     let known = used_tokens(usage);
                     t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
+                }
+                if let Some(model) = &served {
+                    shared2.governor.account(model, &report2.provider, usage, cost, end != End::Complete);
                 }
                 let error = match end {
                     End::Complete => None,

@@ -66,6 +66,19 @@ async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
         )
         .await;
     }
+    // A budget's spend lives in its status: a rerun starts from a new one.
+    let budgets: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client.clone(),
+        NS,
+        &api_resource("switchyard.dev/v1alpha1", "AIBudget"),
+    );
+    let _ = budgets.delete("team", &Default::default()).await;
+    eventually(
+        "an earlier run's budget is gone",
+        Duration::from_secs(20),
+        || async { budgets.get_opt("team").await.unwrap().is_none() },
+    )
+    .await;
     operator_kubeconfig(&client, dir.path()).await;
     let op = start_operator(dir.path(), "gov", free_addr());
     eventually("operator ready", Duration::from_secs(30), || {
@@ -208,6 +221,19 @@ spec: {{limit: "12.00", period: month, models: [paid]}}
     }
 
     // A budget: every pod spends at once; what is settled never passes the limit.
+    let usage_of = |o: Option<kube::api::DynamicObject>| -> (u64, f64) {
+        let today = o
+            .map(|o| o.data["status"]["usage"]["today"].clone())
+            .unwrap_or_default();
+        (
+            today["requests"].as_u64().unwrap_or(0),
+            today["cost"]
+                .as_str()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0.0),
+        )
+    };
+    let (requests_before, cost_before) = usage_of(get(&client, NS, "AIModel", "paid").await);
     next_minute().await;
     let calls = sidecars
         .iter()
@@ -254,4 +280,46 @@ spec: {{limit: "12.00", period: month, models: [paid]}}
         },
     )
     .await;
+    // Usage reaches the AIModel's status (today and this month) and the operator's metrics,
+    // by workload (these pods have no owner: the pod is the workload).
+    let served = answers.iter().filter(|(s, _)| *s == 200).count() as u64;
+    eventually(
+        "the model's usage shows today's calls and cost",
+        Duration::from_secs(30),
+        || async {
+            let (requests, cost) = usage_of(get(&client, NS, "AIModel", "paid").await);
+            requests == requests_before + served && (cost - cost_before - spent).abs() < 1e-6
+        },
+    )
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", op.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchyard_cost_usd_total{namespace=\"sy-e2e-gov\",workload=\"Pod/bot-"),
+        "spend by workload:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("switchyard_budget_limit_usd{namespace=\"sy-e2e-gov\",budget=\"team\"} 12"),
+        "{metrics}"
+    );
+    let table = std::process::Command::new("kubectl")
+        .args(["get", "aib,aim", "-n", NS])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    if !table.is_empty() {
+        assert!(
+            table.contains("LIMIT") && table.contains("SPENT") && table.contains("EXHAUSTED"),
+            "{table}"
+        );
+        assert!(
+            table.contains("REQUESTS TODAY") && table.contains("COST TODAY"),
+            "{table}"
+        );
+    }
 }

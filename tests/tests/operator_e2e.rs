@@ -391,8 +391,24 @@ webhooks:
     }
     assert!(!example_objects.is_empty());
     for (kind, name) in &example_objects {
-        wait_ready(&client, EXAMPLES, kind, name, ("True", "Ready")).await;
+        // No pod runs in the examples' namespace: a budget there says it can cap nothing.
+        let want = if kind == "AIBudget" {
+            ("False", "InvalidSpec")
+        } else {
+            ("True", "Ready")
+        };
+        wait_ready(&client, EXAMPLES, kind, name, want).await;
     }
+    let budget = get(&client, EXAMPLES, "AIBudget", "monthly").await.unwrap();
+    let status = &budget.data["status"];
+    assert_eq!(status["spent"], "0.00");
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.podSelector: selects no pod"),
+        "{status}"
+    );
 
     // Sidecars get their own pod's config over TLS with a real bound token.
     let ca: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), SYSTEM);

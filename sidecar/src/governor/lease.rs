@@ -42,6 +42,9 @@ pub struct Exchange {
     /// Settled spend.
     #[serde(default)]
     pub reports: Vec<Report>,
+    /// Calls, tokens and cost by model and provider, for status and metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<super::UsageBatch>,
 }
 
 /// One slice granted.
@@ -119,12 +122,24 @@ impl Client {
         holdings: &[Want],
         reports: &[Report],
     ) -> Result<Reply, String> {
+        self.exchange_all(want, holdings, reports, &[]).await
+    }
+
+    /// One exchange with the operator, usage batches included.
+    pub async fn exchange_all(
+        &self,
+        want: &[Want],
+        holdings: &[Want],
+        reports: &[Report],
+        usage: &[super::UsageBatch],
+    ) -> Result<Reply, String> {
         let token = std::fs::read_to_string(&self.source.token_file)
             .map_err(|e| format!("token {}: {e}", self.source.token_file.display()))?;
         let body = Exchange {
             want: want.to_vec(),
             holdings: holdings.to_vec(),
             reports: reports.to_vec(),
+            usage: usage.to_vec(),
         };
         let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
         let url = format!("{}/v1/leases", self.source.url.trim_end_matches('/'));

@@ -91,10 +91,48 @@ pub struct Report {
     pub amount: u64,
 }
 
+/// One model's and provider's usage since the last report (managed mode), for the
+/// operator's AIModel status and per-workload metrics.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The AIModel.
+    pub model: String,
+    /// The AIProvider that answered (empty when none did).
+    pub provider: String,
+    /// Calls.
+    pub requests: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Input tokens (cached included).
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Cached input tokens.
+    pub cached_input_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Micro-dollars.
+    pub cost: u64,
+}
+
+/// Usage records sealed under one id, so the operator counts them once.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct UsageBatch {
+    /// Unique.
+    pub id: String,
+    /// The records.
+    pub items: Vec<Usage>,
+}
+
+/// Usage not yet sealed, by (model, provider); and sealed batches not yet acknowledged.
+type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);
+
 /// The limits' state in this sidecar.
 pub struct Governor {
     meters: Mutex<HashMap<String, Meter>>,
     reports: Mutex<Vec<Report>>,
+    usage: Mutex<Pending>,
     leases: Option<lease::Client>,
     clock: fn() -> i64,
 }
@@ -116,6 +154,7 @@ impl Governor {
         Arc::new(Self {
             meters: Mutex::default(),
             reports: Mutex::new(reports),
+            usage: Mutex::default(),
             leases,
             clock: unix_now,
         })
@@ -429,6 +468,54 @@ impl Governor {
             .collect()
     }
 
+    /// Counts one finished call for the operator (managed mode only; standalone sidecars
+    /// have their Prometheus metrics).
+    #[allow(clippy::too_many_arguments)]
+    pub fn account(
+        &self,
+        model: &str,
+        provider: &str,
+        usage: crate::translate::Usage,
+        cost: f64,
+        failed: bool,
+    ) {
+        if !self.managed() {
+            return;
+        }
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = state
+            .0
+            .entry((model.to_string(), provider.to_string()))
+            .or_insert_with(|| Usage {
+                model: model.to_string(),
+                provider: provider.to_string(),
+                ..Usage::default()
+            });
+        u.requests += 1;
+        u.errors += u64::from(failed);
+        u.input_tokens += usage.input;
+        u.output_tokens += usage.output;
+        u.cached_input_tokens += usage.cached;
+        u.reasoning_tokens += usage.reasoning;
+        u.cost += Money::from_dollars_ceil(cost).0;
+    }
+
+    /// Seals pending usage into a batch and returns every unacknowledged batch.
+    fn usage_batches(&self) -> Vec<UsageBatch> {
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.0.is_empty() {
+            let items = std::mem::take(&mut state.0).into_values().collect();
+            let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            state.1.push(UsageBatch { id, items });
+        }
+        state.1.clone()
+    }
+
+    fn usage_accepted(&self, ids: &[String]) {
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        state.1.retain(|b| !ids.contains(&b.id));
+    }
+
     /// Sends settled reports and current holdings to the operator, returning idle balances;
     /// keeps what could not be sent (in the state directory too) for the next time.
     pub async fn flush(&self) {
@@ -444,12 +531,14 @@ impl Governor {
         }
         let reports = self.pending_reports();
         let holdings = self.holdings();
-        if reports.is_empty() && holdings.is_empty() {
+        let usage = self.usage_batches();
+        if reports.is_empty() && holdings.is_empty() && usage.is_empty() {
             return;
         }
-        match leases.exchange(&[], &holdings, &reports).await {
+        match leases.exchange_all(&[], &holdings, &reports, &usage).await {
             Ok(reply) => {
                 self.accepted(&reply.accepted);
+                self.usage_accepted(&reply.accepted);
                 leases.keep_unsent(&self.pending_reports());
             }
             Err(e) => {

@@ -613,27 +613,7 @@ webhooks:
     assert!(restarted.elapsed() < Duration::from_secs(2));
     assert_eq!(models(&chatbot).await, ["gpt"], "the persisted snapshot");
     // The operator comes back on the same address.
-    let addr = op1.url.trim_start_matches("https://").to_string();
-    let admin = op1.admin.trim_start_matches("http://").to_string();
-    let proc = Proc::spawn(
-        Command::new(bin("switchyard-operator"))
-            .args([
-                "--namespace",
-                SYSTEM,
-                "--config-listen",
-                &addr,
-                "--admin-listen",
-                &admin,
-                "--webhook-listen",
-                &free_addr().to_string(),
-                "--identity",
-                "op-1",
-            ])
-            .env("KUBECONFIG", dir.path().join("operator.kubeconfig"))
-            .env("RUST_LOG", "info,kube=warn"),
-        dir.path().join("operator-op-1-again.log"),
-    );
-    let op1 = Operator { proc, ..op1 };
+    let op1 = restart_operator(dir.path(), op1);
     eventually(
         "changes made during the outage arrive",
         Duration::from_secs(45),

@@ -319,6 +319,32 @@ pub fn start_operator(dir: &std::path::Path, identity: &str, webhook: SocketAddr
     }
 }
 
+/// Starts a killed operator again on the same config and admin addresses (its sidecars keep
+/// the URL they were given), as the same identity.
+pub fn restart_operator(dir: &std::path::Path, old: Operator) -> Operator {
+    let addr = old.url.trim_start_matches("https://").to_string();
+    let admin = old.admin.trim_start_matches("http://").to_string();
+    let proc = Proc::spawn(
+        Command::new(bin("switchyard-operator"))
+            .args([
+                "--namespace",
+                SYSTEM,
+                "--config-listen",
+                &addr,
+                "--admin-listen",
+                &admin,
+                "--webhook-listen",
+                &free_addr().to_string(),
+                "--identity",
+                &old.identity,
+            ])
+            .env("KUBECONFIG", dir.join("operator.kubeconfig"))
+            .env("RUST_LOG", "info,kube=warn"),
+        dir.join(format!("operator-{}-again.log", old.identity)),
+    );
+    Operator { proc, ..old }
+}
+
 pub struct Sidecar {
     pub proc: Proc,
     pub url: String,

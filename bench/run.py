@@ -123,6 +123,7 @@ async def held_rss(port, n, pid):
 def main():
     work = Path(tempfile.mkdtemp())
     up, bare, side, admin = free_port(), free_port(), free_port(), free_port()
+    gov, gov_admin = free_port(), free_port()
     procs = []
     def spawn(args, **kw):
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
@@ -150,7 +151,28 @@ kind: AIModel
 metadata: {{name: hold}}
 spec: {{backends: [{{provider: upstream, model: hold}}]}}
 """)
+        # The same, under a pod rate limit and a budget (limits too high to bite): what
+        # counting costs on the request path.
+        governed = work / "governed.yaml"
+        governed.write_text(config.read_text().replace(
+            "spec: {backends: [{provider: upstream, model: gpt-4o}]}",
+            "spec: {backends: [{provider: upstream, model: gpt-4o, pricing: {inputPerMillionTokens: 2.5, outputPerMillionTokens: 10}}]}")
+            + """
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIRoutingPolicy
+metadata: {name: limits}
+spec: {rateLimit: {requestsPerMinute: 100000000, tokensPerMinute: 1000000000000}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIBudget
+metadata: {name: budget}
+spec: {limit: "100000000", period: month}
+""")
         env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}
+        gov_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(governed), "--listen", f"127.0.0.1:{gov}",
+                       "--admin-listen", f"127.0.0.1:{gov_admin}"], env=env)
+        wait_port(gov)
         started = time.perf_counter()
         side_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(config), "--listen", f"127.0.0.1:{side}",
                         "--admin-listen", f"127.0.0.1:{admin}"], env=env)
@@ -171,6 +193,7 @@ spec: {{backends: [{{provider: upstream, model: hold}}]}}
             ("bare proxy", f"http://127.0.0.1:{bare}/v1/chat/completions", "openai.lua", bare_p.pid),
             ("sidecar passthrough", f"http://127.0.0.1:{side}/v1/chat/completions", "openai.lua", side_p.pid),
             ("sidecar translated", f"http://127.0.0.1:{side}/v1/messages", "anthropic.lua", side_p.pid),
+            ("sidecar passthrough, limits + budget", f"http://127.0.0.1:{gov}/v1/chat/completions", "openai.lua", gov_p.pid),
         ]
         print(f"ready in {ready_ms:.1f} ms; measuring", file=sys.stderr)
         results = {}
@@ -213,6 +236,9 @@ spec: {{backends: [{{provider: upstream, model: hold}}]}}
             "",
             f"- CPU per request vs the bare proxy (16 conns): passthrough {med[('sidecar passthrough', 16)]['cpu_us'] / bare_cpu1:.2f}x (target <= 2x), "
             f"translated {med[('sidecar translated', 16)]['cpu_us'] / bare_cpu1:.2f}x (target <= 3x)",
+            f"- A rate limit and a budget on the request path (16 conns): "
+            f"{med[('sidecar passthrough, limits + budget', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
+            f"the CPU per request without them (target within 5%)",
             f"- Streaming time to first byte (median of 300): direct {ttfb_direct:.0f} µs, bare proxy {ttfb_bare:.0f} µs, "
             f"sidecar {ttfb_side:.0f} µs; sidecar - bare = {ttfb_side - ttfb_bare:.0f} µs (target <= 100)",
             f"- RSS: idle {rss_idle:.1f} MiB (target <= 15), under load {rss_load:.1f} MiB, with 1,000 open streams {rss_streams:.1f} MiB (target <= 64)",

@@ -14,6 +14,8 @@ use crate::{
 
 /// A compiled config with its lookups built once.
 pub struct Runtime {
+    /// Unique per installed config (caches keyed on a config use it).
+    pub id: u64,
     /// The snapshot.
     pub config: ProxyConfig,
     served: HashMap<String, usize>,
@@ -26,6 +28,8 @@ impl Runtime {
     /// Indexes a snapshot: served names the policy allows, every model by name, and each
     /// backend's health (shared with earlier configs through `health`).
     pub fn new(config: ProxyConfig, health: &Health) -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut served = HashMap::new();
         let mut by_name = HashMap::new();
         let backend_health = config
@@ -52,6 +56,7 @@ impl Runtime {
             }
         }
         Self {
+            id,
             config,
             served,
             by_name,

@@ -46,7 +46,7 @@ enum Unit {
 /// One amount to take from one limit.
 #[derive(Clone, Debug)]
 struct Ask {
-    key: String,
+    key: Arc<str>,
     unit: Unit,
     limit: u64,
     span: Span,
@@ -54,13 +54,13 @@ struct Ask {
     pods: u32,
     amount: u64,
     /// Who owns the limit, for the caller's error (`AIRoutingPolicy default`).
-    owner: String,
+    owner: Arc<str>,
 }
 
 /// One amount taken, to settle later.
 #[derive(Clone, Debug)]
 struct Taken {
-    key: String,
+    key: Arc<str>,
     unit: Unit,
     window: i64,
     amount: u64,
@@ -130,7 +130,9 @@ type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);
 
 /// The limits' state in this sidecar.
 pub struct Governor {
-    meters: Mutex<HashMap<String, Meter>>,
+    meters: Mutex<HashMap<Arc<str>, Meter>>,
+    /// The asks of the config in force, built once per config (by `Runtime::id`).
+    templates: Mutex<Option<(u64, Arc<Templates>)>>,
     reports: Mutex<Vec<Report>>,
     usage: Mutex<Pending>,
     leases: Option<lease::Client>,
@@ -153,6 +155,7 @@ impl Governor {
             .unwrap_or_default();
         Arc::new(Self {
             meters: Mutex::default(),
+            templates: Mutex::default(),
             reports: Mutex::new(reports),
             usage: Mutex::default(),
             leases,
@@ -160,7 +163,7 @@ impl Governor {
         })
     }
 
-    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Meter>> {
+    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Meter>> {
         self.meters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -169,35 +172,44 @@ impl Governor {
         self.leases.is_some()
     }
 
+    /// The asks of a config, built the first time it is seen.
+    fn templates(&self, rt: &Runtime) -> Arc<Templates> {
+        let mut cache = self.templates.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cache {
+            Some((id, t)) if *id == rt.id => t.clone(),
+            _ => {
+                let t = Arc::new(Templates::new(rt, self.managed()));
+                *cache = Some((rt.id, t.clone()));
+                t
+            }
+        }
+    }
+
     /// The asks of the policy's rate limit and the budgets covering `d.model`.
     fn call_asks(&self, rt: &Runtime, d: &Demand) -> Vec<Ask> {
-        let mut asks = Vec::new();
-        let policy = &rt.config.policy;
-        if let Some(rl) = &policy.rate_limit {
-            let name = policy.name.clone().unwrap_or_default();
-            let shared = rl.scope == RateLimitScope::Policy && self.managed();
-            let owner = format!("AIRoutingPolicy {name}");
-            limit_asks(
-                &mut asks,
-                &format!("policy/{name}"),
-                &rl.limits,
-                shared,
-                rl.pods,
-                &owner,
-                d.tokens,
-            );
-        }
-        for b in rt.config.budgets.iter().filter(|b| b.covers(&d.model)) {
+        let t = self.templates(rt);
+        let mut asks = Vec::with_capacity(t.policy.len() + t.budgets.len());
+        for a in &t.policy {
+            let amount = if a.unit == Unit::Requests {
+                1
+            } else {
+                d.tokens
+            };
             asks.push(Ask {
-                key: format!("budget/{}", b.name),
-                unit: Unit::Dollars,
-                limit: b.limit.0,
-                span: Span::Period(b.period),
-                shared: self.managed(),
-                pods: b.pods,
-                amount: d.dollars.0,
-                owner: format!("AIBudget {}", b.name),
+                amount,
+                ..a.clone()
             });
+        }
+        for (models, a) in &t.budgets {
+            if models
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|n| n == &d.model))
+            {
+                asks.push(Ask {
+                    amount: d.dollars.0,
+                    ..a.clone()
+                });
+            }
         }
         asks
     }
@@ -238,23 +250,17 @@ impl Governor {
         provider: &str,
         tokens: u64,
     ) -> Result<Ticket, Duration> {
-        let Some(p) = rt.config.providers.get(provider) else {
+        let t = self.templates(rt);
+        let Some(template) = t.providers.get(provider) else {
             return Ok(Ticket::new(self.clone(), Vec::new()));
         };
-        let Some(limits) = &p.limits else {
-            return Ok(Ticket::new(self.clone(), Vec::new()));
-        };
-        let mut asks = Vec::new();
-        let owner = format!("AIProvider {provider}");
-        limit_asks(
-            &mut asks,
-            &format!("provider/{provider}"),
-            limits,
-            self.managed(),
-            p.pods,
-            &owner,
-            tokens,
-        );
+        let asks: Vec<Ask> = template
+            .iter()
+            .map(|a| Ask {
+                amount: if a.unit == Unit::Requests { 1 } else { tokens },
+                ..a.clone()
+            })
+            .collect();
         match self.take_all(&asks).await {
             Ok(taken) => Ok(Ticket::new(self.clone(), taken)),
             Err((_, until)) => Err(Duration::from_secs(
@@ -281,7 +287,7 @@ impl Governor {
                     self.accepted(&reply.accepted);
                     let mut meters = self.meters();
                     for g in reply.grants {
-                        if let Some(m) = meters.get_mut(&g.counter) {
+                        if let Some(m) = meters.get_mut(g.counter.as_str()) {
                             m.grant(g.window, g.amount, g.remaining);
                         }
                     }
@@ -305,7 +311,7 @@ impl Governor {
             match m.take(now, ask.amount) {
                 Ok(()) => taken.push(taken_of(ask, m.window)),
                 Err(Short::Lease(n)) => needs.push(lease::Want {
-                    counter: ask.key.clone(),
+                    counter: ask.key.to_string(),
                     window: m.window,
                     amount: n.max(chunk(ask)),
                 }),
@@ -355,7 +361,7 @@ impl Governor {
                 let meters = self.meters();
                 let m = meters.get(&ask.key);
                 Error::BudgetExceeded {
-                    budget: ask.owner.clone(),
+                    budget: ask.owner.to_string(),
                     spent: Money(m.map_or(0, |m| m.used)),
                     limit: Money(ask.limit),
                     reset_at: switchyard_crds::budget::rfc3339(m.map_or(0, Meter::reset_at)),
@@ -380,34 +386,38 @@ impl Governor {
 
     /// OpenAI's `x-ratelimit-*` headers for the policy's rate limit, when it has one.
     pub fn headers(&self, rt: &Runtime, out: &mut HeaderMap) {
-        let Some(rl) = &rt.config.policy.rate_limit else {
+        if rt.config.policy.rate_limit.is_none() {
             return;
-        };
-        let name = rt.config.policy.name.clone().unwrap_or_default();
+        }
+        let t = self.templates(rt);
         let meters = self.meters();
         let now = (self.clock)();
-        for (unit, limit) in [
-            ("requests", rl.limits.requests_per_minute),
-            ("tokens", rl.limits.tokens_per_minute),
-        ] {
-            let Some(limit) = limit else { continue };
-            let (left, reset) = match meters.get(&format!("policy/{name}/{unit}")) {
+        for a in &t.policy {
+            let (left, reset) = match meters.get(&a.key) {
                 Some(m) if m.window == Span::Minute.bounds(now).0 => {
-                    (m.left().min(limit), m.reset_at() - now)
+                    (m.left().min(a.limit), m.reset_at() - now)
                 }
-                _ => (limit, 60 - now.rem_euclid(60)),
+                _ => (a.limit, 60 - now.rem_euclid(60)),
             };
-            let mut put = |k: String, v: String| {
-                if let (Ok(k), Ok(v)) = (
-                    http::HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(&v),
-                ) {
-                    out.insert(k, v);
+            let names = if a.unit == Unit::Requests {
+                [
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ]
+            } else {
+                [
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
+                ]
+            };
+            let values = [a.limit.to_string(), left.to_string(), format!("{reset}s")];
+            for (name, value) in names.into_iter().zip(values) {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    out.insert(http::HeaderName::from_static(name), v);
                 }
-            };
-            put(format!("x-ratelimit-limit-{unit}"), limit.to_string());
-            put(format!("x-ratelimit-remaining-{unit}"), left.to_string());
-            put(format!("x-ratelimit-reset-{unit}"), format!("{reset}s"));
+            }
         }
     }
 
@@ -427,7 +437,7 @@ impl Governor {
             if t.unit == Unit::Dollars && t.shared && used > 0 {
                 reports.push(Report {
                     id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-                    counter: t.key.clone(),
+                    counter: t.key.to_string(),
                     window: t.window,
                     amount: used,
                 });
@@ -461,7 +471,7 @@ impl Governor {
             .iter()
             .filter(|(k, m)| m.shared && k.starts_with("budget/"))
             .map(|(k, m)| lease::Want {
-                counter: k.clone(),
+                counter: k.to_string(),
                 window: m.window,
                 amount: m.holding(),
             })
@@ -549,6 +559,78 @@ impl Governor {
     }
 }
 
+/// A config's asks with their amounts left to fill in: the policy's, each budget's (with
+/// the models it covers) and each provider's.
+struct Templates {
+    policy: Vec<Ask>,
+    budgets: Vec<(Option<Vec<String>>, Ask)>,
+    providers: HashMap<String, Vec<Ask>>,
+}
+
+impl Templates {
+    fn new(rt: &Runtime, managed: bool) -> Self {
+        let mut policy = Vec::new();
+        let p = &rt.config.policy;
+        if let Some(rl) = &p.rate_limit {
+            let name = p.name.clone().unwrap_or_default();
+            let shared = rl.scope == RateLimitScope::Policy && managed;
+            let owner = format!("AIRoutingPolicy {name}");
+            limit_asks(
+                &mut policy,
+                &format!("policy/{name}"),
+                &rl.limits,
+                shared,
+                rl.pods,
+                &owner,
+                0,
+            );
+        }
+        let budgets = rt
+            .config
+            .budgets
+            .iter()
+            .map(|b| {
+                let ask = Ask {
+                    key: format!("budget/{}", b.name).into(),
+                    unit: Unit::Dollars,
+                    limit: b.limit.0,
+                    span: Span::Period(b.period),
+                    shared: managed,
+                    pods: b.pods,
+                    amount: 0,
+                    owner: format!("AIBudget {}", b.name).into(),
+                };
+                (b.models.clone(), ask)
+            })
+            .collect();
+        let providers = rt
+            .config
+            .providers
+            .iter()
+            .filter_map(|(name, p)| {
+                let limits = p.limits.as_ref()?;
+                let mut asks = Vec::new();
+                let owner = format!("AIProvider {name}");
+                limit_asks(
+                    &mut asks,
+                    &format!("provider/{name}"),
+                    limits,
+                    managed,
+                    p.pods,
+                    &owner,
+                    0,
+                );
+                Some((name.clone(), asks))
+            })
+            .collect();
+        Self {
+            policy,
+            budgets,
+            providers,
+        }
+    }
+}
+
 enum Blocked {
     Until(Ask, i64),
     Lease(Vec<lease::Want>),
@@ -574,14 +656,14 @@ fn limit_asks(
             "tokens"
         };
         asks.push(Ask {
-            key: format!("{prefix}/{name}"),
+            key: format!("{prefix}/{name}").into(),
             unit,
             limit,
             span: Span::Minute,
             shared,
             pods,
             amount,
-            owner: owner.to_string(),
+            owner: owner.into(),
         });
     }
 }
@@ -595,7 +677,7 @@ fn chunk(ask: &Ask) -> u64 {
     }
 }
 
-fn meter<'a>(meters: &'a mut HashMap<String, Meter>, ask: &Ask) -> &'a mut Meter {
+fn meter<'a>(meters: &'a mut HashMap<Arc<str>, Meter>, ask: &Ask) -> &'a mut Meter {
     let m = meters
         .entry(ask.key.clone())
         .or_insert_with(|| Meter::new(ask.limit, ask.span, ask.shared, ask.pods));
@@ -617,7 +699,7 @@ fn taken_of(ask: &Ask, window: i64) -> Taken {
     }
 }
 
-fn give_back(meters: &mut HashMap<String, Meter>, taken: &[Taken]) {
+fn give_back(meters: &mut HashMap<Arc<str>, Meter>, taken: &[Taken]) {
     for t in taken {
         if let Some(m) = meters.get_mut(&t.key) {
             m.settle(t.window, t.amount, 0);

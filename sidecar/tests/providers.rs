@@ -408,6 +408,37 @@ async fn embedding_numbers_pass_between_gemini_and_openai_digit_for_digit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_anthropic_system_message_inside_messages_reaches_openai_and_gemini() {
+    let up = Upstreams::start().await;
+    let sc = start(&matrix_yaml(&up));
+    let body = |model: &str| {
+        json!({"model": model, "max_tokens": 20, "system": "be brief", "messages": [
+            {"role": "user", "content": "hello"},
+            {"role": "system", "content": "the user is on a phone"},
+            {"role": "user", "content": "again"},
+        ]})
+    };
+    let a = post(&sc, "/v1/messages", &body("via-openai")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let sent = up.openai.received().last().unwrap().body.clone();
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "system", "user"]);
+    let a = post(&sc, "/v1/messages", &body("via-gemini")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let sent = up.gemini.received().last().unwrap().body.clone();
+    let system = sent["systemInstruction"].to_string();
+    assert!(
+        system.contains("be brief") && system.contains("the user is on a phone"),
+        "{system}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn models_are_listed_in_the_callers_format() {
     let up = Upstreams::start().await;
     let mut yaml = matrix_yaml(&up);

@@ -37,6 +37,15 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         match role {
             "user" => user(&mut messages, &blocks, i)?,
             "assistant" => assistant(&mut messages, &blocks),
+            // Claude Code sends mid-conversation system messages: kept in place (a Gemini
+            // upstream folds them, in order, into its systemInstruction).
+            "system" => {
+                let text: Vec<&str> = blocks
+                    .iter()
+                    .filter_map(|b| b.get("text").and_then(Value::as_str))
+                    .collect();
+                messages.push(json!({"role": "system", "content": text.join("\n")}));
+            }
             other => {
                 return Err(Error::invalid(
                     &format!("messages.{i}.role"),
@@ -533,6 +542,24 @@ mod tests {
         }
         assert_eq!(open, None, "every block is closed");
         blocks
+    }
+
+    #[test]
+    fn a_system_message_inside_messages_stays_in_place() {
+        let body = json!({"model": "m", "max_tokens": 5, "system": "top", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "mid-conversation"}]},
+            {"role": "user", "content": "again"},
+        ]});
+        let out = request(&body).expect("translated");
+        let roles: Vec<&str> = out["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["role"].as_str())
+            .collect();
+        assert_eq!(roles, ["system", "user", "system", "user"]);
+        assert_eq!(out["messages"][2]["content"], "mid-conversation");
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Property tests over every parser and translator an upstream or a caller can reach: bodies,
+//! SSE streams and manifests, arbitrary and mutated from real shapes. Nothing may panic, and
+//! what is refused is refused with an error (a caller error in the caller's dialect). The
+//! case count is bounded so the suite stays fast; `PROPTEST_CASES` raises it.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use switchyard_sidecar::{
+    dialect::{Dialect, Operation},
+    inbound, sse,
+    translate::{self, Context},
+};
+
+const DIALECTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
+
+/// Arbitrary JSON, a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        "[a-z_ ]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(field_name(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Field names the translators read, and others.
+fn field_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("model".to_string()),
+        Just("messages".into()),
+        Just("role".into()),
+        Just("content".into()),
+        Just("type".into()),
+        Just("text".into()),
+        Just("tools".into()),
+        Just("tool_calls".into()),
+        Just("function".into()),
+        Just("arguments".into()),
+        Just("name".into()),
+        Just("input".into()),
+        Just("system".into()),
+        Just("contents".into()),
+        Just("parts".into()),
+        Just("functionCall".into()),
+        Just("functionResponse".into()),
+        Just("max_tokens".into()),
+        Just("stream".into()),
+        Just("response_format".into()),
+        Just("json_schema".into()),
+        Just("schema".into()),
+        Just("properties".into()),
+        Just("generationConfig".into()),
+        Just("responseSchema".into()),
+        Just("choices".into()),
+        Just("delta".into()),
+        Just("index".into()),
+        Just("usage".into()),
+        Just("candidates".into()),
+        Just("error".into()),
+        Just("tool_use_id".into()),
+        Just("image_url".into()),
+        Just("source".into()),
+        Just("data".into()),
+        Just("inlineData".into()),
+        "[a-z]{1,8}",
+    ]
+}
+
+/// A plausible call of `dialect` with some fields replaced by arbitrary JSON.
+fn mutated_call(dialect: Dialect) -> impl Strategy<Value = Value> {
+    let base = match dialect {
+        Dialect::OpenAi => {
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]})
+        }
+        Dialect::Anthropic => {
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
+        }
+        Dialect::Gemini => json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+    };
+    (field_name(), json_value(), field_name(), json_value()).prop_map(move |(k1, v1, k2, v2)| {
+        let mut b = base.clone();
+        if let Some(map) = b.as_object_mut() {
+            map.insert(k1, v1);
+        }
+        let list = if b.get("messages").is_some() {
+            "messages"
+        } else {
+            "contents"
+        };
+        if let Some(first) = b
+            .get_mut(list)
+            .and_then(|m| m.get_mut(0))
+            .and_then(Value::as_object_mut)
+        {
+            first.insert(k2, v2);
+        }
+        b
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn caller_bodies_are_parsed_or_refused_without_panicking(body in prop::collection::vec(any::<u8>(), 0..256), json in json_value()) {
+        for dialect in DIALECTS {
+            for op in [Operation::Chat, Operation::Embeddings] {
+                let _ = inbound::parse(dialect, op, &body, None);
+                let _ = inbound::parse(dialect, op, json.to_string().as_bytes(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn every_request_translation_answers_or_refuses(from in 0..3usize, to in 0..3usize, call in (0..3usize).prop_flat_map(|d| mutated_call(DIALECTS[d]))) {
+        let mut ctx = Context::default();
+        for stream in [false, true] {
+            if let Err(e) = translate::request(DIALECTS[from], DIALECTS[to], Operation::Chat, &call, "m", stream, &mut ctx) {
+                prop_assert!(e.status_code().is_client_error(), "a refusal is the caller's error: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_response_translation_answers_or_refuses(from in 0..3usize, to in 0..3usize, body in json_value(), raw in prop::collection::vec(any::<u8>(), 0..128)) {
+        let ctx = Context::default();
+        for op in [Operation::Chat, Operation::Embeddings] {
+            let _ = translate::response(DIALECTS[from], DIALECTS[to], op, &Bytes::from(body.to_string()), &ctx);
+            let _ = translate::response(DIALECTS[from], DIALECTS[to], op, &Bytes::from(raw.clone()), &ctx);
+        }
+    }
+
+    #[test]
+    fn every_stream_translator_takes_any_event_sequence(from in 0..3usize, to in 0..3usize, events in prop::collection::vec((prop::option::of("[a-z_]{1,20}"), json_value()), 0..12)) {
+        let mut t = translate::stream(DIALECTS[from], DIALECTS[to], Context::default());
+        let mut out = Vec::new();
+        for (name, data) in &events {
+            let ev = sse::Event { name: name.clone(), data: data.to_string(), raw: Bytes::new() };
+            t.event(&ev, &mut out);
+        }
+        let _ = t.finish(&mut out);
+        let _ = t.usage();
+        // What the translator wrote is well-framed SSE.
+        let mut p = sse::Parser::default();
+        p.push(&out);
+        while p.next_event().is_some() {}
+        prop_assert!(!p.has_partial());
+    }
+
+    #[test]
+    fn the_sse_parser_takes_any_bytes_in_any_chunks(bytes in prop::collection::vec(any::<u8>(), 0..512), cuts in prop::collection::vec(0..512usize, 0..8)) {
+        let mut p = sse::Parser::with_limit(256);
+        let mut at = 0;
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        for cut in cuts.into_iter().chain([bytes.len()]) {
+            let cut = cut.min(bytes.len()).max(at);
+            p.push(&bytes[at..cut]);
+            at = cut;
+            while p.next_event().is_some() {}
+            if p.oversized() {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn manifests_load_or_report_without_panicking(text in "[ -~\n]{0,300}", json in json_value()) {
+        let mut m = switchyard_crds::manifest::Manifests::default();
+        let mut errors = Vec::new();
+        switchyard_crds::manifest::parse(&text, std::path::Path::new("f.yaml"), "default", &mut m, &mut errors);
+        let doc = format!("apiVersion: switchyard.dev/v1alpha1\nkind: AIBudget\nmetadata: {{name: b}}\nspec: {json}\n");
+        switchyard_crds::manifest::parse(&doc, std::path::Path::new("f.yaml"), "default", &mut m, &mut errors);
+    }
+}

@@ -182,7 +182,7 @@ pub async fn run(
             _ = tokio::time::sleep(EVERY) => {}
             r = leader.changed() => {
                 if r.is_err() { return }
-                if !*leader.borrow() { ledger.clear() }
+                if *leader.borrow() { ledger.lead(unix_now()) } else { ledger.clear() }
                 continue;
             }
             _ = stop.changed() => return,

@@ -246,7 +246,30 @@ pub struct Ledger {
     models: Mutex<HashMap<(String, String), ModelBook>>,
     /// Usage batch ids counted lately (oldest first), so a resent batch counts once.
     batches: Mutex<(HashSet<String>, std::collections::VecDeque<String>)>,
+    /// When this ledger began counting (it began leading): a rate-limit window that started
+    /// earlier may have been granted by a previous leader, so it grants nothing more in it.
+    since: std::sync::atomic::AtomicI64,
     metrics: std::sync::Arc<Metrics>,
+}
+
+/// A grant from a rate-limit window's slot `(window start, granted)`: `(amount, remaining)`.
+/// Windows that began before the ledger did are closed (another leader may have granted them).
+pub fn rate_grant(
+    slot: &mut (i64, u64),
+    window: i64,
+    limit: u64,
+    want: u64,
+    since: i64,
+) -> (u64, u64) {
+    if slot.0 != window {
+        *slot = (window, 0);
+    }
+    if window < since {
+        return (0, 0);
+    }
+    let amount = want.min(limit.saturating_sub(slot.1));
+    slot.1 += amount;
+    (amount, limit.saturating_sub(slot.1))
 }
 
 /// How many usage batch ids are remembered.
@@ -334,8 +357,15 @@ impl Ledger {
             books: Mutex::default(),
             models: Mutex::default(),
             batches: Mutex::default(),
+            since: std::sync::atomic::AtomicI64::new(crate::budgets::unix_now()),
             metrics,
         }
+    }
+
+    /// Starts counting afresh: this replica just became the leader.
+    pub fn lead(&self, now: i64) {
+        self.clear();
+        self.since.store(now, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a pod's usage batches (each id once) into AIModel books and metrics.
@@ -484,12 +514,9 @@ impl Ledger {
                             let slot = windows
                                 .entry((ns.clone(), w.counter.clone()))
                                 .or_insert((window, 0));
-                            if slot.0 != window {
-                                *slot = (window, 0);
-                            }
-                            grant.amount = w.amount.min(limit.saturating_sub(slot.1));
-                            slot.1 += grant.amount;
-                            grant.remaining = limit.saturating_sub(slot.1);
+                            let since = self.since.load(std::sync::atomic::Ordering::Relaxed);
+                            (grant.amount, grant.remaining) =
+                                rate_grant(slot, window, limit, w.amount, since);
                         }
                     }
                 }
@@ -603,6 +630,32 @@ mod tests {
 
     // 2026-11-30T12:00:00Z
     const NOV_30_NOON: i64 = 1_796_040_000;
+
+    #[test]
+    fn a_new_leader_grants_nothing_more_in_a_minute_a_previous_one_may_have_granted() {
+        let minute = NOV_30_NOON;
+        let mut slot = (0, 0);
+        assert_eq!(
+            rate_grant(&mut slot, minute, 10, 4, minute + 20),
+            (0, 0),
+            "led from :20 only"
+        );
+        assert_eq!(
+            rate_grant(&mut slot, minute + 60, 10, 4, minute + 20),
+            (4, 6),
+            "the next minute is whole"
+        );
+        assert_eq!(
+            rate_grant(&mut slot, minute + 60, 10, 9, minute + 20),
+            (6, 0)
+        );
+        let mut slot = (0, 0);
+        assert_eq!(
+            rate_grant(&mut slot, minute, 10, 4, minute),
+            (4, 6),
+            "leading from :00 counts all of it"
+        );
+    }
 
     #[test]
     fn the_test_clock_is_noon_on_november_30th() {

@@ -22,7 +22,7 @@ pub enum Error {
     #[error("the model `{0}` does not exist or is not available to this workload")]
     ModelNotFound(String),
     /// No such endpoint.
-    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and POST /v1/messages")]
+    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens and Gemini's POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent, :embedContent, :batchEmbedContents and :countTokens")]
     UnknownEndpoint(String),
     /// The endpoint exists, the method does not.
     #[error("method {0} is not allowed on {1}")]

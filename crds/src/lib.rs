@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod compile;
 pub mod duration;
+pub mod lease;
 pub mod manifest;
 pub mod model;
 pub mod money;

@@ -12,7 +12,7 @@ use std::{
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use serde::{Deserialize, Serialize};
+pub use switchyard_crds::lease::{Exchange, Grant, Reply, Report, Usage, UsageBatch, Want};
 use switchyard_crds::{compile::selects, AIBudget, Money, Period};
 
 use crate::{metrics::Metrics, world::World};
@@ -20,84 +20,17 @@ use crate::{metrics::Metrics, world::World};
 /// How long a silent pod's holding is still counted.
 pub const HOLD_TTL: i64 = 600;
 
-/// An amount of one counter in one window (as the sidecar sends it).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Want {
-    /// `policy/NAME/requests`, `provider/NAME/tokens`, `budget/NAME`, ...
-    pub counter: String,
-    /// The window's start (unix seconds).
-    pub window: i64,
-    /// Requests, tokens or micro-dollars.
-    pub amount: u64,
-}
-
-/// Settled spend.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Report {
-    /// Unique per call.
-    pub id: String,
-    /// `budget/NAME`.
-    pub counter: String,
-    /// The period it belongs to.
-    pub window: i64,
-    /// Micro-dollars.
-    pub amount: u64,
-}
-
-/// One model's and provider's usage from one pod.
-#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UsageItem {
-    /// The AIModel.
-    pub model: String,
-    /// The AIProvider that answered (empty when none did).
-    pub provider: String,
-    /// Calls.
-    pub requests: u64,
-    /// Failed calls.
-    pub errors: u64,
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cached input tokens.
-    pub cached_input_tokens: u64,
-    /// Reasoning tokens.
-    pub reasoning_tokens: u64,
-    /// Micro-dollars.
-    pub cost: u64,
-}
-
-/// Usage sealed under one id.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-pub struct UsageBatch {
-    /// Unique: counted once.
-    pub id: String,
-    /// The records.
-    pub items: Vec<UsageItem>,
-}
-
 /// One AIModel's usage today and this month (UTC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelBook {
     /// The day `today` counts (`YYYY-MM-DD`).
     pub date: String,
     /// Today.
-    pub today: UsageItem,
+    pub today: Usage,
     /// This month.
-    pub month: UsageItem,
+    pub month: Usage,
     /// Changed since last written.
     pub dirty: bool,
-}
-
-fn add(into: &mut UsageItem, u: &UsageItem) {
-    into.requests += u.requests;
-    into.errors += u.errors;
-    into.input_tokens += u.input_tokens;
-    into.output_tokens += u.output_tokens;
-    into.cached_input_tokens += u.cached_input_tokens;
-    into.reasoning_tokens += u.reasoning_tokens;
-    into.cost += u.cost;
 }
 
 impl ModelBook {
@@ -106,9 +39,9 @@ impl ModelBook {
         let date = switchyard_crds::budget::rfc3339(now)[..10].to_string();
         if date != self.date {
             if date[..7] != *self.date.get(..7).unwrap_or_default() {
-                self.month = UsageItem::default();
+                self.month = Usage::default();
             }
-            self.today = UsageItem::default();
+            self.today = Usage::default();
             self.date = date;
             self.dirty = true;
         }
@@ -116,7 +49,7 @@ impl ModelBook {
 
     /// As the AIModel's `status.usage`.
     pub fn status(&self) -> switchyard_crds::Usage {
-        let totals = |u: &UsageItem| switchyard_crds::UsageTotals {
+        let totals = |u: &Usage| switchyard_crds::UsageTotals {
             requests: u.requests,
             errors: u.errors,
             input_tokens: u.input_tokens,
@@ -134,7 +67,7 @@ impl ModelBook {
 
     /// Resumed from an AIModel's status (so a restart loses nothing written).
     fn resume(status: Option<&switchyard_crds::Usage>, now: i64) -> Self {
-        let item = |t: &switchyard_crds::UsageTotals| UsageItem {
+        let item = |t: &switchyard_crds::UsageTotals| Usage {
             requests: t.requests,
             errors: t.errors,
             input_tokens: t.input_tokens,
@@ -142,7 +75,7 @@ impl ModelBook {
             cached_input_tokens: t.cached_input_tokens,
             reasoning_tokens: t.reasoning_tokens,
             cost: Money::parse(&t.cost).map_or(0, |m| m.0),
-            ..UsageItem::default()
+            ..Usage::default()
         };
         let mut book = match status {
             Some(u) => ModelBook {
@@ -156,45 +89,6 @@ impl ModelBook {
         book.roll(now);
         book
     }
-}
-
-/// A sidecar's message.
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct Exchange {
-    /// Slices asked for.
-    #[serde(default)]
-    pub want: Vec<Want>,
-    /// What the pod holds of each budget.
-    #[serde(default)]
-    pub holdings: Vec<Want>,
-    /// Settled spend.
-    #[serde(default)]
-    pub reports: Vec<Report>,
-    /// Calls, tokens and cost by model and provider.
-    #[serde(default)]
-    pub usage: Vec<UsageBatch>,
-}
-
-/// One grant.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Grant {
-    /// The counter.
-    pub counter: String,
-    /// Its window.
-    pub window: i64,
-    /// Granted now.
-    pub amount: u64,
-    /// Left in the window after this grant.
-    pub remaining: u64,
-}
-
-/// The answer.
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct Reply {
-    /// One per want.
-    pub grants: Vec<Grant>,
-    /// Report ids counted.
-    pub accepted: Vec<String>,
 }
 
 /// One budget's book for its current period.
@@ -404,8 +298,8 @@ impl Ledger {
                         ModelBook::resume(model.status.as_ref().and_then(|s| s.usage.as_ref()), now)
                     });
                 book.roll(now);
-                add(&mut book.today, u);
-                add(&mut book.month, u);
+                book.today.add(u);
+                book.month.add(u);
                 book.dirty = true;
             }
         }

@@ -78,7 +78,7 @@ pub struct BudgetLabels {
 
 impl Metrics {
     /// Counts a usage record of a workload.
-    pub fn spend(&self, namespace: &str, workload: &str, u: &crate::ledger::UsageItem) {
+    pub fn spend(&self, namespace: &str, workload: &str, u: &crate::ledger::Usage) {
         let labels = SpendLabels {
             namespace: namespace.to_string(),
             workload: workload.to_string(),

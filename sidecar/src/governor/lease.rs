@@ -9,67 +9,14 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde::{Deserialize, Serialize};
+pub use switchyard_crds::lease::{Exchange, Grant, Reply, Report, UsageBatch, Want};
 
-use super::Report;
 use crate::managed;
 
 /// The file unsent reports are kept in, under `--state-dir`.
 pub const REPORTS_FILE: &str = "usage-reports.json";
 /// How long one exchange may take before the offline share is used.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// An amount of one counter in one window: asked for, or held.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Want {
-    /// `policy/NAME/requests`, `provider/NAME/tokens`, `budget/NAME`, ...
-    pub counter: String,
-    /// The window's start (unix seconds).
-    pub window: i64,
-    /// Requests, tokens or micro-dollars.
-    pub amount: u64,
-}
-
-/// What the sidecar sends.
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct Exchange {
-    /// Slices asked for.
-    #[serde(default)]
-    pub want: Vec<Want>,
-    /// What this pod holds of each shared budget (leased and unspent, plus in flight).
-    #[serde(default)]
-    pub holdings: Vec<Want>,
-    /// Settled spend.
-    #[serde(default)]
-    pub reports: Vec<Report>,
-    /// Calls, tokens and cost by model and provider, for status and metrics.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub usage: Vec<super::UsageBatch>,
-}
-
-/// One slice granted.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Grant {
-    /// The counter.
-    pub counter: String,
-    /// The window it is valid in.
-    pub window: i64,
-    /// How much was granted (possibly 0).
-    pub amount: u64,
-    /// What is left in the window after this grant.
-    pub remaining: u64,
-}
-
-/// What the operator answers.
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct Reply {
-    /// Grants, one per want.
-    #[serde(default)]
-    pub grants: Vec<Grant>,
-    /// Report ids counted (now or before).
-    #[serde(default)]
-    pub accepted: Vec<String>,
-}
 
 /// Talks to the operator.
 #[derive(Clone, Debug)]
@@ -131,7 +78,7 @@ impl Client {
         want: &[Want],
         holdings: &[Want],
         reports: &[Report],
-        usage: &[super::UsageBatch],
+        usage: &[UsageBatch],
     ) -> Result<Reply, String> {
         let token = std::fs::read_to_string(&self.source.token_file)
             .map_err(|e| format!("token {}: {e}", self.source.token_file.display()))?;

@@ -78,52 +78,7 @@ pub struct Demand {
     pub dollars: Money,
 }
 
-/// A settled usage report for a shared budget, sent to the operator exactly once.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Report {
-    /// Unique per call.
-    pub id: String,
-    /// `budget/NAME`.
-    pub counter: String,
-    /// The period the spend belongs to.
-    pub window: i64,
-    /// Micro-dollars.
-    pub amount: u64,
-}
-
-/// One model's and provider's usage since the last report (managed mode), for the
-/// operator's AIModel status and per-workload metrics.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    /// The AIModel.
-    pub model: String,
-    /// The AIProvider that answered (empty when none did).
-    pub provider: String,
-    /// Calls.
-    pub requests: u64,
-    /// Calls that failed.
-    pub errors: u64,
-    /// Input tokens (cached included).
-    pub input_tokens: u64,
-    /// Output tokens (reasoning included).
-    pub output_tokens: u64,
-    /// Cached input tokens.
-    pub cached_input_tokens: u64,
-    /// Reasoning tokens.
-    pub reasoning_tokens: u64,
-    /// Micro-dollars.
-    pub cost: u64,
-}
-
-/// Usage records sealed under one id, so the operator counts them once.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct UsageBatch {
-    /// Unique.
-    pub id: String,
-    /// The records.
-    pub items: Vec<Usage>,
-}
+pub use switchyard_crds::lease::{Report, Usage, UsageBatch};
 
 /// Usage not yet sealed, by (model, provider); and sealed batches not yet acknowledged.
 type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);

@@ -15,6 +15,8 @@ use crate::managed;
 
 /// The file unsent reports are kept in, under `--state-dir`.
 pub const REPORTS_FILE: &str = "usage-reports.json";
+/// How many replicas an exchange tries before it gives up on finding the leader.
+const NON_LEADER_TRIES: usize = 3;
 /// How long one exchange may take before the offline share is used.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -88,30 +90,39 @@ impl Client {
             reports: reports.to_vec(),
             usage: usage.to_vec(),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
         let url = format!("{}/v1/leases", self.source.url.trim_end_matches('/'));
-        let req = Request::post(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", token.trim()))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let client = managed::client::<Full<Bytes>>(&self.source)?;
-        let resp = tokio::time::timeout(TIMEOUT, client.request(req))
-            .await
-            .map_err(|_| "the operator did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let bytes = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
-            .await
-            .map_err(|_| "the operator did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if status != StatusCode::OK {
-            return Err(format!(
+        // Only the leader grants; a non-leader replica answers 503. Each try is a new
+        // connection, which the operator's Service may send to another replica.
+        let mut last = String::new();
+        for _ in 0..NON_LEADER_TRIES {
+            let req = Request::post(&url)
+                .header(header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body.clone()))
+                .map_err(|e| e.to_string())?;
+            let client = managed::client::<Full<Bytes>>(&self.source)?;
+            let resp = tokio::time::timeout(TIMEOUT, client.request(req))
+                .await
+                .map_err(|_| "the operator did not answer in time".to_string())?
+                .map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
+                .await
+                .map_err(|_| "the operator did not answer in time".to_string())?
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            if status == StatusCode::OK {
+                return serde_json::from_slice(&bytes).map_err(|e| e.to_string());
+            }
+            last = format!(
                 "operator answered {status}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ));
+            );
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
         }
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+        Err(last)
     }
 }

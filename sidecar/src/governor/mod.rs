@@ -90,6 +90,8 @@ pub struct Governor {
     templates: Mutex<Option<(u64, Arc<Templates>)>>,
     reports: Mutex<Vec<Report>>,
     usage: Mutex<Pending>,
+    /// Held while an exchange with the operator is under way.
+    exchanging: tokio::sync::Mutex<()>,
     leases: Option<lease::Client>,
     clock: fn() -> i64,
 }
@@ -113,6 +115,7 @@ impl Governor {
             templates: Mutex::default(),
             reports: Mutex::new(reports),
             usage: Mutex::default(),
+            exchanging: tokio::sync::Mutex::new(()),
             leases,
             clock: unix_now,
         })
@@ -227,16 +230,24 @@ impl Governor {
     /// Takes every ask or none; the first that cannot be met and until when.
     async fn take_all(&self, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
         for _ in 0..3 {
-            let needs = match self.try_take_all(asks) {
+            match self.try_take_all(asks) {
                 Ok(taken) => return Ok(taken),
                 Err(Blocked::Until(ask, until)) => return Err((ask, until)),
-                Err(Blocked::Lease(needs)) => needs,
-            };
+                Err(Blocked::Lease(_)) => {}
+            }
             let Some(leases) = &self.leases else {
                 break;
             };
-            let reports = self.pending_reports();
+            // One exchange at a time, holdings read before reports (see `flush`); a grant
+            // another call got meanwhile may already be enough.
+            let _turn = self.exchanging.lock().await;
+            let needs = match self.try_take_all(asks) {
+                Ok(taken) => return Ok(taken),
+                Err(Blocked::Until(ask, until)) => return Err((ask, until)),
+                Err(Blocked::Lease(fresh)) => fresh,
+            };
             let holdings = self.holdings();
+            let reports = self.pending_reports();
             match leases.exchange(&needs, &holdings, &reports).await {
                 Ok(reply) => {
                     self.accepted(&reply.accepted);
@@ -485,6 +496,10 @@ impl Governor {
     /// keeps what could not be sent (in the state directory too) for the next time.
     pub async fn flush(&self) {
         let Some(leases) = &self.leases else { return };
+        // Exchanges go one at a time, so the operator sees this pod's holdings in order, each
+        // after every grant before it. Holdings are read before reports: a call settling in
+        // between is then counted twice for a moment (held and reported), never not at all.
+        let _turn = self.exchanging.lock().await;
         {
             // A balance nobody is spending goes back, so that other pods can use it.
             let mut meters = self.meters();
@@ -494,8 +509,8 @@ impl Governor {
                 }
             }
         }
-        let reports = self.pending_reports();
         let holdings = self.holdings();
+        let reports = self.pending_reports();
         let usage = self.usage_batches();
         if reports.is_empty() && holdings.is_empty() && usage.is_empty() {
             return;

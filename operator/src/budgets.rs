@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     api::{Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::events::{Event, EventType, Recorder},
     Api, Client, Resource, ResourceExt,
 };
 use serde_json::json;
@@ -170,13 +170,7 @@ pub async fn run(
     identity: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: MANAGER.into(),
-            instance: Some(identity),
-        },
-    );
+    let recorder = crate::reconcile::recorder(&client, identity);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

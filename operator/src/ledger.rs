@@ -15,7 +15,10 @@ use kube::ResourceExt;
 pub use switchyard_crds::lease::{Exchange, Grant, Reply, Report, Usage, UsageBatch, Want};
 use switchyard_crds::{compile::selects, AIBudget, Money, Period};
 
-use crate::{metrics::Metrics, world::World};
+use crate::{
+    metrics::Metrics,
+    world::{Objects, World},
+};
 
 /// How long a silent pod's holding is still counted.
 pub const HOLD_TTL: i64 = 600;
@@ -203,8 +206,7 @@ pub fn workload(pod: &Pod) -> String {
 
 /// The limit a counter names for a pod, and the window it counts in; `None` when the pod
 /// may not draw from it.
-fn limit_of(world: &World, ns: &str, pod: &Pod, counter: &str, now: i64) -> Option<(u64, i64)> {
-    let objects = world.namespace(ns);
+fn limit_of(objects: &Objects, pod: &Pod, counter: &str, now: i64) -> Option<(u64, i64)> {
     let minute = now - now.rem_euclid(60);
     let parts: Vec<&str> = counter.split('/').collect();
     match parts.as_slice() {
@@ -265,15 +267,14 @@ impl Ledger {
     /// Counts a pod's usage batches (each id once) into AIModel books and metrics.
     fn count_usage(
         &self,
-        world: &World,
+        objects: &Objects,
         pod: &Pod,
         batches: &[UsageBatch],
         now: i64,
         accepted: &mut Vec<String>,
     ) {
-        let ns = pod.namespace().unwrap_or_default();
+        let ns = &objects.name;
         let work = workload(pod);
-        let objects = world.namespace(&ns);
         let mut seen = self.batches.lock().unwrap_or_else(|e| e.into_inner());
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         for batch in batches {
@@ -288,7 +289,7 @@ impl Ledger {
                 }
             }
             for u in &batch.items {
-                self.metrics.spend(&ns, &work, u);
+                self.metrics.spend(ns, &work, u);
                 let Some(model) = objects.models().iter().find(|m| m.name_any() == u.model) else {
                     continue;
                 };
@@ -353,21 +354,18 @@ impl Ledger {
     pub fn exchange(&self, world: &World, pod: &Pod, msg: &Exchange, now: i64) -> Reply {
         let ns = pod.namespace().unwrap_or_default();
         let uid = pod.uid().unwrap_or_default();
-        let budgets = world.namespace(&ns);
+        // The namespace's objects, read once for the whole exchange.
+        let objects = world.namespace(&ns);
         let budget = |counter: &str| {
             let name = counter.strip_prefix("budget/")?;
-            budgets
-                .budgets()
-                .iter()
-                .find(|b| b.name_any() == name)
-                .cloned()
+            objects.budgets().iter().find(|b| b.name_any() == name)
         };
         let mut reply = Reply::default();
-        self.count_usage(world, pod, &msg.usage, now, &mut reply.accepted);
+        self.count_usage(&objects, pod, &msg.usage, now, &mut reply.accepted);
         let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
         for r in &msg.reports {
             if let Some(b) = budget(&r.counter) {
-                let book = Self::book(&mut books, &b, now);
+                let book = Self::book(&mut books, b, now);
                 if r.window == book.period_start && book.seen.insert(r.id.clone()) {
                     book.spent = book.spent.saturating_add(r.amount);
                 }
@@ -378,7 +376,7 @@ impl Ledger {
         }
         for h in &msg.holdings {
             if let Some(b) = budget(&h.counter) {
-                let book = Self::book(&mut books, &b, now);
+                let book = Self::book(&mut books, b, now);
                 if h.window == book.period_start {
                     book.held.insert(uid.clone(), (h.amount, now));
                 }
@@ -392,11 +390,11 @@ impl Ledger {
                 amount: 0,
                 remaining: 0,
             };
-            if let Some((limit, window)) = limit_of(world, &ns, pod, &w.counter, now) {
+            if let Some((limit, window)) = limit_of(&objects, pod, &w.counter, now) {
                 if window == w.window {
                     match budget(&w.counter) {
                         Some(b) => {
-                            let book = Self::book(&mut books, &b, now);
+                            let book = Self::book(&mut books, b, now);
                             let available = limit.saturating_sub(book.spent + book.reserved(now));
                             grant.amount = w.amount.min(available);
                             let held = book.held.entry(uid.clone()).or_insert((0, now));

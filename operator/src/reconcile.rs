@@ -27,6 +27,17 @@ pub const MANAGER: &str = "switchyard-operator";
 /// How long changes are gathered before a pass.
 const DEBOUNCE: Duration = Duration::from_millis(30);
 
+/// The Event recorder every writer of this replica uses.
+pub fn recorder(client: &Client, identity: String) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: Some(identity),
+        },
+    )
+}
+
 /// Writes statuses while this replica leads, until `stop` fires.
 pub async fn run(
     client: Client,
@@ -35,13 +46,7 @@ pub async fn run(
     identity: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: MANAGER.into(),
-            instance: Some(identity),
-        },
-    );
+    let recorder = recorder(&client, identity);
     let mut changes = world.subscribe();
     loop {
         while !*leader.borrow() {

@@ -6,7 +6,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use kube::{
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::events::{Event, EventType},
     Client, Resource, ResourceExt,
 };
 use tokio::sync::watch;
@@ -51,13 +51,7 @@ pub async fn run(
     identity: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    let recorder = Recorder::new(
-        client,
-        Reporter {
-            controller: crate::reconcile::MANAGER.into(),
-            instance: Some(identity),
-        },
-    );
+    let recorder = crate::reconcile::recorder(&client, identity);
     let mut reported: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {

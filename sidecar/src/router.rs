@@ -198,10 +198,8 @@ pub async fn route(
         let guard = c.health.start();
         let result = attempt(shared, call, c, provider, policy, deadline).await;
         let used = match &result {
-            Ok(Answer::Whole { usage, .. }) if usage.input + usage.output > 0 => {
-                Some(usage.input + usage.output)
-            }
-            Ok(_) => None,
+            Ok(Answer::Whole { usage, .. }) => usage.reported(),
+            Ok(Answer::Stream { .. }) => None,
             Err(_) => Some(0),
         };
         account.settle(used, None, true);

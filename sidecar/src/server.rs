@@ -84,7 +84,9 @@ where
             Err(err) => return refuse(dialect, err),
         },
     };
-    let model_label = if rt.served(&parsed.model).is_some() {
+    // The AIModel the name serves (its canonical name), if any.
+    let served = rt.served(&parsed.model).map(|m| m.name.clone());
+    let model_label = if served.is_some() {
         parsed.model.as_str()
     } else {
         "unknown"
@@ -110,7 +112,6 @@ where
     };
     let (result, report) = router::route(&shared, &rt, &call, &parsed.model).await;
     let model_label = model_label.to_string();
-    let served = rt.served(&parsed.model).map(|m| m.name.clone());
     let sent = report.attempts > 0;
     match result {
         Err(err) => {
@@ -141,11 +142,7 @@ where
             cost,
         }) => {
             if let Some(t) = ticket {
-                t.settle(
-                    used_tokens(usage),
-                    Some(Money::from_dollars_ceil(cost)),
-                    sent,
-                );
+                t.settle(usage.reported(), Some(Money::from_dollars_ceil(cost)), sent);
             }
             if let Some(model) = &served {
                 shared
@@ -178,7 +175,7 @@ where
             body.on_end(Box::new(move |end, usage, cost| {
                 if let Some(t) = ticket {
                     // Unknown usage (a stream cut before it was reported): the reservation stands.
-                    let known = used_tokens(usage);
+                    let known = usage.reported();
                     t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
                 }
                 if let Some(model) = &served {
@@ -204,12 +201,6 @@ where
             resp
         }
     }
-}
-
-/// Tokens upstream reported, if it reported any.
-fn used_tokens(usage: Usage) -> Option<u64> {
-    let n = usage.input + usage.output;
-    (n > 0).then_some(n)
 }
 
 /// A call that passed every check before routing.

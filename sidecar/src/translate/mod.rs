@@ -37,6 +37,12 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Input plus output tokens, if upstream reported any.
+    pub fn reported(self) -> Option<u64> {
+        let n = self.input + self.output;
+        (n > 0).then_some(n)
+    }
+
     /// As an OpenAI `usage` object.
     pub fn to_openai(self) -> Value {
         json!({

@@ -213,6 +213,7 @@ fn compile_providers(
                 } else {
                     0
                 },
+                api: spec.api.unwrap_or_default(),
             },
         );
     }

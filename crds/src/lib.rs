@@ -21,7 +21,9 @@ pub use duration::Duration;
 pub use model::{AIModel, AIModelSpec, Backend, Pricing};
 pub use money::Money;
 pub use policy::{AIRoutingPolicy, AIRoutingPolicySpec, LoadBalancing, RateLimitScope, RetryOn};
-pub use provider::{AIProvider, AIProviderSpec, Credentials, ProviderType, SecretKeyRef};
+pub use provider::{
+    AIProvider, AIProviderSpec, Credentials, OpenAiApi, ProviderType, SecretKeyRef,
+};
 pub use proxy::ProxyConfig;
 pub use status::{Condition, Reason, Status, Usage, UsageTotals};
 

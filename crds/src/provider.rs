@@ -30,6 +30,7 @@ use crate::{status::Status, Duration};
 #[x_kube(validation = Rule::new("self.type != 'bedrock' || has(self.bedrock)").message("bedrock needs bedrock.region"))]
 #[x_kube(validation = Rule::new("self.type == 'mock' || has(self.credentials)").message("every type but mock needs credentials"))]
 #[x_kube(validation = Rule::new("self.type == 'mock' || !has(self.mock)").message("mock settings are only for type mock"))]
+#[x_kube(validation = Rule::new("!has(self.api) || self.type == 'openai' || self.type == 'azure-openai'").message("api is only for openai and azure-openai"))]
 pub struct AIProviderSpec {
     /// The provider's API: `openai` (and any OpenAI-compatible server), `azure-openai`,
     /// `anthropic`, `gemini`, `bedrock` or `mock` (answers locally, for demos and drills).
@@ -66,6 +67,22 @@ pub struct AIProviderSpec {
     /// without spending an upstream request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ProviderLimits>,
+    /// Which OpenAI API the sidecar calls upstream (`openai` and `azure-openai` only):
+    /// `chat-completions` (the default) or `responses`. Calls in other dialects are
+    /// translated to it; `/v1/responses` callers pass through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<OpenAiApi>,
+}
+
+/// The OpenAI API a provider is called with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenAiApi {
+    /// `POST /chat/completions`.
+    #[default]
+    ChatCompletions,
+    /// `POST /responses`.
+    Responses,
 }
 
 /// A provider account's quota per wall-clock minute.

@@ -10,7 +10,7 @@ pub use crate::{
     model::Pricing,
     money::Money,
     policy::{LoadBalancing, RateLimitScope, RetryOn},
-    provider::{MockSettings, ProviderType},
+    provider::{MockSettings, OpenAiApi, ProviderType},
     status::Reason,
 };
 
@@ -144,6 +144,13 @@ pub struct Provider {
     /// How many pods of the namespace share `limits` (the offline share).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pods: u32,
+    /// The OpenAI API called upstream (openai and azure-openai).
+    #[serde(default, skip_serializing_if = "is_chat_completions")]
+    pub api: OpenAiApi,
+}
+
+fn is_chat_completions(api: &OpenAiApi) -> bool {
+    *api == OpenAiApi::ChatCompletions
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -33,6 +33,10 @@ pub fn provider(spec: &AIProviderSpec) -> Vec<FieldError> {
             errors.push(err("spec.limits.tokensPerMinute", "must be at least 1"));
         }
     }
+    if spec.api.is_some() && !matches!(spec.type_, ProviderType::Openai | ProviderType::AzureOpenai)
+    {
+        errors.push(err("spec.api", "api is only for openai and azure-openai"));
+    }
     if let Some(url) = &spec.base_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(' ') {
             errors.push(err("spec.baseUrl", "must be an http:// or https:// URL"));

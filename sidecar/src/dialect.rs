@@ -1,6 +1,6 @@
 //! The wire formats the sidecar speaks, and the operations it serves.
 
-use switchyard_crds::ProviderType;
+use switchyard_crds::{proxy::Provider, OpenAiApi, ProviderType};
 
 /// An API's wire format: what a caller sends, or what a provider expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,14 +11,21 @@ pub enum Dialect {
     Anthropic,
     /// Gemini `generateContent`.
     Gemini,
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
 }
 
 impl Dialect {
-    /// The format a provider type speaks.
-    pub fn of(provider: ProviderType) -> Dialect {
-        match provider {
+    /// The format a provider is called in.
+    pub fn of(provider: &Provider) -> Dialect {
+        match provider.type_ {
             ProviderType::Anthropic => Dialect::Anthropic,
             ProviderType::Gemini => Dialect::Gemini,
+            ProviderType::Openai | ProviderType::AzureOpenai
+                if provider.api == OpenAiApi::Responses =>
+            {
+                Dialect::Responses
+            }
             ProviderType::Openai
             | ProviderType::AzureOpenai
             | ProviderType::Mock
@@ -32,6 +39,7 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::Responses => "responses",
         }
     }
 }

@@ -30,8 +30,27 @@ pub enum Endpoint {
         /// The model named by the path.
         path_model: Option<String>,
     },
+    /// A response the sidecar stored: `GET`/`DELETE /v1/responses/{id}`, and
+    /// `GET /v1/responses/{id}/input_items`.
+    StoredResponse {
+        /// The response id.
+        id: String,
+        /// What is asked of it.
+        action: StoredAction,
+    },
     /// A path or method the sidecar does not serve, with the dialect to say so in.
     Refused(Dialect, Error),
+}
+
+/// What a caller asks of a stored response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredAction {
+    /// Read it.
+    Get,
+    /// Read the items it was given.
+    InputItems,
+    /// Forget it.
+    Delete,
 }
 
 impl Endpoint {
@@ -69,7 +88,25 @@ impl Endpoint {
             op,
             gemini: None,
         };
-        match (method, path.trim_end_matches('/')) {
+        let path = path.trim_end_matches('/');
+        if let Some(rest) = path
+            .strip_prefix("/v1/responses/")
+            .or_else(|| path.strip_prefix("/responses/"))
+        {
+            let (id, sub) = rest.split_once('/').unwrap_or((rest, ""));
+            let stored = |action| Endpoint::StoredResponse {
+                id: id.to_string(),
+                action,
+            };
+            return match (method, sub) {
+                (&Method::GET, "") => stored(StoredAction::Get),
+                (&Method::DELETE, "") => stored(StoredAction::Delete),
+                (&Method::GET, "input_items") => stored(StoredAction::InputItems),
+                (_, "" | "input_items") => not_allowed(Dialect::Responses),
+                _ => unknown(Dialect::Responses),
+            };
+        }
+        match (method, path) {
             (_, p) if p.starts_with("/v1beta/") => unknown(Dialect::Gemini),
             (&Method::GET, "/v1/models" | "/models") => Endpoint::Models,
             (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
@@ -79,6 +116,10 @@ impl Endpoint {
                 call(Dialect::OpenAi, Operation::Embeddings)
             }
             (&Method::POST, "/v1/messages") => call(Dialect::Anthropic, Operation::Chat),
+            (&Method::POST, "/v1/responses" | "/responses") => {
+                call(Dialect::Responses, Operation::Chat)
+            }
+            (_, "/v1/responses" | "/responses") => not_allowed(Dialect::Responses),
             (&Method::POST, "/v1/messages/count_tokens") => Endpoint::CountTokens {
                 dialect: Dialect::Anthropic,
                 path_model: None,
@@ -128,6 +169,7 @@ mod tests {
                     path_model.unwrap_or_default()
                 )
             }
+            Endpoint::StoredResponse { id, action } => format!("stored {action:?} {id}"),
             Endpoint::Refused(dialect, e) => {
                 format!("refused {} {}", dialect.as_str(), e.status_code().as_u16())
             }
@@ -185,6 +227,29 @@ mod tests {
                 "refused anthropic 404",
             ),
             (Method::POST, "/v2/other", "refused openai 404"),
+            (Method::POST, "/v1/responses", "responses chat "),
+            (Method::GET, "/v1/responses", "refused responses 405"),
+            (Method::GET, "/v1/responses/resp_1", "stored Get resp_1"),
+            (
+                Method::DELETE,
+                "/v1/responses/resp_1",
+                "stored Delete resp_1",
+            ),
+            (
+                Method::GET,
+                "/v1/responses/resp_1/input_items",
+                "stored InputItems resp_1",
+            ),
+            (
+                Method::POST,
+                "/v1/responses/resp_1",
+                "refused responses 405",
+            ),
+            (
+                Method::POST,
+                "/v1/responses/resp_1/cancel",
+                "refused responses 404",
+            ),
         ];
         for (method, path, want) in cases {
             assert_eq!(describe(method.clone(), path), want, "{method} {path}");

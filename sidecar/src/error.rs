@@ -21,8 +21,14 @@ pub enum Error {
     /// No served model has this name (or the pod's policy does not allow it).
     #[error("the model `{0}` does not exist or is not available to this workload")]
     ModelNotFound(String),
+    /// A `previous_response_id` the sidecar (and every Responses backend) does not know.
+    #[error("Previous response with id '{0}' not found.")]
+    PreviousResponseNotFound(String),
+    /// `GET`/`DELETE /v1/responses/{id}` of a response the sidecar does not hold.
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
     /// No such endpoint.
-    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens and Gemini's POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent, :embedContent, :batchEmbedContents and :countTokens")]
+    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens and Gemini's POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent, :embedContent, :batchEmbedContents and :countTokens")]
     UnknownEndpoint(String),
     /// The endpoint exists, the method does not.
     #[error("method {0} is not allowed on {1}")]
@@ -118,10 +124,13 @@ impl Error {
     /// The HTTP status the caller gets.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Error::MalformedJson(_) | Error::InvalidRequest { .. } | Error::BodyRead(_) => {
-                StatusCode::BAD_REQUEST
+            Error::MalformedJson(_)
+            | Error::InvalidRequest { .. }
+            | Error::BodyRead(_)
+            | Error::PreviousResponseNotFound(_) => StatusCode::BAD_REQUEST,
+            Error::ModelNotFound(_) | Error::UnknownEndpoint(_) | Error::ResponseNotFound(_) => {
+                StatusCode::NOT_FOUND
             }
-            Error::ModelNotFound(_) | Error::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Rejected { status, .. } => *status,
@@ -136,6 +145,7 @@ impl Error {
         match self {
             Error::InvalidRequest { param, .. } => param.as_deref(),
             Error::ModelNotFound(_) => Some("model"),
+            Error::PreviousResponseNotFound(_) => Some("previous_response_id"),
             _ => None,
         }
     }
@@ -144,6 +154,7 @@ impl Error {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Error::ModelNotFound(_) => Some("model_not_found"),
+            Error::PreviousResponseNotFound(_) => Some("previous_response_not_found"),
             Error::UnknownEndpoint(_) => Some("unknown_url"),
             Error::BodyTooLarge(_) => Some("request_too_large"),
             Error::MalformedJson(_) => Some("invalid_json"),
@@ -174,6 +185,8 @@ impl Error {
             Error::MalformedJson(_) => "malformed_json",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::ModelNotFound(_) => "model_not_found",
+            Error::PreviousResponseNotFound(_) => "previous_response_not_found",
+            Error::ResponseNotFound(_) => "response_not_found",
             Error::UnknownEndpoint(_) => "unknown_endpoint",
             Error::MethodNotAllowed(..) => "method_not_allowed",
             Error::BodyTooLarge(_) => "body_too_large",

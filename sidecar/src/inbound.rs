@@ -124,6 +124,58 @@ fn parse_gemini(call: &GeminiCall, value: Value) -> Result<Parsed, Error> {
     })
 }
 
+/// Checks a Responses call's own fields: `input` (a string or items), the numbers.
+fn parse_responses(map: &serde_json::Map<String, Value>, value: &Value) -> Result<(), Error> {
+    match map.get("input") {
+        Some(Value::String(_)) | Some(Value::Array(_)) => {}
+        None | Some(Value::Null) if value.get("previous_response_id").is_some() => {}
+        None | Some(Value::Null) => {
+            return Err(Error::invalid(
+                "input",
+                "Missing required parameter: 'input'.",
+            ))
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "input",
+                "input must be a string or an array of input items",
+            ))
+        }
+    }
+    if let Some(Value::Array(items)) = map.get("input") {
+        if let Some(i) = items.iter().position(|i| !i.is_object()) {
+            return Err(Error::invalid(
+                &format!("input[{i}]"),
+                "each input item must be an object",
+            ));
+        }
+    }
+    for key in ["temperature", "top_p"] {
+        if map.get(key).is_some_and(|v| !v.is_null() && !v.is_number()) {
+            return Err(Error::invalid(key, format!("{key} must be a number")));
+        }
+    }
+    if map
+        .get("max_output_tokens")
+        .is_some_and(|v| !v.is_null() && !v.is_u64())
+    {
+        return Err(Error::invalid(
+            "max_output_tokens",
+            "max_output_tokens must be a non-negative integer",
+        ));
+    }
+    if map
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null() && !v.is_string())
+    {
+        return Err(Error::invalid(
+            "previous_response_id",
+            "previous_response_id must be a string",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the shape of a call: JSON object, a model, and the types of the fields the
 /// gateway reads; the rest is the upstream's to judge.
 pub fn parse(
@@ -178,6 +230,13 @@ pub fn parse(
             value,
             model,
             stream: false,
+        });
+    }
+    if dialect == Dialect::Responses {
+        return parse_responses(map, &value).map(|()| Parsed {
+            value,
+            model,
+            stream,
         });
     }
     let Some(Value::Array(messages)) = map.get("messages") else {

@@ -20,11 +20,13 @@ pub mod provider;
 pub mod relay;
 pub mod reload;
 pub mod respond;
+pub mod responses_api;
 pub mod router;
 pub mod server;
 pub mod settings;
 pub mod sse;
 pub mod state;
+pub mod store;
 pub mod translate;
 pub mod upstream;
 

@@ -32,8 +32,9 @@ pub enum End {
     Cancelled,
 }
 
-/// Called once when a stream ends, with its usage and cost.
-pub type OnEnd = Box<dyn FnOnce(End, Usage, f64) + Send>;
+/// Called once when a stream ends, with its usage, its cost, and the whole response it
+/// amounted to when the caller's format has one (Responses).
+pub type OnEnd = Box<dyn FnOnce(End, Usage, f64, Option<&serde_json::Value>) + Send>;
 
 /// A streaming response body.
 pub struct Relay {
@@ -96,7 +97,9 @@ impl Relay {
             if let Some(message) = self.translator.error() {
                 if !self.translator.error_forwarded() {
                     let message = format!("upstream error after the stream began: {message}");
-                    out.extend_from_slice(&respond::error_event(self.dialect, &message));
+                    if !self.translator.fail(&message, out) {
+                        out.extend_from_slice(&respond::error_event(self.dialect, &message));
+                    }
                 }
                 self.end(End::Interrupted);
                 return;
@@ -112,12 +115,14 @@ impl Relay {
         if let Some(f) = self.on_end.take() {
             let usage = self.translator.usage();
             let cost = usage.cost(self.pricing.as_ref());
-            f(how, usage, cost);
+            f(how, usage, cost, self.translator.completed());
         }
     }
 
     fn fail(&mut self, out: &mut Vec<u8>, message: &str) {
-        out.extend_from_slice(&respond::error_event(self.dialect, message));
+        if !self.translator.fail(message, out) {
+            out.extend_from_slice(&respond::error_event(self.dialect, message));
+        }
         self.end(End::Interrupted);
     }
 }

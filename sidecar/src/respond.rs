@@ -51,7 +51,7 @@ fn error_body(dialect: Dialect, err: &Error, request_id: &str) -> Value {
             "error": {"type": kind, "message": message},
             "request_id": request_id,
         }),
-        Dialect::OpenAi => json!({"error": {
+        Dialect::OpenAi | Dialect::Responses => json!({"error": {
             "message": message,
             "type": kind,
             "param": err.param(),
@@ -121,6 +121,14 @@ pub fn error_event(dialect: Dialect, message: &str) -> Vec<u8> {
                 "message": message, "type": "upstream_error", "param": null, "code": "stream_interrupted",
             }});
             crate::sse::write(&mut out, None, &data.to_string());
+        }
+        // Responses streams close with `response.failed`, which only the stream's translator
+        // can write (it knows the response id and sequence); this is the stateless fallback.
+        Dialect::Responses => {
+            let data = json!({
+                "type": "error", "code": "stream_interrupted", "message": message, "param": null,
+            });
+            crate::sse::write(&mut out, Some("error"), &data.to_string());
         }
     }
     out

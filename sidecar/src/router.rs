@@ -46,6 +46,26 @@ pub struct Call<'a> {
     pub request_id: &'a str,
     /// Its token estimate (input plus maximum output), for provider account limits.
     pub estimate: u64,
+    /// The backends it is held to, if any.
+    pub pin: Option<Pin>,
+}
+
+/// Backends a call is held to: a Responses conversation lives with the backend that holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// Only this AIProvider's backends.
+    Provider(String),
+    /// Only backends called with the Responses API.
+    ResponsesApi,
+}
+
+impl Pin {
+    fn allows(&self, name: &str, provider: &switchyard_crds::proxy::Provider) -> bool {
+        match self {
+            Pin::Provider(p) => p == name,
+            Pin::ResponsesApi => Dialect::of(provider) == Dialect::Responses,
+        }
+    }
 }
 
 /// Where a call went.
@@ -121,6 +141,13 @@ pub async fn route(
         let Some(provider) = rt.config.providers.get(&b.provider) else {
             continue;
         };
+        if call
+            .pin
+            .as_ref()
+            .is_some_and(|p| !p.allows(&b.provider, provider))
+        {
+            continue;
+        }
         if !provider::adapter(provider.type_).serves(call.op) {
             let why = format!(
                 "{}/{}: does not serve {}",
@@ -326,7 +353,7 @@ async fn attempt(
     deadline: Instant,
 ) -> Result<Answer, Failure> {
     let b = c.backend;
-    let to = provider::adapter(provider.type_).dialect();
+    let to = Dialect::of(provider);
     let mut ctx = call.ctx.clone();
     let body = translate::request(
         call.dialect,

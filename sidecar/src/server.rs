@@ -18,6 +18,7 @@ use crate::{
     metrics::{OpLabels, RequestLabels, TokenLabels},
     relay::End,
     respond::{self, Body},
+    responses_api,
     router::{self, Answer, Call, Report},
     translate::{now_secs, Context, Usage},
     Shared,
@@ -33,173 +34,279 @@ where
     let request_id = request_id(req.headers());
     let endpoint = Endpoint::parse(req.method(), req.uri().path());
     let op = endpoint.operation();
-    let refuse = |dialect, err| {
-        let report = Report::default();
-        finish_error(
-            &shared,
-            dialect,
-            op,
-            err,
-            &report,
-            &request_id,
-            "unknown",
-            started,
-        )
-    };
     let (dialect, gemini) = match endpoint {
         Endpoint::Models => return models(&shared, req.headers(), &request_id),
         Endpoint::CountTokens {
             dialect,
             path_model,
         } => return count_tokens(&shared, req, dialect, path_model, &request_id, started).await,
-        Endpoint::Refused(dialect, err) => return refuse(dialect, err),
-        Endpoint::Call {
-            dialect, gemini, ..
-        } => (dialect, gemini),
-    };
-    let admitted = match admit(&shared, req, dialect, op, gemini).await {
-        Ok(a) => a,
-        Err(err) => return refuse(dialect, err),
-    };
-    let Admitted {
-        parts,
-        parsed,
-        rt,
-        gemini_single,
-        body_len,
-    } = admitted;
-    let demand = governor::governs(&rt).then(|| {
-        governor::demand(
-            &rt,
-            &parsed.model,
-            &parsed.value,
-            body_len,
-            op == Operation::Embeddings,
-        )
-    });
-    let ticket = match &demand {
-        None => None,
-        Some(d) => match shared.governor.admit(&rt, d).await {
-            Ok(t) => Some(t),
-            Err(err) => return refuse(dialect, err),
-        },
-    };
-    // The AIModel the name serves (its canonical name), if any.
-    let served = rt.served(&parsed.model).map(|m| m.name.clone());
-    let model_label = if served.is_some() {
-        parsed.model.as_str()
-    } else {
-        "unknown"
-    };
-    let ctx = Context {
-        model: parsed.model.clone(),
-        created: now_secs(),
-        include_usage: parsed.value.pointer("/stream_options/include_usage")
-            == Some(&Value::Bool(true)),
-        json_tool: false,
-        base64: parsed.value.get("encoding_format").and_then(Value::as_str) == Some("base64"),
-        gemini_single,
-    };
-    let call = Call {
-        dialect,
-        op,
-        body: &parsed.value,
-        stream: parsed.stream,
-        ctx,
-        headers: &parts.headers,
-        request_id: &request_id,
-        estimate: demand.as_ref().map_or(0, |d| d.tokens),
-    };
-    let (result, report) = router::route(&shared, &rt, &call, &parsed.model).await;
-    let model_label = model_label.to_string();
-    let sent = report.attempts > 0;
-    match result {
-        Err(err) => {
-            if let Some(t) = ticket {
-                t.settle(Some(0), Some(Money::ZERO), sent);
-            }
-            if let Some(model) = &served {
-                shared
-                    .governor
-                    .account(model, &report.provider, Usage::default(), 0.0, true);
-            }
-            finish_error(
+        Endpoint::StoredResponse { id, action } => {
+            return responses_api::stored(&shared, &id, action, &request_id)
+        }
+        Endpoint::Refused(dialect, err) => {
+            return finish_error(
                 &shared,
                 dialect,
                 op,
                 err,
-                &report,
+                &Report::default(),
                 &request_id,
-                &model_label,
+                "unknown",
                 started,
             )
         }
-        Ok(Answer::Whole {
-            status,
-            headers,
-            body,
-            usage,
-            cost,
-        }) => {
-            if let Some(t) = ticket {
-                t.settle(usage.reported(), Some(Money::from_dollars_ceil(cost)), sent);
+        Endpoint::Call {
+            dialect, gemini, ..
+        } => (dialect, gemini),
+    };
+    let front = Front {
+        shared,
+        dialect,
+        op,
+        request_id,
+        started,
+    };
+    match admit(&front.shared, req, dialect, op, gemini).await {
+        Ok(admitted) => front.serve(admitted).await,
+        Err(err) => front.refuse(err, &Report::default(), "unknown"),
+    }
+}
+
+/// One call's fixed facts, from the endpoint to the answer.
+struct Front {
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    op: Operation,
+    request_id: String,
+    started: Instant,
+}
+
+impl Front {
+    fn refuse(&self, err: Error, report: &Report, model: &str) -> Response<Body> {
+        finish_error(
+            &self.shared,
+            self.dialect,
+            self.op,
+            err,
+            report,
+            &self.request_id,
+            model,
+            self.started,
+        )
+    }
+
+    /// Admits an accepted call against limits and budgets, routes it, and answers.
+    async fn serve(self, admitted: Admitted) -> Response<Body> {
+        let Admitted {
+            parts,
+            mut parsed,
+            rt,
+            gemini_single,
+            body_len,
+        } = admitted;
+        let (op, dialect) = (self.op, self.dialect);
+        let prepared = match dialect {
+            Dialect::Responses => {
+                match responses_api::prepare(&self.shared, &rt, &mut parsed.value, &parsed.model) {
+                    Ok(p) => Some(p),
+                    Err(err) => return self.refuse(err, &Report::default(), "unknown"),
+                }
             }
-            if let Some(model) = &served {
-                shared
-                    .governor
-                    .account(model, &report.provider, usage, cost, false);
-            }
-            let mut resp = respond::json_response(status, body);
-            decorate(&mut resp, &report, &request_id, &headers);
-            shared.governor.headers(&rt, resp.headers_mut());
-            record(
-                &shared,
-                op,
-                dialect,
-                &model_label,
-                &report,
+            _ => None,
+        };
+        let demand = governor::governs(&rt).then(|| {
+            governor::demand(
+                &rt,
+                &parsed.model,
+                &parsed.value,
+                body_len,
+                op == Operation::Embeddings,
+            )
+        });
+        let ticket = match &demand {
+            None => None,
+            Some(d) => match self.shared.governor.admit(&rt, d).await {
+                Ok(t) => Some(t),
+                Err(err) => return self.refuse(err, &Report::default(), "unknown"),
+            },
+        };
+        // The AIModel the name serves (its canonical name), if any.
+        let served = rt.served(&parsed.model).map(|m| m.name.clone());
+        let model_label = match served {
+            Some(_) => parsed.model.clone(),
+            None => "unknown".to_string(),
+        };
+        let ctx = Context {
+            model: parsed.model.clone(),
+            created: now_secs(),
+            include_usage: parsed.value.pointer("/stream_options/include_usage")
+                == Some(&Value::Bool(true)),
+            json_tool: false,
+            base64: parsed.value.get("encoding_format").and_then(Value::as_str) == Some("base64"),
+            gemini_single,
+            responses: prepared.as_ref().map(|p| p.call.clone()),
+        };
+        let call = Call {
+            dialect,
+            op,
+            body: &parsed.value,
+            stream: parsed.stream,
+            ctx,
+            headers: &parts.headers,
+            request_id: &self.request_id,
+            estimate: demand.as_ref().map_or(0, |d| d.tokens),
+            pin: prepared.as_ref().and_then(|p| p.pin.clone()),
+        };
+        let (result, report) = router::route(&self.shared, &rt, &call, &parsed.model).await;
+        let outcome = Outcome {
+            front: self,
+            rt,
+            report,
+            ticket,
+            served,
+            model_label,
+            prepared,
+        };
+        match result {
+            Err(err) => outcome.failed(err),
+            Ok(Answer::Whole {
                 status,
+                headers,
+                body,
                 usage,
                 cost,
-                started,
-                None,
-            );
-            tracing::debug!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, request_id = %request_id, "served");
-            resp
+            }) => outcome.whole(status, &headers, body, usage, cost),
+            Ok(Answer::Stream { headers, body }) => outcome.stream(&headers, body),
         }
-        Ok(Answer::Stream { headers, mut body }) => {
-            let shared2 = shared.clone();
-            let report2 = report.clone();
-            let label = model_label.clone();
-            let rid = request_id.clone();
-            body.on_end(Box::new(move |end, usage, cost| {
-                if let Some(t) = ticket {
-                    // Unknown usage (a stream cut before it was reported): the reservation stands.
-                    let known = usage.reported();
-                    t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
-                }
-                if let Some(model) = &served {
-                    shared2.governor.account(model, &report2.provider, usage, cost, end != End::Complete);
-                }
-                let error = match end {
-                    End::Complete => None,
-                    End::Interrupted => Some("stream_interrupted"),
-                    End::Cancelled => Some("cancelled"),
-                };
-                record(&shared2, op, dialect, &label, &report2, StatusCode::OK, usage, cost, started, error);
-                tracing::debug!(model = %label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
-            }));
-            let mut resp = Response::new(body.boxed_unsync());
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            decorate(&mut resp, &report, &request_id, &headers);
-            shared.governor.headers(&rt, resp.headers_mut());
-            resp
+    }
+}
+
+/// What routing left to account for: the ticket to settle, the model to count usage under,
+/// the Responses call to store.
+struct Outcome {
+    front: Front,
+    rt: Arc<crate::state::Runtime>,
+    report: Report,
+    ticket: Option<governor::Ticket>,
+    served: Option<String>,
+    model_label: String,
+    prepared: Option<responses_api::Prepared>,
+}
+
+impl Outcome {
+    fn failed(self, err: Error) -> Response<Body> {
+        let sent = self.report.attempts > 0;
+        if let Some(t) = self.ticket {
+            t.settle(Some(0), Some(Money::ZERO), sent);
         }
+        if let Some(model) = &self.served {
+            let governor = &self.front.shared.governor;
+            governor.account(model, &self.report.provider, Usage::default(), 0.0, true);
+        }
+        self.front.refuse(err, &self.report, &self.model_label)
+    }
+
+    fn whole(
+        self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+        usage: Usage,
+        cost: f64,
+    ) -> Response<Body> {
+        let Outcome {
+            front,
+            rt,
+            report,
+            ticket,
+            served,
+            model_label,
+            prepared,
+        } = self;
+        let shared = &front.shared;
+        if let Some(t) = ticket {
+            t.settle(
+                usage.reported(),
+                Some(Money::from_dollars_ceil(cost)),
+                report.attempts > 0,
+            );
+        }
+        if let Some(model) = &served {
+            shared
+                .governor
+                .account(model, &report.provider, usage, cost, false);
+        }
+        if let Some(p) = prepared.as_ref().filter(|p| p.store) {
+            if let Ok(response) = serde_json::from_slice::<Value>(&body) {
+                responses_api::remember(shared, &rt, p, &response, &report.provider);
+            }
+        }
+        let mut resp = respond::json_response(status, body);
+        decorate(&mut resp, &report, &front.request_id, headers);
+        shared.governor.headers(&rt, resp.headers_mut());
+        record(
+            shared,
+            front.op,
+            front.dialect,
+            &model_label,
+            &report,
+            status,
+            usage,
+            cost,
+            front.started,
+            None,
+        );
+        tracing::debug!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = front.started.elapsed().as_millis() as u64, request_id = %front.request_id, "served");
+        resp
+    }
+
+    fn stream(self, headers: &HeaderMap, mut body: crate::relay::Relay) -> Response<Body> {
+        let Outcome {
+            front,
+            rt,
+            report,
+            ticket,
+            served,
+            model_label,
+            prepared,
+        } = self;
+        let (shared, report2, rt2) = (front.shared.clone(), report.clone(), rt.clone());
+        let (op, dialect, started, rid) = (
+            front.op,
+            front.dialect,
+            front.started,
+            front.request_id.clone(),
+        );
+        body.on_end(Box::new(move |end, usage, cost, completed| {
+            if let Some(t) = ticket {
+                // Unknown usage (a stream cut before it was reported): the reservation stands.
+                let known = usage.reported();
+                t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
+            }
+            if let Some(model) = &served {
+                shared.governor.account(model, &report2.provider, usage, cost, end != End::Complete);
+            }
+            if let (Some(p), Some(response)) = (&prepared, completed) {
+                responses_api::remember(&shared, &rt2, p, response, &report2.provider);
+            }
+            let error = match end {
+                End::Complete => None,
+                End::Interrupted => Some("stream_interrupted"),
+                End::Cancelled => Some("cancelled"),
+            };
+            record(&shared, op, dialect, &model_label, &report2, StatusCode::OK, usage, cost, started, error);
+            tracing::debug!(model = %model_label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
+        }));
+        let mut resp = Response::new(body.boxed_unsync());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        decorate(&mut resp, &report, &front.request_id, headers);
+        front.shared.governor.headers(&rt, resp.headers_mut());
+        resp
     }
 }
 

@@ -103,6 +103,8 @@ pub struct Shared {
     pub max_body_bytes: usize,
     /// Rate limits and budgets.
     pub governor: Arc<crate::governor::Governor>,
+    /// Responses the sidecar produced (`previous_response_id`, `GET /v1/responses/{id}`).
+    pub responses: crate::store::Store,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ impl Shared {
             metrics: Metrics::default(),
             max_body_bytes,
             governor,
+            responses: crate::store::Store::default(),
         })
     }
 }

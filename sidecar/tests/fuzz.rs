@@ -12,7 +12,12 @@ use switchyard_sidecar::{
     translate::{self, Context},
 };
 
-const DIALECTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
+const DIALECTS: [Dialect; 4] = [
+    Dialect::OpenAi,
+    Dialect::Anthropic,
+    Dialect::Gemini,
+    Dialect::Responses,
+];
 
 /// Arbitrary JSON, a few levels deep.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -73,6 +78,13 @@ fn field_name() -> impl Strategy<Value = String> {
         Just("source".into()),
         Just("data".into()),
         Just("inlineData".into()),
+        Just("call_id".into()),
+        Just("output".into()),
+        Just("instructions".into()),
+        Just("previous_response_id".into()),
+        Just("response".into()),
+        Just("item".into()),
+        Just("output_index".into()),
         "[a-z]{1,8}",
     ]
 }
@@ -87,17 +99,19 @@ fn mutated_call(dialect: Dialect) -> impl Strategy<Value = Value> {
             json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
         }
         Dialect::Gemini => json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        Dialect::Responses => {
+            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}], "tools": [{"type": "custom", "name": "f"}]})
+        }
     };
     (field_name(), json_value(), field_name(), json_value()).prop_map(move |(k1, v1, k2, v2)| {
         let mut b = base.clone();
         if let Some(map) = b.as_object_mut() {
             map.insert(k1, v1);
         }
-        let list = if b.get("messages").is_some() {
-            "messages"
-        } else {
-            "contents"
-        };
+        let list = ["messages", "input", "contents"]
+            .into_iter()
+            .find(|k| b.get(*k).is_some_and(Value::is_array))
+            .unwrap_or("contents");
         if let Some(first) = b
             .get_mut(list)
             .and_then(|m| m.get_mut(0))
@@ -123,7 +137,7 @@ proptest! {
     }
 
     #[test]
-    fn every_request_translation_answers_or_refuses(from in 0..3usize, to in 0..3usize, call in (0..3usize).prop_flat_map(|d| mutated_call(DIALECTS[d]))) {
+    fn every_request_translation_answers_or_refuses(from in 0..4usize, to in 0..4usize, call in (0..4usize).prop_flat_map(|d| mutated_call(DIALECTS[d]))) {
         let mut ctx = Context::default();
         for stream in [false, true] {
             if let Err(e) = translate::request(DIALECTS[from], DIALECTS[to], Operation::Chat, &call, "m", stream, &mut ctx) {
@@ -133,7 +147,7 @@ proptest! {
     }
 
     #[test]
-    fn every_response_translation_answers_or_refuses(from in 0..3usize, to in 0..3usize, body in json_value(), raw in prop::collection::vec(any::<u8>(), 0..128)) {
+    fn every_response_translation_answers_or_refuses(from in 0..4usize, to in 0..4usize, body in json_value(), raw in prop::collection::vec(any::<u8>(), 0..128)) {
         let ctx = Context::default();
         for op in [Operation::Chat, Operation::Embeddings] {
             let _ = translate::response(DIALECTS[from], DIALECTS[to], op, &Bytes::from(body.to_string()), &ctx);
@@ -142,14 +156,16 @@ proptest! {
     }
 
     #[test]
-    fn every_stream_translator_takes_any_event_sequence(from in 0..3usize, to in 0..3usize, events in prop::collection::vec((prop::option::of("[a-z_]{1,20}"), json_value()), 0..12)) {
+    fn every_stream_translator_takes_any_event_sequence(from in 0..4usize, to in 0..4usize, events in prop::collection::vec((prop::option::of("[a-z_]{1,20}"), json_value()), 0..12)) {
         let mut t = translate::stream(DIALECTS[from], DIALECTS[to], Context::default());
         let mut out = Vec::new();
         for (name, data) in &events {
             let ev = sse::Event { name: name.clone(), data: data.to_string(), raw: Bytes::new() };
             t.event(&ev, &mut out);
         }
-        let _ = t.finish(&mut out);
+        if !t.finish(&mut out) {
+            let _ = t.fail("cut", &mut out);
+        }
         let _ = t.usage();
         // What the translator wrote is well-framed SSE.
         let mut p = sse::Parser::default();

@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderValue};
 use switchyard_crds::proxy::Provider;
 
 use super::{secret_header, Adapter};
-use crate::dialect::{Dialect, Operation};
+use crate::dialect::Operation;
 
 /// The API version sent when the caller did not send one.
 pub const VERSION: &str = "2023-06-01";
@@ -13,10 +13,6 @@ pub const VERSION: &str = "2023-06-01";
 pub struct Anthropic;
 
 impl Adapter for Anthropic {
-    fn dialect(&self) -> Dialect {
-        Dialect::Anthropic
-    }
-
     fn url(
         &self,
         p: &Provider,

@@ -4,16 +4,12 @@ use http::HeaderMap;
 use switchyard_crds::proxy::Provider;
 
 use super::{secret_header, Adapter};
-use crate::dialect::{Dialect, Operation};
+use crate::dialect::Operation;
 
 /// The Gemini adapter.
 pub struct Gemini;
 
 impl Adapter for Gemini {
-    fn dialect(&self) -> Dialect {
-        Dialect::Gemini
-    }
-
     fn url(&self, p: &Provider, op: Operation, model: &str, stream: bool, single: bool) -> String {
         let method = match (op, stream, single) {
             (Operation::Chat, false, _) => "generateContent",

@@ -9,7 +9,7 @@ use switchyard_crds::proxy::{MockSettings, Provider};
 
 use super::Adapter;
 use crate::{
-    dialect::{Dialect, Operation},
+    dialect::Operation,
     sse,
     translate::{embeddings_list, now_secs, openai_chunk, openai_usage_chunk, text_of, Usage},
     upstream::Reply,
@@ -19,10 +19,6 @@ use crate::{
 pub struct Mock;
 
 impl Adapter for Mock {
-    fn dialect(&self) -> Dialect {
-        Dialect::OpenAi
-    }
-
     fn url(
         &self,
         _p: &Provider,

@@ -16,8 +16,6 @@ use crate::dialect::{Dialect, Operation};
 
 /// What differs between provider types when building a request.
 pub trait Adapter: Sync {
-    /// The wire format the provider speaks.
-    fn dialect(&self) -> Dialect;
     /// The full URL for an operation on a model; `single` is false for a Gemini batch embed.
     fn url(&self, p: &Provider, op: Operation, model: &str, stream: bool, single: bool) -> String;
     /// Puts the key where the provider documents it.
@@ -76,7 +74,7 @@ pub fn build(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }
-    if caller == a.dialect() {
+    if caller == Dialect::of(p) {
         for name in PASSTHROUGH_HEADERS {
             if let Some(v) = inbound.get(*name) {
                 headers.insert(*name, v.clone());

@@ -1,19 +1,16 @@
-//! OpenAI and every OpenAI-compatible server: `Authorization: Bearer`, `{baseUrl}/chat/completions`.
+//! OpenAI and every OpenAI-compatible server: `Authorization: Bearer`,
+//! `{baseUrl}/chat/completions` (or `/responses` with `api: responses`).
 
 use http::{header, HeaderMap};
-use switchyard_crds::proxy::Provider;
+use switchyard_crds::{proxy::Provider, OpenAiApi};
 
 use super::{secret_header, Adapter};
-use crate::dialect::{Dialect, Operation};
+use crate::dialect::Operation;
 
 /// The OpenAI adapter.
 pub struct OpenAi;
 
 impl Adapter for OpenAi {
-    fn dialect(&self) -> Dialect {
-        Dialect::OpenAi
-    }
-
     fn url(
         &self,
         p: &Provider,
@@ -23,6 +20,7 @@ impl Adapter for OpenAi {
         _single: bool,
     ) -> String {
         match op {
+            Operation::Chat if p.api == OpenAiApi::Responses => format!("{}/responses", p.base_url),
             Operation::Chat => format!("{}/chat/completions", p.base_url),
             Operation::Embeddings => format!("{}/embeddings", p.base_url),
         }

@@ -2,7 +2,8 @@
 //! plain (no I/O, no async): bytes and JSON in, bytes and JSON out.
 //!
 //! OpenAI chat is the hub: an Anthropic caller served by Gemini goes Anthropic -> OpenAI ->
-//! Gemini on the way up and back the same way down, so each pair is written once.
+//! Gemini on the way up and back the same way down, so each format is written once each way
+//! (`X_openai`: an X caller served through the hub; `openai_Y`: the hub served by Y).
 
 pub mod anthropic_openai;
 pub mod embeddings;
@@ -10,6 +11,11 @@ pub mod gemini_openai;
 pub mod gemini_schema;
 pub mod openai_anthropic;
 pub mod openai_gemini;
+pub mod openai_responses;
+pub mod responses;
+pub mod responses_openai;
+
+use std::{borrow::Cow, sync::Arc};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -89,6 +95,8 @@ pub struct Context {
     pub base64: bool,
     /// Whether a Gemini caller used `embedContent` (one vector) rather than a batch.
     pub gemini_single: bool,
+    /// A Responses-API call's id, echoed fields and freeform tools.
+    pub responses: Option<Arc<responses::ResponsesCall>>,
 }
 
 /// Turns an upstream's SSE events into the caller's, one event at a time.
@@ -105,6 +113,17 @@ pub trait StreamTranslator: Send {
     /// forward it untouched, so the relay must not send a second one).
     fn error_forwarded(&self) -> bool {
         false
+    }
+    /// Appends the stream's own closing error event, for formats whose failure event carries
+    /// stream state (Responses' `response.failed`); false leaves it to the caller's dialect's
+    /// plain error event.
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
+        let _ = (message, out);
+        false
+    }
+    /// The whole response a finished stream amounts to (Responses callers, for the store).
+    fn completed(&self) -> Option<&Value> {
+        None
     }
 }
 
@@ -181,33 +200,25 @@ pub fn request(
     ctx: &mut Context,
 ) -> Result<Value, Error> {
     if op == Operation::Embeddings {
+        // An `api: responses` provider still serves embeddings at `/embeddings`.
         return match (from, to) {
             (_, Dialect::Anthropic) => Err(Error::invalid(
                 "model",
                 "this model's provider does not serve embeddings",
             )),
             (Dialect::Gemini, Dialect::Gemini) => Ok(body.clone()),
-            (Dialect::Gemini, Dialect::OpenAi) => {
+            (Dialect::Gemini, Dialect::OpenAi | Dialect::Responses) => {
                 Ok(with_model(gemini_openai::embeddings_request(body)?, model))
             }
-            (_, Dialect::OpenAi) => Ok(with_model(body.clone(), model)),
+            (_, Dialect::OpenAi | Dialect::Responses) => Ok(with_model(body.clone(), model)),
             (_, Dialect::Gemini) => openai_gemini::embeddings_request(body, model),
         };
     }
-    let mut out = match (from, to) {
-        (Dialect::OpenAi, Dialect::OpenAi)
-        | (Dialect::Anthropic, Dialect::Anthropic)
-        | (Dialect::Gemini, Dialect::Gemini) => body.clone(),
-        (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::request(body, ctx)?,
-        (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::request(body)?,
-        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::request(body)?,
-        (Dialect::Anthropic, Dialect::Gemini) => {
-            openai_gemini::request(&anthropic_openai::request(body)?)?
-        }
-        (Dialect::Gemini, Dialect::OpenAi) => gemini_openai::request(body)?,
-        (Dialect::Gemini, Dialect::Anthropic) => {
-            openai_anthropic::request(&gemini_openai::request(body)?, ctx)?
-        }
+    let mut out = if from == to {
+        body.clone()
+    } else {
+        let hub = to_hub(from, body, ctx)?;
+        from_hub(to, hub, ctx)?
     };
     match to {
         Dialect::OpenAi => {
@@ -217,7 +228,7 @@ pub fn request(
                 out["stream_options"]["include_usage"] = Value::Bool(true);
             }
         }
-        Dialect::Anthropic => {
+        Dialect::Anthropic | Dialect::Responses => {
             out = with_model(out, model);
             if stream {
                 out["stream"] = Value::Bool(true);
@@ -226,6 +237,26 @@ pub fn request(
         Dialect::Gemini => {}
     }
     Ok(out)
+}
+
+/// A request in the hub's format (OpenAI chat).
+fn to_hub<'a>(from: Dialect, body: &'a Value, ctx: &mut Context) -> Result<Cow<'a, Value>, Error> {
+    Ok(match from {
+        Dialect::OpenAi => Cow::Borrowed(body),
+        Dialect::Anthropic => Cow::Owned(anthropic_openai::request(body)?),
+        Dialect::Gemini => Cow::Owned(gemini_openai::request(body)?),
+        Dialect::Responses => Cow::Owned(responses_openai::request(body, ctx)?),
+    })
+}
+
+/// A hub request in an upstream's format.
+fn from_hub(to: Dialect, hub: Cow<'_, Value>, ctx: &mut Context) -> Result<Value, Error> {
+    match to {
+        Dialect::OpenAi => Ok(hub.into_owned()),
+        Dialect::Anthropic => openai_anthropic::request(&hub, ctx),
+        Dialect::Gemini => openai_gemini::request(&hub),
+        Dialect::Responses => openai_responses::request(&hub),
+    }
 }
 
 fn with_model(mut body: Value, model: &str) -> Value {
@@ -267,6 +298,7 @@ pub fn response(
                 openai_anthropic::usage(only.usage.as_ref().unwrap_or(&Value::Null))
             }
             Dialect::OpenAi => anthropic_openai::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
+            Dialect::Responses => responses::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
             Dialect::Gemini => {
                 openai_gemini::usage(only.usage_metadata.as_ref().unwrap_or(&Value::Null))
             }
@@ -282,22 +314,20 @@ pub fn response(
     if op == Operation::Embeddings {
         return embeddings_response(from, to, body, &value, ctx);
     }
-    let (out, usage) = match (from, to) {
-        (Dialect::OpenAi, Dialect::OpenAi)
-        | (Dialect::Anthropic, Dialect::Anthropic)
-        | (Dialect::Gemini, Dialect::Gemini) => return Ok((body.clone(), Usage::default())),
-        (Dialect::OpenAi, Dialect::Anthropic) => openai_anthropic::response(&value, ctx),
-        (Dialect::OpenAi, Dialect::Gemini) => openai_gemini::response(&value, ctx),
-        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_openai::response(&value, ctx),
-        (Dialect::Anthropic, Dialect::Gemini) => {
-            let (oa, usage) = openai_gemini::response(&value, ctx);
-            (anthropic_openai::response(&oa, ctx).0, usage)
+    let (hub, usage) = match to {
+        Dialect::OpenAi => {
+            let usage = anthropic_openai::usage(&value["usage"]);
+            (value, usage)
         }
-        (Dialect::Gemini, Dialect::OpenAi) => gemini_openai::response(&value, ctx),
-        (Dialect::Gemini, Dialect::Anthropic) => {
-            let (oa, usage) = openai_anthropic::response(&value, ctx);
-            (gemini_openai::response(&oa, ctx).0, usage)
-        }
+        Dialect::Anthropic => openai_anthropic::response(&value, ctx),
+        Dialect::Gemini => openai_gemini::response(&value, ctx),
+        Dialect::Responses => openai_responses::response(&value, ctx),
+    };
+    let out = match from {
+        Dialect::OpenAi => hub,
+        Dialect::Anthropic => anthropic_openai::response(&hub, ctx).0,
+        Dialect::Gemini => gemini_openai::response(&hub, ctx).0,
+        Dialect::Responses => responses_openai::response(&hub, ctx).0,
     };
     Ok((Bytes::from(out.to_string()), usage))
 }
@@ -318,9 +348,8 @@ fn embeddings_response(
     };
     let none = || InvalidResponse("upstream embeddings response has no vectors".into());
     match (from, to) {
-        (Dialect::Gemini, Dialect::Gemini) | (Dialect::OpenAi, Dialect::OpenAi) => {
-            Ok((raw.clone(), usage))
-        }
+        (Dialect::Gemini, Dialect::Gemini)
+        | (Dialect::OpenAi, Dialect::OpenAi | Dialect::Responses) => Ok((raw.clone(), usage)),
         (Dialect::Gemini, _) => Ok((
             embeddings::openai_to_gemini(raw, ctx.gemini_single).ok_or_else(none)?,
             usage,
@@ -351,43 +380,54 @@ pub fn embeddings_list(vectors: &[Vec<f64>], model: &str, base64: bool, usage: U
     json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input}})
 }
 
-/// The stream translator for a caller in `from`'s format and an upstream in `to`'s.
+/// The stream translator for a caller in `from`'s format and an upstream in `to`'s: the
+/// upstream's events into hub chunks, then hub chunks into the caller's events.
 pub fn stream(from: Dialect, to: Dialect, ctx: Context) -> Box<dyn StreamTranslator> {
-    match (from, to) {
-        (Dialect::OpenAi, Dialect::Anthropic) => Box::new(openai_anthropic::Stream::new(ctx)),
-        (Dialect::OpenAi, Dialect::Gemini) => Box::new(openai_gemini::Stream::new(ctx)),
-        (Dialect::Anthropic, Dialect::OpenAi) => Box::new(anthropic_openai::Stream::new(ctx)),
-        (Dialect::Anthropic, Dialect::Gemini) => {
-            let inner = openai_gemini::Stream::new(Context {
-                include_usage: true,
-                ..ctx.clone()
-            });
-            Box::new(Chain {
-                first: inner,
-                second: anthropic_openai::Stream::new(ctx),
-                buf: Vec::new(),
-                parser: sse::Parser::default(),
-            })
-        }
-        (Dialect::Gemini, Dialect::OpenAi) => Box::new(gemini_openai::Stream::new(ctx)),
-        (Dialect::Gemini, Dialect::Anthropic) => {
-            let inner = openai_anthropic::Stream::new(Context {
-                include_usage: true,
-                ..ctx.clone()
-            });
-            Box::new(Chain {
-                first: inner,
-                second: gemini_openai::Stream::new(ctx),
-                buf: Vec::new(),
-                parser: sse::Parser::default(),
-            })
-        }
-        (_, to) => Box::new(Passthrough {
+    if from == to {
+        return Box::new(Passthrough {
             dialect: to,
             hide_usage: !ctx.include_usage,
             usage: Usage::default(),
             done: false,
             error: None,
+            events: 0,
+            response: None,
+        });
+    }
+    // A chained first half always produces the hub's usage chunk for the second to read.
+    let hub_ctx = || Context {
+        include_usage: true,
+        ..ctx.clone()
+    };
+    let caller: Option<Box<dyn StreamTranslator>> = match from {
+        Dialect::OpenAi => None,
+        Dialect::Anthropic => Some(Box::new(anthropic_openai::Stream::new(ctx.clone()))),
+        Dialect::Gemini => Some(Box::new(gemini_openai::Stream::new(ctx.clone()))),
+        Dialect::Responses => Some(Box::new(responses_openai::Stream::new(ctx.clone()))),
+    };
+    let upstream_ctx = if caller.is_some() { hub_ctx() } else { ctx };
+    let upstream: Option<Box<dyn StreamTranslator>> = match to {
+        Dialect::OpenAi => None,
+        Dialect::Anthropic => Some(Box::new(openai_anthropic::Stream::new(upstream_ctx))),
+        Dialect::Gemini => Some(Box::new(openai_gemini::Stream::new(upstream_ctx))),
+        Dialect::Responses => Some(Box::new(openai_responses::Stream::new(upstream_ctx))),
+    };
+    match (upstream, caller) {
+        (Some(first), Some(second)) => Box::new(Chain {
+            first,
+            second,
+            buf: Vec::new(),
+            parser: sse::Parser::default(),
+        }),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => Box::new(Passthrough {
+            dialect: to,
+            hide_usage: false,
+            usage: Usage::default(),
+            done: false,
+            error: None,
+            events: 0,
+            response: None,
         }),
     }
 }
@@ -400,6 +440,10 @@ struct Passthrough {
     usage: Usage,
     done: bool,
     error: Option<String>,
+    /// Events forwarded (a Responses stream's next `sequence_number`).
+    events: u64,
+    /// A Responses stream's `response` as first announced, for a closing `response.failed`.
+    response: Option<Value>,
 }
 
 impl StreamTranslator for Passthrough {
@@ -456,12 +500,34 @@ impl StreamTranslator for Passthrough {
                     }
                 }
             }
+            Dialect::Responses => self.responses_event(ev),
         }
+        self.events += 1;
         out.extend_from_slice(&ev.raw);
     }
 
     fn finish(&mut self, _out: &mut Vec<u8>) -> bool {
         self.done
+    }
+
+    fn completed(&self) -> Option<&Value> {
+        let whole = self.dialect == Dialect::Responses && self.done && self.error.is_none();
+        self.response.as_ref().filter(|_| whole)
+    }
+
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
+        let Some(mut response) = self
+            .response
+            .take()
+            .filter(|_| self.dialect == Dialect::Responses)
+        else {
+            return false;
+        };
+        response["status"] = json!("failed");
+        response["error"] = json!({"code": "server_error", "message": message});
+        let data = json!({"type": "response.failed", "sequence_number": self.events, "response": response});
+        sse::write(out, Some("response.failed"), &data.to_string());
+        true
     }
 
     fn usage(&self) -> Usage {
@@ -477,15 +543,47 @@ impl StreamTranslator for Passthrough {
     }
 }
 
-/// Two translators in a row (Gemini -> OpenAI -> Anthropic).
-struct Chain<A, B> {
-    first: A,
-    second: B,
+impl Passthrough {
+    /// Reads a Responses event: only the few that carry the response or an error are parsed.
+    fn responses_event(&mut self, ev: &sse::Event) {
+        let name = ev.name.as_deref().unwrap_or_default();
+        let wanted = matches!(
+            name,
+            "response.created"
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+                | "error"
+        );
+        if !wanted {
+            return;
+        }
+        let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if name != "error" {
+            self.response = data.get("response").cloned();
+        }
+        let (usage, done, error) = openai_responses::passthrough_event(&data);
+        if let Some(u) = usage {
+            self.usage = u;
+        }
+        self.done |= done;
+        if error.is_some() {
+            self.error = error;
+        }
+    }
+}
+
+/// Two translators in a row (an upstream's events to hub chunks, hub chunks to the caller's).
+struct Chain {
+    first: Box<dyn StreamTranslator>,
+    second: Box<dyn StreamTranslator>,
     buf: Vec<u8>,
     parser: sse::Parser,
 }
 
-impl<A: StreamTranslator, B: StreamTranslator> Chain<A, B> {
+impl Chain {
     fn drain(&mut self, out: &mut Vec<u8>) {
         self.parser.push(&self.buf);
         self.buf.clear();
@@ -495,7 +593,7 @@ impl<A: StreamTranslator, B: StreamTranslator> Chain<A, B> {
     }
 }
 
-impl<A: StreamTranslator, B: StreamTranslator> StreamTranslator for Chain<A, B> {
+impl StreamTranslator for Chain {
     fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
         self.first.event(ev, &mut self.buf);
         self.drain(out);
@@ -513,6 +611,14 @@ impl<A: StreamTranslator, B: StreamTranslator> StreamTranslator for Chain<A, B> 
 
     fn error(&self) -> Option<&str> {
         self.first.error().or(self.second.error())
+    }
+
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
+        self.second.fail(message, out)
+    }
+
+    fn completed(&self) -> Option<&Value> {
+        self.second.completed()
     }
 }
 

@@ -1,0 +1,140 @@
+//! The Responses store: responses the sidecar produced, kept in memory for
+//! `previous_response_id`, `GET` and `DELETE /v1/responses/{id}`. The pod's app is its only
+//! caller, so it is small and bounded: the newest 10,000 for an hour by default.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// How many responses are kept.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// How long a response is kept.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+/// One stored response.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The response object, as the caller got it.
+    pub response: Arc<Value>,
+    /// The conversation so far as input items: earlier turns, this turn's input, its output.
+    pub conversation: Arc<Vec<Value>>,
+    /// How many of `conversation`'s items were this turn's own input (they end just before
+    /// the output).
+    pub input_len: usize,
+    /// The AIProvider that holds the conversation upstream (a Responses backend): later
+    /// turns are pinned to it and pass `previous_response_id` through.
+    pub owner: Option<String>,
+}
+
+impl Stored {
+    /// This turn's own input items.
+    pub fn input_items(&self) -> &[Value] {
+        let outputs = self.response["output"].as_array().map_or(0, Vec::len);
+        let end = self.conversation.len().saturating_sub(outputs);
+        &self.conversation[end.saturating_sub(self.input_len)..end]
+    }
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    capacity: usize,
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, (Instant, Stored)>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(DEFAULT_CAPACITY, DEFAULT_TTL)
+    }
+}
+
+impl Store {
+    /// A store keeping at most `capacity` responses for `ttl`.
+    pub fn new(capacity: usize, ttl: Duration) -> Store {
+        Store {
+            capacity,
+            ttl,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a response under `id`, dropping the expired and, past capacity, the oldest.
+    pub fn put(&self, id: String, stored: Stored) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.order.push_back((now, id.clone()));
+        inner.entries.insert(id, (now, stored));
+        while let Some((at, oldest)) = inner.order.front().cloned() {
+            let over = inner.entries.len() > self.capacity;
+            if !over && now.duration_since(at) < self.ttl {
+                break;
+            }
+            inner.order.pop_front();
+            // Only the entry this queue slot was made for (a re-put id has a newer slot).
+            if inner.entries.get(&oldest).is_some_and(|(t, _)| *t == at) {
+                inner.entries.remove(&oldest);
+            }
+        }
+    }
+
+    /// The response stored under `id`, if it is still fresh.
+    pub fn get(&self, id: &str) -> Option<Stored> {
+        let inner = self.lock();
+        let (at, stored) = inner.entries.get(id)?;
+        (at.elapsed() < self.ttl).then(|| stored.clone())
+    }
+
+    /// Forgets a response; whether it was there.
+    pub fn delete(&self, id: &str) -> bool {
+        self.lock().entries.remove(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(n: u64) -> Stored {
+        Stored {
+            response: Arc::new(json!({"n": n, "output": [{"type": "message"}]})),
+            conversation: Arc::new(vec![json!({"role": "user"}), json!({"type": "message"})]),
+            input_len: 1,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_go_past_capacity_and_everything_after_its_ttl() {
+        let store = Store::new(2, Duration::from_secs(60));
+        for n in 0..3 {
+            store.put(format!("r{n}"), stored(n));
+        }
+        assert!(store.get("r0").is_none());
+        assert_eq!(
+            store.get("r2").map(|s| s.response["n"].clone()),
+            Some(json!(2))
+        );
+        assert_eq!(store.get("r1").map(|s| s.input_items().len()), Some(1));
+        assert!(store.delete("r1"));
+        assert!(!store.delete("r1"));
+        let short = Store::new(10, Duration::ZERO);
+        short.put("x".into(), stored(0));
+        assert!(short.get("x").is_none());
+    }
+}

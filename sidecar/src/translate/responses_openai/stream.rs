@@ -1,0 +1,311 @@
+//! Chat-completion chunks in, Responses events out: `response.created` and
+//! `response.in_progress` at the first chunk, an output item per text run and per tool call
+//! (keyed by the chunk's tool-call `index`), and exactly one closing event.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde_json::{json, Value};
+
+use super::{call_item, message_item};
+use crate::{
+    sse,
+    translate::{
+        anthropic_openai::usage as chat_usage,
+        error_message,
+        responses::{closing_event, object, status_of, Events, ResponsesCall, Status},
+        Context, StreamTranslator, Usage,
+    },
+};
+
+/// The message item being streamed.
+struct OpenText {
+    index: usize,
+    id: String,
+    text: String,
+}
+
+/// A tool call being streamed.
+struct OpenCall {
+    index: usize,
+    id: String,
+    call_id: Value,
+    name: String,
+    arguments: String,
+}
+
+/// The stream translator.
+pub struct Stream {
+    call: Arc<ResponsesCall>,
+    created: u64,
+    model: Value,
+    events: Events,
+    started: bool,
+    /// Output items by output index; `Null` while one is still open.
+    output: Vec<Value>,
+    text: Option<OpenText>,
+    calls: BTreeMap<u64, OpenCall>,
+    finish: Option<String>,
+    usage: Usage,
+    error: Option<String>,
+    completed: Option<Value>,
+}
+
+impl Stream {
+    /// A translator for a call.
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            call: ctx.responses.clone().unwrap_or_default(),
+            created: ctx.created,
+            model: json!(ctx.model),
+            events: Events::default(),
+            started: false,
+            output: Vec::new(),
+            text: None,
+            calls: BTreeMap::new(),
+            finish: None,
+            usage: Usage::default(),
+            error: None,
+            completed: None,
+        }
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        self.started = true;
+        let obj = object(
+            &self.call,
+            self.created,
+            &self.model,
+            &Status::InProgress,
+            vec![],
+            None,
+        );
+        self.events
+            .write(out, "response.created", json!({"response": obj}));
+        self.events
+            .write(out, "response.in_progress", json!({"response": obj}));
+    }
+
+    fn text(&mut self, delta: &str, out: &mut Vec<u8>) {
+        let open = match &mut self.text {
+            Some(t) => t,
+            None => {
+                let index = self.output.len();
+                self.output.push(Value::Null);
+                let id = self.call.item_id("msg", index);
+                let item = json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []});
+                self.events.write(
+                    out,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                );
+                let part =
+                    json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
+                self.events.write(
+                    out,
+                    "response.content_part.added",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                );
+                self.text.insert(OpenText {
+                    index,
+                    id,
+                    text: String::new(),
+                })
+            }
+        };
+        open.text.push_str(delta);
+        let (id, index) = (open.id.clone(), open.index);
+        self.events.write(out, "response.output_text.delta", json!({"item_id": id, "output_index": index, "content_index": 0, "delta": delta, "logprobs": []}));
+    }
+
+    fn close_text(&mut self, out: &mut Vec<u8>) {
+        let Some(t) = self.text.take() else { return };
+        let at = json!({"item_id": t.id, "output_index": t.index, "content_index": 0});
+        let mut done = at.clone();
+        done["text"] = json!(t.text);
+        done["logprobs"] = json!([]);
+        self.events.write(out, "response.output_text.done", done);
+        let mut part = at;
+        part["part"] =
+            json!({"type": "output_text", "text": t.text, "annotations": [], "logprobs": []});
+        self.events.write(out, "response.content_part.done", part);
+        let item = message_item(t.id, &t.text, None);
+        self.events.write(
+            out,
+            "response.output_item.done",
+            json!({"output_index": t.index, "item": item}),
+        );
+        self.output[t.index] = item;
+    }
+
+    fn tool_delta(&mut self, delta: &Value, out: &mut Vec<u8>) {
+        let key = delta["index"].as_u64().unwrap_or(0);
+        let f = &delta["function"];
+        if !self.calls.contains_key(&key) {
+            self.close_text(out);
+            let index = self.output.len();
+            self.output.push(Value::Null);
+            let name = f["name"].as_str().unwrap_or_default().to_string();
+            let custom = self.call.is_custom(&name);
+            let id = self.call.item_id(if custom { "ctc" } else { "fc" }, index);
+            let call_id = delta.get("id").cloned().unwrap_or(Value::Null);
+            let item = if custom {
+                json!({"id": id, "type": "custom_tool_call", "status": "in_progress", "call_id": call_id, "name": name, "input": ""})
+            } else {
+                json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""})
+            };
+            self.events.write(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.calls.insert(
+                key,
+                OpenCall {
+                    index,
+                    id,
+                    call_id,
+                    name,
+                    arguments: String::new(),
+                },
+            );
+        }
+        let Some(open) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(piece) = f["arguments"].as_str().filter(|s| !s.is_empty()) else {
+            return;
+        };
+        open.arguments.push_str(piece);
+        // A freeform tool's input is wrapped in JSON on the chat side: it is sent whole at
+        // the end, unwrapped.
+        if !self.call.is_custom(&open.name) {
+            let ev = json!({"item_id": open.id, "output_index": open.index, "delta": piece});
+            self.events
+                .write(out, "response.function_call_arguments.delta", ev);
+        }
+    }
+
+    fn close_calls(&mut self, out: &mut Vec<u8>) {
+        for (_, c) in std::mem::take(&mut self.calls) {
+            let item = call_item(&self.call, c.index, &c.call_id, &c.name, &c.arguments);
+            let at = json!({"item_id": c.id, "output_index": c.index});
+            if item["type"] == "custom_tool_call" {
+                let mut delta = at.clone();
+                delta["delta"] = item["input"].clone();
+                self.events
+                    .write(out, "response.custom_tool_call_input.delta", delta);
+                let mut done = at;
+                done["input"] = item["input"].clone();
+                self.events
+                    .write(out, "response.custom_tool_call_input.done", done);
+            } else {
+                let mut done = at;
+                done["name"] = json!(c.name);
+                done["arguments"] = json!(c.arguments);
+                self.events
+                    .write(out, "response.function_call_arguments.done", done);
+            }
+            self.events.write(
+                out,
+                "response.output_item.done",
+                json!({"output_index": c.index, "item": item}),
+            );
+            self.output[c.index] = item;
+        }
+    }
+
+    fn close(&mut self, status: Status, out: &mut Vec<u8>) {
+        let output: Vec<Value> = self
+            .output
+            .iter()
+            .filter(|i| !i.is_null())
+            .cloned()
+            .collect();
+        let usage = (status != Status::InProgress).then_some(self.usage);
+        let obj = object(
+            &self.call,
+            self.created,
+            &self.model,
+            &status,
+            output,
+            usage,
+        );
+        self.events
+            .write(out, closing_event(&status), json!({"response": obj}));
+        if !matches!(status, Status::Failed(_)) {
+            self.completed = Some(obj);
+        }
+    }
+}
+
+impl StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" || self.completed.is_some() {
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(err) = chunk.get("error") {
+            self.error = Some(error_message(err));
+            return;
+        }
+        if !self.started {
+            if let Some(m) = chunk.get("model").filter(|m| m.is_string()) {
+                self.model = m.clone();
+            }
+            self.start(out);
+        }
+        if chunk["usage"].is_object() {
+            self.usage = chat_usage(&chunk["usage"]);
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return;
+        };
+        let delta = &choice["delta"];
+        for key in ["content", "refusal"] {
+            if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
+                self.text(text, out);
+            }
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            self.tool_delta(call, out);
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_string());
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.completed.is_some() {
+            return true;
+        }
+        let Some(finish) = self.finish.clone().filter(|_| self.started) else {
+            return false;
+        };
+        self.close_text(out);
+        self.close_calls(out);
+        self.close(status_of(&finish), out);
+        true
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
+        if !self.started {
+            self.start(out);
+        }
+        self.close(Status::Failed(message.to_string()), out);
+        true
+    }
+
+    fn completed(&self) -> Option<&Value> {
+        self.completed.as_ref()
+    }
+}

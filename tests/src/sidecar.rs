@@ -31,9 +31,17 @@ pub fn free_addr() -> SocketAddr {
 
 impl Sidecar {
     /// Starts `binary` on `yaml` and waits until `/readyz` answers.
+    /// A port picked free can be taken before the sidecar binds it (tests run in
+    /// parallel): a start that fails to listen is tried again on new ports.
     pub fn start(binary: &Path, yaml: &str, env: &[(&str, &str)]) -> Sidecar {
-        Self::try_start(binary, yaml, env)
-            .unwrap_or_else(|logs| panic!("sidecar did not become ready:\n{logs}"))
+        let mut tries = 0;
+        loop {
+            match Self::try_start(binary, yaml, env) {
+                Ok(sidecar) => return sidecar,
+                Err(logs) if tries < 3 && logs.contains("cannot listen") => tries += 1,
+                Err(logs) => panic!("sidecar did not become ready:\n{logs}"),
+            }
+        }
     }
 
     /// Like [`Sidecar::start`], returning the logs when it does not become ready.

@@ -43,6 +43,11 @@ spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key
 ---
 apiVersion: switchyard.dev/v1alpha1
 kind: AIProvider
+metadata: {{name: openai-responses}}
+spec: {{type: openai, api: responses, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
 metadata: {{name: azure}}
 spec: {{type: azure-openai, baseUrl: "{}", azure: {{apiVersion: "2024-10-21"}}, credentials: {{secretRef: {{name: keys, key: key}}}}}}
 ---
@@ -62,6 +67,7 @@ metadata: {{name: mock}}
 spec: {{type: mock}}
 "#,
             self.openai.base_url(),
+            self.openai.base_url(),
             self.azure.base_url(),
             self.anthropic.base_url(),
             self.gemini.base_url()
@@ -70,7 +76,7 @@ spec: {{type: mock}}
 
     pub fn fake(&self, provider: &str) -> Option<&Fake> {
         match provider {
-            "openai" => Some(&self.openai),
+            "openai" | "openai-responses" => Some(&self.openai),
             "azure" => Some(&self.azure),
             "anthropic" => Some(&self.anthropic),
             "gemini" => Some(&self.gemini),
@@ -159,6 +165,9 @@ impl Answer {
                 .filter_map(|(_, d)| {
                     d.pointer("/choices/0/delta/content")
                         .or_else(|| d.pointer("/delta/text"))
+                        .or_else(|| {
+                            (d["type"] == "response.output_text.delta").then(|| &d["delta"])
+                        })
                         .or_else(|| d.pointer("/candidates/0/content/parts/0/text"))
                         .and_then(Value::as_str)
                         .map(str::to_string)
@@ -171,6 +180,15 @@ impl Answer {
             .and_then(Value::as_str)
         {
             return t.to_string();
+        }
+        if v["object"] == "response" {
+            return v["output"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|i| i["content"].as_array().into_iter().flatten())
+                .filter_map(|p| p["text"].as_str())
+                .collect();
         }
         if let Some(parts) = v
             .pointer("/candidates/0/content/parts")
@@ -229,6 +247,10 @@ pub fn chat(dialect: &str, model: &str, user: &str, stream: bool) -> (String, Va
                 json!({"systemInstruction": {"parts": [{"text": "be brief"}]}, "contents": [{"role": "user", "parts": [{"text": user}]}]}),
             )
         }
+        "responses" => (
+            "/v1/responses".into(),
+            json!({"model": model, "stream": stream, "instructions": "be brief", "input": user}),
+        ),
         "anthropic" => (
             "/v1/messages".into(),
             json!({"model": model, "max_tokens": 256, "stream": stream, "system": "be brief", "messages": [{"role": "user", "content": user}]}),

@@ -6,6 +6,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 use std::{
     collections::VecDeque,
@@ -139,6 +140,9 @@ struct State {
     script: VecDeque<Reply>,
     received: Vec<Received>,
     cancelled: usize,
+    /// Responses this fake produced with `store` (OpenAI keeps them for
+    /// `previous_response_id`): id and the conversation as input items.
+    stored: Vec<(String, Vec<Value>)>,
 }
 
 /// A running fake provider.
@@ -203,6 +207,20 @@ impl Fake {
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// The conversation stored under a response id.
+    pub fn stored(&self, id: &str) -> Option<Vec<Value>> {
+        let s = self.state.lock().unwrap();
+        s.stored
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Stores a conversation under a response id.
+    pub fn store(&self, id: String, conversation: Vec<Value>) {
+        self.state.lock().unwrap().stored.push((id, conversation));
     }
 
     /// How many streamed answers were cut short because the client went away.
@@ -276,10 +294,15 @@ impl Fake {
                 .to_string()
         };
         let path_ok = match self.api {
-            Api::OpenAi => path == "/v1/chat/completions" || path == "/v1/embeddings",
+            Api::OpenAi => {
+                path == "/v1/chat/completions"
+                    || path == "/v1/embeddings"
+                    || path == "/v1/responses"
+            }
             Api::Azure => {
-                path.starts_with("/openai/deployments/")
-                    && (path.ends_with("/chat/completions") || path.ends_with("/embeddings"))
+                ((path.starts_with("/openai/deployments/")
+                    && (path.ends_with("/chat/completions") || path.ends_with("/embeddings")))
+                    || path == "/openai/responses")
                     && query.is_some_and(|q| q.starts_with("api-version="))
             }
             Api::Anthropic => path == "/v1/messages",
@@ -338,6 +361,9 @@ impl Fake {
 
     fn realistic(&self, r: &Received) -> Response<BoxBody<Bytes, std::io::Error>> {
         match self.api {
+            Api::OpenAi | Api::Azure if r.path.ends_with("/responses") => {
+                responses::answer(self, r)
+            }
             Api::OpenAi | Api::Azure => openai::answer(self, r),
             Api::Anthropic => anthropic::answer(self, r),
             Api::Gemini => gemini::answer(self, r),

@@ -63,6 +63,11 @@ spec: {{type: openai, baseUrl: "http://127.0.0.1:{openai}/v1", credentials: {{se
 ---
 apiVersion: switchyard.dev/v1alpha1
 kind: AIProvider
+metadata: {{name: openai-responses}}
+spec: {{type: openai, api: responses, baseUrl: "http://127.0.0.1:{openai}/v1", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
 metadata: {{name: azure}}
 spec: {{type: azure-openai, baseUrl: "http://127.0.0.1:{azure}", azure: {{apiVersion: "2024-10-21"}}, credentials: {{secretRef: {{name: keys, key: key}}}}}}
 ---
@@ -84,6 +89,7 @@ spec: {{type: mock}}
 
 BACKENDS = {
     "openai": "gpt-4o-2024-08-06",
+    "openai-responses": "gpt-5",
     "azure": "gpt4o-deployment",
     "anthropic": "claude-sonnet-4-5",
     "gemini": "gemini-2.5-flash",

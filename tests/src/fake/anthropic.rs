@@ -103,7 +103,7 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
             if forced {
                 json!({"answer": content})
             } else {
-                args_for(&tool["input_schema"], i)
+                args_for(&tool["input_schema"], i, &content)
             }
         };
         (0..n).map(|i| json!({"type": "tool_use", "id": format!("toolu_fake{i}"), "name": tool["name"], "input": input(i)})).collect()

@@ -112,7 +112,7 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         .unwrap_or("AUTO");
     let calls: Vec<Value> = if !decls.is_empty() && function_response.is_none() && mode != "NONE" {
         let n = if text.contains("parallel") { 2 } else { 1 };
-        (0..n).map(|i| json!({"functionCall": {"name": decls[0]["name"], "args": args_for(&decls[0]["parameters"], i)}})).collect()
+        (0..n).map(|i| json!({"functionCall": {"name": decls[0]["name"], "args": args_for(&decls[0]["parameters"], i, &text)}})).collect()
     } else {
         Vec::new()
     };

@@ -26,14 +26,26 @@ pub fn error(kind: &str, message: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
 
-/// Arguments that fit a tool's JSON schema: strings get `values[i]`, numbers 1, booleans true.
-pub fn args_for(schema: &Value, i: usize) -> Value {
+/// Arguments that fit a tool's JSON schema (its required properties, or all when it names
+/// none): strings get `values[i]`, numbers 1, booleans true. A command property (`cmd`,
+/// `command`) gets the prompt's first back-quoted text, so an agent can be asked to run
+/// something: "create it with `printf hi > hello.txt`".
+pub fn args_for(schema: &Value, i: usize, prompt: &str) -> Value {
     let values = ["Paris", "Tokyo", "Lima"];
+    let quoted = prompt.split('`').nth(1).filter(|_| prompt.matches('`').count() >= 2);
+    let required: Option<Vec<&str>> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect());
     let mut args = serde_json::Map::new();
     for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
-        let v = match prop["type"].as_str() {
-            Some("number") | Some("integer") => json!(1),
-            Some("boolean") => json!(true),
+        if required.as_ref().is_some_and(|r| !r.contains(&name.as_str())) {
+            continue;
+        }
+        let v = match (prop["type"].as_str(), quoted) {
+            (Some("number") | Some("integer"), _) => json!(1),
+            (Some("boolean"), _) => json!(true),
+            (Some("string"), Some(cmd)) if name == "cmd" || name == "command" => json!(cmd),
+            (Some("array"), Some(cmd)) if name == "command" => json!(["bash", "-lc", cmd]),
             _ => json!(values[i % values.len()]),
         };
         args.insert(name.clone(), v);
@@ -105,7 +117,7 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         (0..n)
             .map(|i| {
                 let f = &tools[0]["function"];
-                json!({"id": format!("call_fake{i}"), "type": "function", "function": {"name": f["name"], "arguments": args_for(&f["parameters"], i).to_string()}})
+                json!({"id": format!("call_fake{i}"), "type": "function", "function": {"name": f["name"], "arguments": args_for(&f["parameters"], i, &last_user_text(&messages, "user")).to_string()}})
             })
             .collect()
     } else {

@@ -60,7 +60,7 @@ fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str
                 if t["type"] == "custom" {
                     json!({"type": "custom_tool_call", "id": format!("ctc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "input": "*** Begin Patch\n*** End Patch", "status": "completed"})
                 } else {
-                    json!({"type": "function_call", "id": format!("fc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "arguments": args_for(&t["parameters"], i).to_string(), "status": "completed"})
+                    json!({"type": "function_call", "id": format!("fc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "arguments": args_for(&t["parameters"], i, &last_user(conversation)).to_string(), "status": "completed"})
                 }
             })
             .collect();

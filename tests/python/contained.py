@@ -56,11 +56,17 @@ def main(spec: dict) -> dict:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text.replace("{URL}", f"http://127.0.0.1:{port}"))
         env = {**os.environ, **{k: v.replace("{URL}", f"http://127.0.0.1:{port}").replace("{HOME}", str(home)) for k, v in spec["env"].items()}}
-        run = subprocess.run(spec["argv"], cwd=cwd, env=env, capture_output=True, text=True, timeout=spec.get("timeout", 120))
+        try:
+            run = subprocess.run(spec["argv"], cwd=cwd, env=env, capture_output=True, text=True, timeout=spec.get("timeout", 120))
+            code, stdout, stderr = run.returncode, run.stdout, run.stderr
+        except subprocess.TimeoutExpired as e:
+            code, stdout, stderr = "timeout", str(e.stdout or ""), str(e.stderr or "")
         with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics") as r:
             metrics = r.read().decode()
         files = {p.name: p.read_text() for p in cwd.iterdir() if p.is_file()}
-        return {"code": run.returncode, "stdout": run.stdout[-4000:], "stderr": run.stderr[-4000:], "files": files, "metrics": metrics}
+        log.flush()
+        tail = (work / "sidecar.log").read_text()[-3000:]
+        return {"code": code, "stdout": stdout[-4000:], "stderr": stderr[-4000:], "files": files, "metrics": metrics, "sidecar_log": tail}
     finally:
         sidecar.terminate()
         fakes.terminate()

@@ -20,7 +20,7 @@ HERE = Path(__file__).parent
 def agent_bin():
     """Installs the pinned CLIs once (npm ci), returning their bin directory."""
     bin_path = AGENTS / "node_modules" / ".bin"
-    if not (bin_path / "codex").exists():
+    if not all((bin_path / cli).exists() for cli in ["codex", "claude", "gemini"]):
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=AGENTS, check=True)
@@ -75,6 +75,51 @@ def test_codex_exec_runs_a_shell_tool_through_the_sidecar(agent_bin, provider):
                  "create hello.txt by running `printf hi > hello.txt`"],
         "env": {"CODEX_HOME": "{HOME}/.codex", "SWITCHYARD_PLACEHOLDER_KEY": "placeholder"},
         "files": {".codex/config.toml": CODEX_CONFIG.format(provider=provider)},
+    })
+    assert result["code"] == 0, result["stderr"]
+    assert result["files"].get("hello.txt") == "hi", result
+    assert "the tool said" in result["stdout"], result["stdout"]
+    assert served_by(result["metrics"], provider), result["metrics"]
+
+
+CLAUDE_ENV = {
+    "ANTHROPIC_BASE_URL": "{URL}",
+    "ANTHROPIC_API_KEY": "placeholder",
+    "HOME": "{HOME}",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "openai-responses", "gemini"])
+def test_claude_code_runs_a_bash_tool_through_the_sidecar(agent_bin, provider):
+    env = {**CLAUDE_ENV, "ANTHROPIC_DEFAULT_HAIKU_MODEL": f"via-{provider}", "ANTHROPIC_SMALL_FAST_MODEL": f"via-{provider}"}
+    result = contained({
+        "argv": [str(agent_bin / "claude"), "-p", "--model", f"via-{provider}", "--allowedTools", "Bash", "--",
+                 "create hello.txt by running `printf hi > hello.txt`"],
+        "env": env,
+    })
+    assert result["code"] == 0, result["stderr"]
+    assert result["files"].get("hello.txt") == "hi", result
+    assert "the tool said" in result["stdout"], result["stdout"]
+    assert served_by(result["metrics"], provider), result["metrics"]
+
+
+GEMINI_SETTINGS = json.dumps({
+    "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": False}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+})
+
+
+@pytest.mark.parametrize("provider", ["gemini", "openai", "anthropic"])
+def test_gemini_cli_runs_a_shell_tool_through_the_sidecar(agent_bin, provider):
+    result = contained({
+        "argv": [str(agent_bin / "gemini"), "-m", f"via-{provider}", "--yolo", "-p",
+                 "create hello.txt by running `printf hi > hello.txt`"],
+        "env": {"GEMINI_API_KEY": "placeholder", "GOOGLE_GEMINI_BASE_URL": "{URL}", "HOME": "{HOME}", "GEMINI_CLI_NO_RELAUNCH": "true"},
+        "files": {".gemini/settings.json": GEMINI_SETTINGS},
     })
     assert result["code"] == 0, result["stderr"]
     assert result["files"].get("hello.txt") == "hi", result

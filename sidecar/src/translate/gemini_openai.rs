@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{error_message, Context, Usage};
+use super::{error_message, gemini_schema, Context, Usage};
 use crate::{error::Error, sse};
 
 /// Translates a Gemini `generateContent` request into an OpenAI chat completion request.
@@ -145,17 +145,20 @@ pub fn request(body: &Value) -> Result<Value, Error> {
     {
         out.insert("stop".into(), Value::Array(stop.clone()));
     }
-    if config.get("responseMimeType").and_then(Value::as_str) == Some("application/json") {
-        let format = match config
-            .get("responseJsonSchema")
-            .or_else(|| config.get("responseSchema"))
-        {
-            Some(schema) => {
-                json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}})
-            }
-            None => json!({"type": "json_object"}),
-        };
-        out.insert("response_format".into(), format);
+    let schema = config
+        .get("responseJsonSchema")
+        .or_else(|| config.get("responseSchema"));
+    let json_mime =
+        config.get("responseMimeType").and_then(Value::as_str) == Some("application/json");
+    match schema {
+        Some(schema) => {
+            let schema = gemini_schema::to_json_schema(schema);
+            out.insert("response_format".into(), json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}));
+        }
+        None if json_mime => {
+            out.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        None => {}
     }
     let decls: Vec<Value> = body
         .get("tools")
@@ -170,7 +173,8 @@ pub fn request(body: &Value) -> Result<Value, Error> {
                 .or_else(|| d.get("parameters"))
                 .cloned()
                 .unwrap_or(json!({"type": "object", "properties": {}}));
-            let mut f = json!({"name": d["name"], "parameters": lower_types(&params)});
+            let mut f =
+                json!({"name": d["name"], "parameters": gemini_schema::to_json_schema(&params)});
             if let Some(desc) = d.get("description") {
                 f["description"] = desc.clone();
             }
@@ -196,24 +200,6 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         }
     }
     Ok(Value::Object(out))
-}
-
-/// Gemini's OpenAPI-style schemas spell types in capitals (`STRING`); JSON Schema does not.
-fn lower_types(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| match (k.as_str(), v) {
-                    ("type", Value::String(t)) => {
-                        (k.clone(), Value::String(t.to_ascii_lowercase()))
-                    }
-                    _ => (k.clone(), lower_types(v)),
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(lower_types).collect()),
-        other => other.clone(),
-    }
 }
 
 fn parts_text(content: &Value) -> String {

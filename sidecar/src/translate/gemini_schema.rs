@@ -1,6 +1,7 @@
 //! JSON Schema cut down to the subset Gemini's `Schema` accepts (function parameters and
 //! `responseSchema`): `$ref`s inlined, type arrays turned into `nullable`, `const` into
-//! `enum`, unknown keywords dropped.
+//! `enum`, unknown keywords dropped; and the way back, Gemini's schemas (upper-case type
+//! names, `nullable`, `propertyOrdering`) as standard JSON Schema for other providers.
 
 use serde_json::{json, Map, Value};
 
@@ -100,6 +101,55 @@ fn walk(schema: &Value, defs: &Value, depth: usize) -> Value {
                 out.insert(k.clone(), v.clone());
             }
             _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// A Gemini schema (`responseSchema`, `responseJsonSchema`, function `parameters`) as
+/// standard JSON Schema: `OBJECT` becomes `object`, `nullable: true` a type list with
+/// `null`, and Gemini-only `propertyOrdering` is dropped. Property names are left alone.
+pub fn to_json_schema(schema: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::with_capacity(map.len());
+    for (k, v) in map {
+        match k.as_str() {
+            "propertyOrdering" | "nullable" => {}
+            "type" => {
+                let t = match v {
+                    Value::String(t) => json!(t.to_ascii_lowercase()),
+                    Value::Array(ts) => Value::Array(
+                        ts.iter()
+                            .map(|t| json!(t.as_str().unwrap_or_default().to_ascii_lowercase()))
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                };
+                out.insert(k.clone(), t);
+            }
+            "properties" | "$defs" | "definitions" => {
+                let props = v.as_object().map(|m| {
+                    m.iter()
+                        .map(|(name, s)| (name.clone(), to_json_schema(s)))
+                        .collect()
+                });
+                out.insert(k.clone(), props.map_or_else(|| v.clone(), Value::Object));
+            }
+            _ => {
+                let converted = match v {
+                    Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+                    Value::Object(_) => to_json_schema(v),
+                    other => other.clone(),
+                };
+                out.insert(k.clone(), converted);
+            }
+        }
+    }
+    if map.get("nullable") == Some(&Value::Bool(true)) {
+        if let Some(Value::String(t)) = out.get("type").cloned() {
+            out.insert("type".into(), json!([t, "null"]));
         }
     }
     Value::Object(out)

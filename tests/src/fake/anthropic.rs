@@ -21,8 +21,10 @@ pub fn event(name: &str, data: &Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
+/// The last user turn's text and tool result (`system` messages between turns, as Claude
+/// Code sends them, are instructions, not the turn).
 fn user_text(messages: &[Value]) -> (String, Option<String>) {
-    let Some(last) = messages.last() else {
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "user") else {
         return (String::new(), None);
     };
     let blocks = match &last["content"] {
@@ -97,7 +99,7 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
                 .find(|t| t["name"] == b["tool_choice"]["name"])
                 .unwrap_or(&tools[0])
         } else {
-            &tools[0]
+            super::pick_tool(&tools, |t| &t["input_schema"], &content)
         };
         let input = |i| {
             if forced {

@@ -112,7 +112,15 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         .unwrap_or("AUTO");
     let calls: Vec<Value> = if !decls.is_empty() && function_response.is_none() && mode != "NONE" {
         let n = if text.contains("parallel") { 2 } else { 1 };
-        (0..n).map(|i| json!({"functionCall": {"name": decls[0]["name"], "args": args_for(&decls[0]["parameters"], i, &text)}})).collect()
+        // Declarations carry `parameters` (OpenAPI subset) or `parametersJsonSchema`.
+        let schema = |d: &Value| -> Value {
+            d.get("parametersJsonSchema").or_else(|| d.get("parameters")).cloned().unwrap_or_default()
+        };
+        let decl = decls
+            .iter()
+            .find(|d| text.contains("by running `") && schema(d)["properties"].get("command").is_some())
+            .unwrap_or(&decls[0]);
+        (0..n).map(|i| json!({"functionCall": {"name": decl["name"], "args": args_for(&schema(decl), i, &text)}})).collect()
     } else {
         Vec::new()
     };

@@ -489,6 +489,25 @@ pub fn text(content: &Value) -> String {
     }
 }
 
+/// The tool a fake calls: when the prompt names a command ("by running `...`"), the first
+/// tool that takes one (a `cmd` or `command` property); otherwise the first tool.
+pub fn pick_tool<'a>(
+    tools: &'a [Value],
+    schema: impl Fn(&Value) -> &Value,
+    prompt: &str,
+) -> &'a Value {
+    let takes_command = |t: &&Value| {
+        let props = &schema(t)["properties"];
+        props.get("cmd").is_some() || props.get("command").is_some()
+    };
+    let wanted = prompt.contains("by running `");
+    wanted
+        .then(|| tools.iter().find(takes_command))
+        .flatten()
+        .or_else(|| tools.first())
+        .unwrap_or(&Value::Null)
+}
+
 /// Words as tokens, like the mock provider counts them.
 pub fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64

@@ -32,13 +32,19 @@ pub fn error(kind: &str, message: &str) -> Value {
 /// something: "create it with `printf hi > hello.txt`".
 pub fn args_for(schema: &Value, i: usize, prompt: &str) -> Value {
     let values = ["Paris", "Tokyo", "Lima"];
-    let quoted = prompt.split('`').nth(1).filter(|_| prompt.matches('`').count() >= 2);
+    let quoted = prompt
+        .rsplit_once("by running `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(cmd, _)| cmd);
     let required: Option<Vec<&str>> = schema["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect());
     let mut args = serde_json::Map::new();
     for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
-        if required.as_ref().is_some_and(|r| !r.contains(&name.as_str())) {
+        if required
+            .as_ref()
+            .is_some_and(|r| !r.contains(&name.as_str()))
+        {
             continue;
         }
         let v = match (prop["type"].as_str(), quoted) {
@@ -114,10 +120,12 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         } else {
             1
         };
+        let prompt = last_user_text(&messages, "user");
+        let tool = super::pick_tool(&tools, |t| &t["function"]["parameters"], &prompt);
         (0..n)
             .map(|i| {
-                let f = &tools[0]["function"];
-                json!({"id": format!("call_fake{i}"), "type": "function", "function": {"name": f["name"], "arguments": args_for(&f["parameters"], i, &last_user_text(&messages, "user")).to_string()}})
+                let f = &tool["function"];
+                json!({"id": format!("call_fake{i}"), "type": "function", "function": {"name": f["name"], "arguments": args_for(&f["parameters"], i, &prompt).to_string()}})
             })
             .collect()
     } else {

@@ -54,7 +54,8 @@ fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str
         } else {
             1
         };
-        let t = usable[0];
+        let usable: Vec<Value> = usable.into_iter().cloned().collect();
+        let t = super::pick_tool(&usable, |t| &t["parameters"], &last_user(conversation));
         let calls = (0..n)
             .map(|i| {
                 if t["type"] == "custom" {

@@ -1,11 +1,11 @@
-//! Golden translation fixtures: every scenario of `golden/scenarios.json`, in both inbound
-//! dialects, against every upstream format, streamed and whole, through the translation
+//! Golden translation fixtures: every scenario of `golden/scenarios.json`, in every inbound
+//! dialect (chat, Anthropic, Gemini, Responses), against every upstream format, streamed and whole, through the translation
 //! functions; the results are compared as JSON values with `golden/expected/*.json`.
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expectations (review the diff).
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -13,18 +13,14 @@ use serde_json::{json, Map, Value};
 use switchyard_sidecar::{
     dialect::{Dialect, Operation},
     failure, respond, sse,
-    translate::{self, Context, Usage},
+    translate::{self, responses::ResponsesCall, Context, Usage},
 };
 
-const DIALECTS_IN: [(&str, Dialect); 3] = [
+const DIALECTS: [(&str, Dialect); 4] = [
     ("openai", Dialect::OpenAi),
     ("anthropic", Dialect::Anthropic),
     ("gemini", Dialect::Gemini),
-];
-const DIALECTS_OUT: [(&str, Dialect); 3] = [
-    ("openai", Dialect::OpenAi),
-    ("anthropic", Dialect::Anthropic),
-    ("gemini", Dialect::Gemini),
+    ("responses", Dialect::Responses),
 ];
 
 fn dir() -> &'static Path {
@@ -58,6 +54,22 @@ fn long_stream(out: &str) -> Value {
             e.push(ev("message_stop", json!({"type": "message_stop"})));
             e
         }
+        "responses" => {
+            let ev = |n: &str, seq: usize, mut d: Value| {
+                d["type"] = json!(n);
+                d["sequence_number"] = json!(seq);
+                format!("event: {n}\ndata: {d}\n\n")
+            };
+            let item = json!({"type": "message", "id": "msg_L", "status": "in_progress", "role": "assistant", "content": []});
+            let mut e = vec![
+                ev("response.created", 0, json!({"response": {"id": "resp_L", "object": "response", "status": "in_progress", "model": "gpt-5", "output": []}})),
+                ev("response.output_item.added", 1, json!({"output_index": 0, "item": item})),
+            ];
+            e.extend(words.iter().enumerate().map(|(i, w)| ev("response.output_text.delta", i + 2, json!({"item_id": "msg_L", "output_index": 0, "content_index": 0, "delta": w}))));
+            let done = json!({"id": "resp_L", "object": "response", "status": "completed", "model": "gpt-5", "output": [{"type": "message", "id": "msg_L", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": words.concat(), "annotations": []}]}], "usage": {"input_tokens": 5, "output_tokens": 60, "total_tokens": 65}});
+            e.push(ev("response.completed", 62, json!({"response": done})));
+            e
+        }
         _ => words
             .chunks(10)
             .enumerate()
@@ -76,6 +88,9 @@ fn long_stream(out: &str) -> Value {
         }
         "anthropic" => {
             json!({"id": "msg_L", "type": "message", "role": "assistant", "model": "claude", "content": [{"type": "text", "text": words.concat()}], "stop_reason": "end_turn", "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 60}})
+        }
+        "responses" => {
+            json!({"id": "resp_L", "object": "response", "status": "completed", "model": "gpt-5", "output": [{"type": "message", "id": "msg_L", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": words.concat(), "annotations": []}]}], "usage": {"input_tokens": 5, "output_tokens": 60, "total_tokens": 65}})
         }
         _ => {
             json!({"candidates": [{"content": {"parts": [{"text": words.concat()}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 60, "totalTokenCount": 65}, "modelVersion": "gemini-2.5-flash", "responseId": "long1"})
@@ -103,8 +118,8 @@ fn events_of(bytes: &[u8]) -> Vec<Value> {
 
 fn run(scenario: &Value, upstream: &Value) -> Value {
     let mut out = Map::new();
-    for (in_name, from) in DIALECTS_IN {
-        for (out_name, to) in DIALECTS_OUT {
+    for (in_name, from) in DIALECTS {
+        for (out_name, to) in DIALECTS {
             let reply = if scenario["upstream"] == "long" {
                 long_stream(out_name)
             } else {
@@ -126,6 +141,12 @@ fn run(scenario: &Value, upstream: &Value) -> Value {
                     created: 1731000000,
                     include_usage: body.pointer("/stream_options/include_usage")
                         == Some(&json!(true)),
+                    responses: (from == Dialect::Responses).then(|| {
+                        Arc::new(ResponsesCall {
+                            id: "resp_golden".into(),
+                            ..ResponsesCall::of(&body)
+                        })
+                    }),
                     ..Context::default()
                 };
                 let mut result = Map::new();
@@ -261,6 +282,24 @@ fn golden_results_keep_the_invariants_of_each_dialect() {
                         events.iter().all(|e| e[0].is_string()),
                         "{what}: every Anthropic event is named"
                     );
+                } else if key.starts_with("responses") {
+                    let types: Vec<&str> = events
+                        .iter()
+                        .filter_map(|e| e[1]["type"].as_str())
+                        .collect();
+                    assert_eq!(types.first(), Some(&"response.created"), "{what}");
+                    let closing = [
+                        "response.completed",
+                        "response.incomplete",
+                        "response.failed",
+                    ];
+                    assert!(closing.contains(types.last().unwrap()), "{what}: {types:?}");
+                    for (n, e) in events.iter().enumerate() {
+                        if key.ends_with("stream") && !key.contains("->responses") {
+                            assert_eq!(e[1]["sequence_number"], n, "{what}");
+                        }
+                        assert_eq!(e[0], e[1]["type"], "{what}: named events");
+                    }
                 } else if key.starts_with("gemini") {
                     let last = &events.last().unwrap()[1];
                     assert!(
@@ -280,6 +319,10 @@ fn golden_results_keep_the_invariants_of_each_dialect() {
                     .filter_map(|e| {
                         e[1].pointer("/choices/0/delta/content")
                             .or_else(|| e[1].pointer("/delta/text"))
+                            .or_else(|| {
+                                (e[1]["type"] == "response.output_text.delta")
+                                    .then(|| &e[1]["delta"])
+                            })
                             .or_else(|| e[1].pointer("/candidates/0/content/parts/0/text"))
                             .and_then(Value::as_str)
                     })

@@ -114,11 +114,16 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         let n = if text.contains("parallel") { 2 } else { 1 };
         // Declarations carry `parameters` (OpenAPI subset) or `parametersJsonSchema`.
         let schema = |d: &Value| -> Value {
-            d.get("parametersJsonSchema").or_else(|| d.get("parameters")).cloned().unwrap_or_default()
+            d.get("parametersJsonSchema")
+                .or_else(|| d.get("parameters"))
+                .cloned()
+                .unwrap_or_default()
         };
         let decl = decls
             .iter()
-            .find(|d| text.contains("by running `") && schema(d)["properties"].get("command").is_some())
+            .find(|d| {
+                text.contains("by running `") && schema(d)["properties"].get("command").is_some()
+            })
             .unwrap_or(&decls[0]);
         (0..n).map(|i| json!({"functionCall": {"name": decl["name"], "args": args_for(&schema(decl), i, &text)}})).collect()
     } else {

@@ -49,6 +49,9 @@ pub enum Error {
         /// The upstream's message.
         message: String,
     },
+    /// A same-format upstream's error answer, passed on verbatim (status, body, its headers).
+    #[error("upstream answered {}", .0.status.as_u16())]
+    Upstream(crate::failure::UpstreamAnswer),
     /// Every candidate backend failed, or none could be tried.
     #[error("{}", .0.message())]
     Exhausted(Exhausted),
@@ -134,6 +137,7 @@ impl Error {
             Error::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Rejected { status, .. } => *status,
+            Error::Upstream(a) => a.status,
             Error::Exhausted(e) => e.status,
             Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Error::Throttled { .. } | Error::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -192,6 +196,11 @@ impl Error {
             Error::BodyTooLarge(_) => "body_too_large",
             Error::BodyRead(_) => "body_read",
             Error::Rejected { .. } => "upstream_rejected",
+            Error::Upstream(a) if a.status.is_client_error() && a.status.as_u16() != 429 => {
+                "upstream_rejected"
+            }
+            Error::Upstream(a) if a.status.as_u16() == 429 => "rate_limit_error",
+            Error::Upstream(_) => "upstream_error",
             Error::Exhausted(e) => e.kind,
             Error::NotReady => "not_ready",
             Error::Throttled { .. } => "throttled",

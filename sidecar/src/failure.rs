@@ -22,10 +22,14 @@ pub(crate) enum Failure {
     RateLimited {
         status: StatusCode,
         until: Option<Instant>,
+        /// The upstream's answer, kept when it is in the caller's own format.
+        answer: Option<UpstreamAnswer>,
     },
     Server {
         status: StatusCode,
         kind: Option<String>,
+        /// The upstream's answer, kept when it is in the caller's own format.
+        answer: Option<UpstreamAnswer>,
     },
     Invalid(String),
     Timeout,
@@ -65,7 +69,7 @@ impl Failure {
     pub(crate) fn describe(&self) -> String {
         match self {
             Failure::RateLimited { status, .. } => format!("{} rate limited", status.as_u16()),
-            Failure::Server { status, kind } => match kind {
+            Failure::Server { status, kind, .. } => match kind {
                 Some(k) => format!("{} {k}", status.as_u16()),
                 None => format!("{} server error", status.as_u16()),
             },
@@ -106,6 +110,18 @@ pub(crate) fn exhausted(
         .iter()
         .filter(|f| !matches!(f, Failure::Unsupported(_)))
         .collect();
+    // A same-format caller gets the last upstream's own answer, verbatim.
+    if let Some(
+        Failure::Server {
+            answer: Some(a), ..
+        }
+        | Failure::RateLimited {
+            answer: Some(a), ..
+        },
+    ) = failures.last()
+    {
+        return Error::Upstream(a.clone());
+    }
     let now = Instant::now();
     let only_rate_limits = failures
         .iter()
@@ -171,18 +187,26 @@ pub(crate) fn stream_error(to: Dialect, ev: &sse::Event) -> Option<Failure> {
             return Some(Failure::RateLimited {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 until: None,
+                answer: None,
             })
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    Some(Failure::Server { status, kind })
+    Some(Failure::Server {
+        status,
+        kind,
+        answer: None,
+    })
 }
 
+/// Classifies an upstream's error answer. With `verbatim` (the caller speaks the upstream's
+/// format) the answer is kept to be passed on unchanged.
 pub(crate) async fn classify(
     status: StatusCode,
     headers: &HeaderMap,
     body: &mut BodyChunks,
     until: Instant,
+    verbatim: bool,
 ) -> Failure {
     let raw = timeout_at(until, upstream::read_all(body, ERROR_BODY_LIMIT))
         .await
@@ -190,15 +214,60 @@ pub(crate) async fn classify(
         .and_then(Result::ok)
         .unwrap_or_default();
     let (kind, message) = translate::upstream_error(&raw);
+    let answer = verbatim.then(|| UpstreamAnswer::new(status, headers, raw));
     match status.as_u16() {
         429 => Failure::RateLimited {
             status,
             until: hints::retry_after(headers).map(|d| Instant::now() + d),
+            answer,
         },
         401 | 403 => Failure::Auth(status),
         408 => Failure::Timeout,
-        500..=599 => Failure::Server { status, kind },
-        _ => Failure::Rejected(rejection(status, kind, message)),
+        500..=599 => Failure::Server {
+            status,
+            kind,
+            answer,
+        },
+        _ => Failure::Rejected(match answer {
+            Some(a) => Error::Upstream(a),
+            None => rejection(status, kind, message),
+        }),
+    }
+}
+
+/// An upstream's error answer as it came: status, the headers worth passing on, body.
+#[derive(Clone, Debug)]
+pub struct UpstreamAnswer {
+    /// The upstream's status.
+    pub status: StatusCode,
+    /// `content-type`, `retry-after` (whole seconds, rounded up), `x-should-retry`, the
+    /// provider's rate-limit headers and request id.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+impl UpstreamAnswer {
+    fn new(status: StatusCode, headers: &HeaderMap, body: bytes::Bytes) -> Self {
+        let mut kept = HeaderMap::new();
+        for (k, v) in headers {
+            let name = k.as_str();
+            let pass = matches!(name, "content-type" | "x-should-retry" | "request-id")
+                || name.starts_with("anthropic-ratelimit-")
+                || name.starts_with("x-ratelimit-");
+            if pass {
+                kept.append(k.clone(), v.clone());
+            }
+        }
+        if let Some(after) = hints::retry_after(headers) {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            kept.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        UpstreamAnswer {
+            status,
+            headers: kept,
+            body,
+        }
     }
 }
 

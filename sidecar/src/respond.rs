@@ -31,6 +31,12 @@ pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bod
 
 /// The error response for `err`, in `dialect`, with `Retry-After` on a 429.
 pub fn error_response(dialect: Dialect, err: &Error, request_id: &str) -> Response<Body> {
+    if let Error::Upstream(a) = err {
+        let mut resp = Response::new(full(a.body.clone()));
+        *resp.status_mut() = a.status;
+        *resp.headers_mut() = a.headers.clone();
+        return resp;
+    }
     let status = err.status_code();
     let body = error_body(dialect, err, request_id);
     let mut resp = json_response(status, body.to_string());

@@ -416,6 +416,7 @@ async fn attempt(
             first_byte
                 .max(Instant::now() + Duration::from_secs(5))
                 .min(deadline),
+            call.dialect == to,
         )
         .await);
     }

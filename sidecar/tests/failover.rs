@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn two_backends(up: &Upstreams, first: &str, second: &str, policy_spec: &str) -> String {
     let mut yaml = up.providers();
@@ -314,21 +314,22 @@ async fn one_backend_is_retried_with_backoff_up_to_the_attempts() {
     let mut yaml = up.providers();
     yaml.push_str(&model("chat", &[("openai", "gpt-4o", 0)], ""));
     yaml.push_str(&policy(
-        "retry: {attempts: 3, backoff: {initial: 50ms, max: 200ms}}",
+        "retry: {attempts: 3, backoff: {initial: 50ms, max: 200ms}}, circuitBreaker: {consecutiveFailures: 50}",
     ));
     let sc = start(&yaml);
-    let down = || {
-        Reply::json(
-            500,
-            json!({"error": {"message": "oops", "type": "server_error", "param": null, "code": null}}),
-        )
-    };
+    let down = || Reply::json(500, down_body());
     up.openai.script([down(), down()]);
     let a = ask(&sc, "openai", false).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.header("x-switchyard-attempts"), "3");
+    // Failover spent: a caller in the upstream's own format gets its last answer verbatim,
+    // another gets the sidecar's summary in its dialect.
     up.openai.script([down(), down(), down()]);
     let a = ask(&sc, "openai", false).await;
+    assert_eq!(a.status, 500, "{}", a.text);
+    assert_eq!(a.json(), down_body(), "verbatim");
+    up.openai.script([down(), down(), down()]);
+    let a = ask(&sc, "anthropic", false).await;
     assert_eq!(a.status, 502, "{}", a.text);
     let message = a.json()["error"]["message"].as_str().unwrap().to_string();
     assert_eq!(
@@ -336,6 +337,10 @@ async fn one_backend_is_retried_with_backoff_up_to_the_attempts() {
         3,
         "{message}"
     );
+}
+
+fn down_body() -> Value {
+    json!({"error": {"message": "oops", "type": "server_error", "param": null, "code": null}})
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -210,13 +210,32 @@ async fn same_format_calls_pass_the_apis_own_headers_and_body_through() {
         &[
             ("anthropic-version", "2023-06-01"),
             ("anthropic-beta", "prompt-caching-2024-07-31"),
+            ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+            ("anthropic-dangerous-direct-browser-access", "true"),
             ("x-api-key", "caller-key"),
         ],
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let r = up.anthropic.received().pop().unwrap();
-    assert_eq!(r.headers["anthropic-beta"], "prompt-caching-2024-07-31");
+    let betas: Vec<&str> = r
+        .headers
+        .get_all("anthropic-beta")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        betas,
+        [
+            "prompt-caching-2024-07-31",
+            "interleaved-thinking-2025-05-14"
+        ],
+        "an open list"
+    );
+    assert_eq!(
+        r.headers["anthropic-dangerous-direct-browser-access"],
+        "true"
+    );
     assert_eq!(
         r.headers["x-api-key"], KEY,
         "the caller's x-api-key must not be forwarded"
@@ -481,4 +500,47 @@ async fn models_are_listed_in_the_callers_format() {
         404,
         "a model the policy does not allow is not found"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_same_format_upstream_error_comes_back_verbatim_and_a_translated_one_in_the_callers_dialect(
+) {
+    let up = Upstreams::start().await;
+    let sc = start(&matrix_yaml(&up));
+    let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}, "request_id": "req_011"});
+    let reject = || {
+        Reply::json(400, body.clone())
+            .header("x-should-retry", "false")
+            .header("request-id", "req_011")
+    };
+    up.anthropic.script([reject()]);
+    let (path, call) = chat("anthropic", "via-anthropic", "hi", false);
+    let a = post(&sc, &path, &call).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json(), body, "verbatim");
+    assert_eq!(a.header("x-should-retry"), "false");
+    assert_eq!(a.header("request-id"), "req_011");
+    up.anthropic.script([reject()]);
+    let (path, call) = chat("openai", "via-anthropic", "hi", false);
+    let a = post(&sc, &path, &call).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "prompt is too long: 210000 tokens > 200000 maximum"
+    );
+    assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+    // A 429 whose retry-after is fractional comes back in whole seconds, rounded up.
+    let limited = Reply::json(
+        429,
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+    )
+    .header("retry-after", "1.2")
+    .header("anthropic-ratelimit-requests-remaining", "0");
+    up.anthropic.script([limited]);
+    let (path, call) = chat("anthropic", "via-anthropic", "hi", false);
+    let a = post(&sc, &path, &call).await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.header("retry-after"), "2");
+    assert_eq!(a.header("anthropic-ratelimit-requests-remaining"), "0");
+    assert_eq!(a.json()["error"]["message"], "slow down");
 }

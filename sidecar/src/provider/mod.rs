@@ -38,8 +38,12 @@ pub fn adapter(t: ProviderType) -> &'static dyn Adapter {
     }
 }
 
-/// Headers of the caller's request that are the API's own, forwarded on same-format calls.
-const PASSTHROUGH_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
+/// Whether a caller's header is the API's own, forwarded on same-format calls: every
+/// `anthropic-*` header (an open list: `anthropic-version`, `anthropic-beta` and whatever
+/// Anthropic adds next) and OpenAI's `openai-beta`.
+fn api_header(name: &str) -> bool {
+    name.starts_with("anthropic-") || name == "openai-beta"
+}
 
 /// Builds the upstream request: URL, key, the provider's extra headers, and the API's own
 /// headers from the caller when caller and provider speak the same format. The caller's
@@ -75,10 +79,8 @@ pub fn build(
         headers.insert("x-request-id", v);
     }
     if caller == Dialect::of(p) {
-        for name in PASSTHROUGH_HEADERS {
-            if let Some(v) = inbound.get(*name) {
-                headers.insert(*name, v.clone());
-            }
+        for (name, v) in inbound.iter().filter(|(n, _)| api_header(n.as_str())) {
+            headers.append(name.clone(), v.clone());
         }
     }
     for (k, v) in &p.headers {

@@ -74,6 +74,17 @@ pub fn request(body: &Value) -> Result<Value, Error> {
     if let Some(user) = body.pointer("/metadata/user_id") {
         out.insert("user".into(), user.clone());
     }
+    // Structured output: `output_config.format` (and the beta's `output_format`).
+    let format = body
+        .pointer("/output_config/format")
+        .or_else(|| body.get("output_format"));
+    if let Some(f) = format.filter(|f| f["type"] == "json_schema") {
+        let schema = json!({"name": "output", "schema": f["schema"]});
+        out.insert(
+            "response_format".into(),
+            json!({"type": "json_schema", "json_schema": schema}),
+        );
+    }
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
         let tools: Vec<Value> = tools
             .iter()

@@ -82,7 +82,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     };
     let governor =
         governor::Governor::new(managed_source.clone().map(governor::lease::Client::new));
-    let shared = Shared::new(settings.max_body_bytes, governor.clone());
+    let shared = Shared::new(
+        settings.max_body_bytes,
+        governor.clone(),
+        Duration::from_secs(settings.keepalive_secs.max(1)),
+    );
     let follower = match (&settings.config, managed_source) {
         (Some(path), _) => {
             let source = reload::Source {

@@ -47,6 +47,9 @@ pub struct Relay {
     pricing: Option<Pricing>,
     finished: bool,
     on_end: Option<OnEnd>,
+    /// For translated streams: how long the upstream may be silent before a keep-alive goes
+    /// to the caller, and when the next one is due.
+    keepalive: Option<(std::time::Duration, Pin<Box<Sleep>>)>,
     _guard: Option<InflightGuard>,
 }
 
@@ -73,6 +76,7 @@ impl Relay {
             pricing,
             finished: false,
             on_end: None,
+            keepalive: None,
             _guard: None,
         };
         relay.drain(&mut out);
@@ -84,6 +88,37 @@ impl Relay {
     pub fn with_guard(mut self, guard: InflightGuard) -> Self {
         self._guard = Some(guard);
         self
+    }
+
+    /// Sends a keep-alive after every `every` of upstream silence (translated streams: the
+    /// upstream's own pings do not reach the caller).
+    pub fn with_keepalive(mut self, every: std::time::Duration) -> Self {
+        let next = Box::pin(tokio::time::sleep(every));
+        self.keepalive = Some((every, next));
+        self
+    }
+
+    /// Polls the keep-alive timer: the keep-alive's bytes when one is due.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<&'static [u8]> {
+        let (every, next) = self.keepalive.as_mut()?;
+        if next.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let every = *every;
+        next.as_mut().reset(Instant::now() + every);
+        let _ = next.as_mut().poll(cx);
+        Some(match self.dialect {
+            Dialect::Anthropic => b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            _ => b": keep-alive\n\n",
+        })
+    }
+
+    /// Puts the keep-alive off: something was sent.
+    fn sent(&mut self) {
+        if let Some((every, next)) = self.keepalive.as_mut() {
+            let at = Instant::now() + *every;
+            next.as_mut().reset(at);
+        }
     }
 
     /// Sets what runs when the stream ends.
@@ -184,12 +219,15 @@ impl Body for Relay {
             }
         }
         if out.is_empty() {
-            return if this.finished {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            return match this.poll_keepalive(cx) {
+                Some(ping) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(ping))))),
+                None => Poll::Pending,
             };
         }
+        this.sent();
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
     }
 

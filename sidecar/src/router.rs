@@ -478,7 +478,7 @@ async fn attempt(
         })
         .observe(sent.elapsed().as_secs_f64());
     let translator = translate::stream(call.dialect, to, ctx);
-    let relay = relay::Relay::new(
+    let mut relay = relay::Relay::new(
         call.dialect,
         body,
         parser,
@@ -487,6 +487,9 @@ async fn attempt(
         deadline,
         b.pricing.clone(),
     );
+    if call.dialect != to {
+        relay = relay.with_keepalive(shared.keepalive);
+    }
     Ok(Answer::Stream {
         headers: forwarded(&headers),
         body: relay,

@@ -65,7 +65,14 @@ pub struct Settings {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Seconds of upstream silence after which a translated stream carries a keep-alive
+    /// (an Anthropic `ping` event, an SSE comment in the other dialects).
+    #[arg(long, env = "SWITCHYARD_KEEPALIVE_SECS", default_value_t = DEFAULT_KEEPALIVE_SECS)]
+    pub keepalive_secs: u64,
 }
+
+/// The default keep-alive interval of translated streams (clients abort on long silence).
+pub const DEFAULT_KEEPALIVE_SECS: u64 = 15;
 
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     s.split(',')

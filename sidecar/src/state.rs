@@ -105,11 +105,18 @@ pub struct Shared {
     pub governor: Arc<crate::governor::Governor>,
     /// Responses the sidecar produced (`previous_response_id`, `GET /v1/responses/{id}`).
     pub responses: crate::store::Store,
+    /// Upstream silence after which a translated stream carries a keep-alive.
+    pub keepalive: std::time::Duration,
 }
 
 impl Shared {
-    /// Empty state with a body limit and the governor (standalone or managed).
-    pub fn new(max_body_bytes: usize, governor: Arc<crate::governor::Governor>) -> Arc<Self> {
+    /// Empty state with a body limit, the governor (standalone or managed) and the
+    /// keep-alive interval of translated streams.
+    pub fn new(
+        max_body_bytes: usize,
+        governor: Arc<crate::governor::Governor>,
+        keepalive: std::time::Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             runtime: ArcSwapOption::empty(),
             health: Health::default(),
@@ -118,6 +125,7 @@ impl Shared {
             max_body_bytes,
             governor,
             responses: crate::store::Store::default(),
+            keepalive,
         })
     }
 }

@@ -545,3 +545,38 @@ async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request() {
         "the upstream stream should be dropped with the client"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_upstream_under_a_translated_stream_sends_keepalives_and_changes_nothing_else() {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    yaml.push_str(&model("chat", &[("openai", "gpt-4o", 0)], ""));
+    let sc = Sidecar::start(binary(), &yaml, &[("GEMINI_TEST_KEY", KEY), ("SWITCHYARD_KEEPALIVE_SECS", "1")]);
+    let chunk = |delta: Value, finish: Value| format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}));
+    let slow = || Reply {
+        body: Body::Sse {
+            events: vec![
+                (Duration::ZERO, chunk(json!({"role": "assistant", "content": "slow "}), Value::Null)),
+                (Duration::from_millis(2600), chunk(json!({"content": "answer"}), Value::Null)),
+                (Duration::ZERO, chunk(json!({}), json!("stop"))),
+                (Duration::ZERO, "data: [DONE]\n\n".into()),
+            ],
+            drop: false,
+        },
+        ..Reply::default_after(Duration::ZERO)
+    };
+    up.openai.script([slow()]);
+    let a = ask(&sc, "anthropic", true).await;
+    assert_eq!(a.assistant_text(), "slow answer");
+    let pings = a.events().iter().filter(|(n, _)| n.as_deref() == Some("ping")).count();
+    assert!(pings >= 2, "{}", a.text);
+    up.openai.script([slow()]);
+    let a = ask(&sc, "responses", true).await;
+    assert_eq!(a.assistant_text(), "slow answer");
+    assert!(a.text.matches(": keep-alive\n\n").count() >= 2, "{}", a.text);
+    // A same-format stream is the upstream's own: nothing added.
+    up.openai.script([slow()]);
+    let a = ask(&sc, "openai", true).await;
+    assert_eq!(a.assistant_text(), "slow answer");
+    assert!(!a.text.contains("keep-alive"), "{}", a.text);
+}

@@ -476,6 +476,7 @@ fn policy_of(inputs: &Inputs<'_>, p: &AIRoutingPolicy) -> Policy {
             max_queue_wait: rl.max_queue_wait.unwrap_or(crate::Duration::from_millis(0)),
             pods: pods_selected(inputs, spec.pod_selector.as_ref()),
         }),
+        affinity: spec.affinity.unwrap_or_default(),
     }
 }
 

@@ -20,7 +20,9 @@ pub use compile::{compile, Inputs};
 pub use duration::Duration;
 pub use model::{AIModel, AIModelSpec, Backend, Pricing};
 pub use money::Money;
-pub use policy::{AIRoutingPolicy, AIRoutingPolicySpec, LoadBalancing, RateLimitScope, RetryOn};
+pub use policy::{
+    AIRoutingPolicy, AIRoutingPolicySpec, Affinity, LoadBalancing, RateLimitScope, RetryOn,
+};
 pub use provider::{
     AIProvider, AIProviderSpec, Credentials, OpenAiApi, ProviderType, SecretKeyRef,
 };

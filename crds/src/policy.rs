@@ -51,6 +51,22 @@ pub struct AIRoutingPolicySpec {
     /// Exact-match response cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<Cache>,
+    /// `session` (the default): a call carrying a session key goes to the backend that
+    /// served the session's last call while it is healthy, so provider prompt caches keep
+    /// hitting; `none`: every call is placed afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// Whether calls of one session stick to one backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Affinity {
+    /// A session stays on the backend that served it while that backend is healthy.
+    #[default]
+    Session,
+    /// No stickiness.
+    None,
 }
 
 /// How a backend is picked among an AIModel's backends.

@@ -9,7 +9,7 @@ pub use crate::{
     budget::Period,
     model::Pricing,
     money::Money,
-    policy::{LoadBalancing, RateLimitScope, RetryOn},
+    policy::{Affinity, LoadBalancing, RateLimitScope, RetryOn},
     provider::{MockSettings, OpenAiApi, ProviderType},
     status::Reason,
 };
@@ -228,6 +228,13 @@ pub struct Policy {
     /// Request and token limits, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Whether a session's calls stick to one backend.
+    #[serde(default, skip_serializing_if = "is_session")]
+    pub affinity: Affinity,
+}
+
+fn is_session(a: &Affinity) -> bool {
+    *a == Affinity::Session
 }
 
 impl Default for Policy {
@@ -250,6 +257,7 @@ impl Default for Policy {
             consecutive_failures: 5,
             cooldown: Duration::from_secs(30),
             rate_limit: None,
+            affinity: Affinity::Session,
         }
     }
 }

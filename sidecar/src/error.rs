@@ -51,7 +51,7 @@ pub enum Error {
     },
     /// A same-format upstream's error answer, passed on verbatim (status, body, its headers).
     #[error("upstream answered {}", .0.status.as_u16())]
-    Upstream(crate::failure::UpstreamAnswer),
+    Upstream(Box<crate::failure::UpstreamAnswer>),
     /// Every candidate backend failed, or none could be tried.
     #[error("{}", .0.message())]
     Exhausted(Exhausted),

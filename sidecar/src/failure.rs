@@ -120,7 +120,7 @@ pub(crate) fn exhausted(
         },
     ) = failures.last()
     {
-        return Error::Upstream(a.clone());
+        return Error::Upstream(Box::new(a.clone()));
     }
     let now = Instant::now();
     let only_rate_limits = failures
@@ -229,7 +229,7 @@ pub(crate) async fn classify(
             answer,
         },
         _ => Failure::Rejected(match answer {
-            Some(a) => Error::Upstream(a),
+            Some(a) => Error::Upstream(Box::new(a)),
             None => rejection(status, kind, message),
         }),
     }

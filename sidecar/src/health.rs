@@ -72,6 +72,13 @@ impl BackendHealth {
         }
     }
 
+    /// Whether the backend takes calls now without a trial: circuit closed (or never
+    /// opened) and no rate-limit pause. Reads only; admission still decides.
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        let b = self.lock();
+        b.open_until.is_none() && b.skip_until.is_none_or(|u| now >= u)
+    }
+
     /// Whether the circuit is open now (for metrics).
     pub fn is_open(&self, now: Instant) -> bool {
         self.lock().open_until.is_some_and(|u| now < u)

@@ -5,6 +5,7 @@
 //! `relay` streams answers back; `respond` is the one place errors get their dialect.
 
 pub mod admin;
+pub mod affinity;
 pub mod dialect;
 pub mod endpoint;
 pub mod error;

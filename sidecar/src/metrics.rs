@@ -37,6 +37,9 @@ pub struct TokenLabels {
     pub gen_ai_request_model: String,
     /// The AIProvider that answered.
     pub gen_ai_provider_name: String,
+    /// The upstream model that answered (with the provider: the backend, so prompt-cache
+    /// hits can be read per backend).
+    pub gen_ai_response_model: String,
     /// `input` or `output` (also `cached_input`, `reasoning` on the counter).
     pub gen_ai_token_type: &'static str,
 }

@@ -40,6 +40,27 @@ pub fn candidates<'a>(
     out
 }
 
+/// Moves a session's backend (of the model asked for, not a fallback's) to the front while
+/// it is healthy: its circuit closed and no rate limit pending.
+pub fn prefer(
+    candidates: &mut [Candidate<'_>],
+    provider: &str,
+    model: &str,
+    now: tokio::time::Instant,
+) {
+    let first_model = candidates.first().map(|c| c.model_name);
+    let found = candidates.iter().position(|c| {
+        Some(c.model_name) == first_model
+            && c.backend.provider == provider
+            && c.backend.model == model
+    });
+    if let Some(i) = found {
+        if candidates[i].health.is_healthy(now) {
+            candidates[..=i].rotate_right(1);
+        }
+    }
+}
+
 fn order(mut c: Vec<Candidate<'_>>, lb: LoadBalancing) -> Vec<Candidate<'_>> {
     match lb {
         LoadBalancing::Priority => {

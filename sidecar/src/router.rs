@@ -11,6 +11,7 @@ use switchyard_crds::proxy::Policy;
 use tokio::time::{timeout_at, Instant};
 
 use crate::{
+    affinity::Placement,
     dialect::{Dialect, Operation},
     error::Error,
     failure::{classify, exhausted, stream_error, Failure},
@@ -48,6 +49,8 @@ pub struct Call<'a> {
     pub estimate: u64,
     /// The backends it is held to, if any.
     pub pin: Option<Pin>,
+    /// Its session key, when it carries one and the policy keeps sessions on a backend.
+    pub session: Option<String>,
 }
 
 /// Backends a call is held to: a Responses conversation lives with the backend that holds it.
@@ -116,7 +119,12 @@ pub async fn route(
     };
     let policy = &rt.config.policy;
     let deadline = Instant::now() + policy.total_timeout.0;
-    let candidates = plan::candidates(rt, model);
+    let mut candidates = plan::candidates(rt, model);
+    if let Some(key) = &call.session {
+        if let Some(p) = shared.sessions.placement(&model.name, key) {
+            plan::prefer(&mut candidates, &p.provider, &p.model, Instant::now());
+        }
+    }
     let mut lines: Vec<String> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut skipped_until: Option<Instant> = None;
@@ -234,6 +242,13 @@ pub async fn route(
             Ok(answer) => {
                 c.health.success(started.elapsed());
                 count_attempt(shared, c, "ok", 200);
+                if let Some(key) = &call.session {
+                    let placement = Placement {
+                        provider: b.provider.clone(),
+                        model: b.model.clone(),
+                    };
+                    shared.sessions.place(&model.name, key, placement);
+                }
                 return (Ok(answer.with_guard(guard)), report);
             }
             Err(f) => f,

@@ -156,6 +156,9 @@ impl Front {
             request_id: &self.request_id,
             estimate: demand.as_ref().map_or(0, |d| d.tokens),
             pin: prepared.as_ref().and_then(|p| p.pin.clone()),
+            session: (rt.config.policy.affinity == switchyard_crds::Affinity::Session)
+                .then(|| crate::affinity::session_key(&parts.headers, &parsed.value))
+                .flatten(),
         };
         let (result, report) = router::route(&self.shared, &rt, &call, &parsed.model).await;
         let outcome = Outcome {
@@ -543,6 +546,7 @@ fn record(
         gen_ai_operation_name: op.as_str(),
         gen_ai_request_model: model.to_string(),
         gen_ai_provider_name: report.provider.clone(),
+        gen_ai_response_model: report.model.clone(),
         gen_ai_token_type: t,
     };
     m.token_usage

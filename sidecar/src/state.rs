@@ -107,6 +107,8 @@ pub struct Shared {
     pub responses: crate::store::Store,
     /// Upstream silence after which a translated stream carries a keep-alive.
     pub keepalive: std::time::Duration,
+    /// Where each session was last served (session affinity).
+    pub sessions: crate::affinity::Sessions,
 }
 
 impl Shared {
@@ -126,6 +128,7 @@ impl Shared {
             governor,
             responses: crate::store::Store::default(),
             keepalive,
+            sessions: crate::affinity::Sessions::default(),
         })
     }
 }

@@ -551,13 +551,31 @@ async fn a_silent_upstream_under_a_translated_stream_sends_keepalives_and_change
     let up = Upstreams::start().await;
     let mut yaml = up.providers();
     yaml.push_str(&model("chat", &[("openai", "gpt-4o", 0)], ""));
-    let sc = Sidecar::start(binary(), &yaml, &[("GEMINI_TEST_KEY", KEY), ("SWITCHYARD_KEEPALIVE_SECS", "1")]);
-    let chunk = |delta: Value, finish: Value| format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}));
+    let sc = Sidecar::start(
+        binary(),
+        &yaml,
+        &[("GEMINI_TEST_KEY", KEY), ("SWITCHYARD_KEEPALIVE_SECS", "1")],
+    );
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
     let slow = || Reply {
         body: Body::Sse {
             events: vec![
-                (Duration::ZERO, chunk(json!({"role": "assistant", "content": "slow "}), Value::Null)),
-                (Duration::from_millis(2600), chunk(json!({"content": "answer"}), Value::Null)),
+                (
+                    Duration::ZERO,
+                    chunk(
+                        json!({"role": "assistant", "content": "slow "}),
+                        Value::Null,
+                    ),
+                ),
+                (
+                    Duration::from_millis(2600),
+                    chunk(json!({"content": "answer"}), Value::Null),
+                ),
                 (Duration::ZERO, chunk(json!({}), json!("stop"))),
                 (Duration::ZERO, "data: [DONE]\n\n".into()),
             ],
@@ -568,15 +586,105 @@ async fn a_silent_upstream_under_a_translated_stream_sends_keepalives_and_change
     up.openai.script([slow()]);
     let a = ask(&sc, "anthropic", true).await;
     assert_eq!(a.assistant_text(), "slow answer");
-    let pings = a.events().iter().filter(|(n, _)| n.as_deref() == Some("ping")).count();
+    let pings = a
+        .events()
+        .iter()
+        .filter(|(n, _)| n.as_deref() == Some("ping"))
+        .count();
     assert!(pings >= 2, "{}", a.text);
     up.openai.script([slow()]);
     let a = ask(&sc, "responses", true).await;
     assert_eq!(a.assistant_text(), "slow answer");
-    assert!(a.text.matches(": keep-alive\n\n").count() >= 2, "{}", a.text);
+    assert!(
+        a.text.matches(": keep-alive\n\n").count() >= 2,
+        "{}",
+        a.text
+    );
     // A same-format stream is the upstream's own: nothing added.
     up.openai.script([slow()]);
     let a = ask(&sc, "openai", true).await;
     assert_eq!(a.assistant_text(), "slow answer");
     assert!(!a.text.contains("keep-alive"), "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_sticks_to_its_backend_while_it_is_healthy_and_moves_when_it_fails() {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    yaml.push_str(&model(
+        "chat",
+        &[("openai", "gpt-4o", 0), ("anthropic", "claude", 0)],
+        "",
+    ));
+    let sc = start(&yaml);
+    let ask_session = |session: &'static str| {
+        let sc = &sc;
+        async move {
+            let (path, body) = chat("openai", "chat", "hello", false);
+            post_with(sc, &path, &body, &[("x-session-id", session)]).await
+        }
+    };
+    let first = ask_session("s1")
+        .await
+        .header("x-switchyard-provider")
+        .to_string();
+    for _ in 0..12 {
+        let a = ask_session("s1").await;
+        assert_eq!(
+            a.header("x-switchyard-provider"),
+            first,
+            "the session stays"
+        );
+    }
+    // Its backend fails: the call moves, and the session follows it there.
+    let other = if first == "openai" {
+        "anthropic"
+    } else {
+        "openai"
+    };
+    let down = Reply::json(
+        503,
+        json!({"error": {"message": "down", "type": "server_error"}}),
+    );
+    up.fake(&first).unwrap().script([down]);
+    let a = ask_session("s1").await;
+    assert_eq!(a.header("x-switchyard-provider"), other);
+    for _ in 0..6 {
+        assert_eq!(
+            ask_session("s1").await.header("x-switchyard-provider"),
+            other
+        );
+    }
+    // Without a session, calls spread over both backends.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let (path, body) = chat("openai", "chat", "hello", false);
+        seen.insert(
+            post(&sc, &path, &body)
+                .await
+                .header("x-switchyard-provider")
+                .to_string(),
+        );
+    }
+    assert_eq!(seen.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn affinity_none_places_every_call_afresh() {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    yaml.push_str(&model(
+        "chat",
+        &[("openai", "gpt-4o", 0), ("anthropic", "claude", 0)],
+        "",
+    ));
+    yaml.push_str(&policy("affinity: none"));
+    let sc = start(&yaml);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let (path, body) = chat("openai", "chat", "hello", false);
+        let a = post_with(&sc, &path, &body, &[("x-session-id", "s1")]).await;
+        seen.insert(a.header("x-switchyard-provider").to_string());
+    }
+    assert_eq!(seen.len(), 2);
 }

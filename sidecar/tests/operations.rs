@@ -245,12 +245,12 @@ async fn the_admin_port_reports_health_readiness_metrics_and_config() {
     for needle in [
         "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"embeddings\",gen_ai_request_model=\"unknown\",gen_ai_provider_name=\"\",gen_ai_response_model=\"\",error_type=\"model_not_found\"} 1",
         "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\",error_type=\"\"} 1",
-        "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"output\"} 3",
+        "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\",gen_ai_token_type=\"output\"} 3",
         "gen_ai_server_time_to_first_token_seconds_count{gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\"} 1",
         "switchyard_requests_total{gen_ai_request_model=\"chat\",api=\"openai\",status_code=\"200\"} 1",
         "switchyard_upstream_attempts_total{gen_ai_provider_name=\"mock-down\",gen_ai_response_model=\"m\",outcome=\"server_error\",status_code=\"503\"} 1",
         "switchyard_failovers_total{gen_ai_request_model=\"failing\"} 1",
-        "switchyard_tokens_total{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"input\"} 3",
+        "switchyard_tokens_total{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\",gen_ai_token_type=\"input\"} 3",
         "switchyard_cost_usd_total{gen_ai_provider_name=\"openai\",gen_ai_response_model=\"gpt-4o\"} 9",
         "switchyard_config_reloads_total{outcome=\"ok\"} 1",
     ] {

@@ -1,0 +1,123 @@
+//! Session affinity: a call that carries a session key goes to the backend that served the
+//! session's last call while that backend is healthy, so the provider's prompt cache keeps
+//! hitting. Keys come from the agents' own headers (`x-claude-code-session-id`, Codex's
+//! `session_id`/`session-id`, `x-session-id`) or the body's `prompt_cache_key`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use http::HeaderMap;
+use serde_json::Value;
+
+/// Sessions remembered at most.
+const CAPACITY: usize = 10_000;
+/// How long a session is remembered after its last call.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Headers that carry a session key, in the order they are read.
+const SESSION_HEADERS: &[&str] = &[
+    "x-claude-code-session-id",
+    "session_id",
+    "session-id",
+    "x-session-id",
+];
+
+/// The session key of a call, if it carries one.
+pub fn session_key(headers: &HeaderMap, body: &Value) -> Option<String> {
+    SESSION_HEADERS
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+        .filter(|k| !k.is_empty() && k.len() <= 256)
+        .map(str::to_string)
+}
+
+/// A backend as sessions remember it: AIProvider and upstream model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The AIProvider.
+    pub provider: String,
+    /// The upstream model.
+    pub model: String,
+}
+
+/// Where each live session was last served, per served model.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    placed: HashMap<(String, String), (Placement, Instant)>,
+    order: VecDeque<(String, String)>,
+}
+
+impl Sessions {
+    /// Where the session's last call of `model` was served, if it is remembered.
+    pub fn placement(&self, model: &str, key: &str) -> Option<Placement> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (p, at) = inner.placed.get(&(model.to_string(), key.to_string()))?;
+        (at.elapsed() < TTL).then(|| p.clone())
+    }
+
+    /// Remembers where the session's call of `model` was served.
+    pub fn place(&self, model: &str, key: &str, placement: Placement) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = (model.to_string(), key.to_string());
+        if inner
+            .placed
+            .insert(id.clone(), (placement, Instant::now()))
+            .is_none()
+        {
+            inner.order.push_back(id);
+        }
+        while inner.placed.len() > CAPACITY {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            inner.placed.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_key_comes_from_the_agents_headers_then_the_prompt_cache_key() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            session_key(&h, &json!({"prompt_cache_key": "p1"})).as_deref(),
+            Some("p1")
+        );
+        h.insert(
+            "session-id",
+            "codex-1"
+                .parse()
+                .unwrap_or_else(|_| http::HeaderValue::from_static("")),
+        );
+        assert_eq!(
+            session_key(&h, &json!({"prompt_cache_key": "p1"})).as_deref(),
+            Some("codex-1")
+        );
+        assert_eq!(session_key(&HeaderMap::new(), &json!({})), None);
+    }
+
+    #[test]
+    fn a_placement_is_remembered_per_model_and_session() {
+        let s = Sessions::default();
+        let p = Placement {
+            provider: "a".into(),
+            model: "m".into(),
+        };
+        s.place("chat", "k", p.clone());
+        assert_eq!(s.placement("chat", "k"), Some(p));
+        assert_eq!(s.placement("other", "k"), None);
+    }
+}

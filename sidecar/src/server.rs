@@ -39,7 +39,17 @@ where
         Endpoint::CountTokens {
             dialect,
             path_model,
-        } => return count_tokens(&shared, req, dialect, path_model, &request_id, started).await,
+        } => {
+            return crate::count_tokens::serve(
+                &shared,
+                req,
+                dialect,
+                path_model,
+                &request_id,
+                started,
+            )
+            .await
+        }
         Endpoint::StoredResponse { id, action } => {
             return responses_api::stored(&shared, &id, action, &request_id)
         }
@@ -374,80 +384,12 @@ fn models(shared: &Shared, headers: &HeaderMap, request_id: &str) -> Response<Bo
     resp
 }
 
-/// Token counting, answered locally with an estimate (about four characters a token over
-/// the prompt, its system text and tools), whatever the backend: agentic clients use it to
-/// budget their context, and no provider call is spent on it. Anthropic's
-/// `POST /v1/messages/count_tokens` answers `{"input_tokens": N}`; Gemini's
-/// `POST /v1beta/models/{model}:countTokens` (the model from the path, the prompt as
-/// `contents` or inside `generateContentRequest`) answers `{"totalTokens": N}`.
-async fn count_tokens<B>(
-    shared: &Shared,
-    req: Request<B>,
-    dialect: Dialect,
-    path_model: Option<String>,
+pub(crate) fn decorate(
+    resp: &mut Response<Body>,
+    report: &Report,
     request_id: &str,
-    started: Instant,
-) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let (parts, body) = req.into_parts();
-    let counted = async {
-        let body = read_body(&parts.headers, body, shared.max_body_bytes).await?;
-        let mut value: Value =
-            serde_json::from_slice(&body).map_err(|e| Error::MalformedJson(e.to_string()))?;
-        if let Some(inner) = value.get_mut("generateContentRequest").map(Value::take) {
-            value = inner;
-        }
-        let model = match &path_model {
-            Some(m) => m.as_str(),
-            None => value
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        };
-        let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
-        if rt.served(model).is_none() {
-            return Err(Error::ModelNotFound(model.to_string()));
-        }
-        let chars: usize = [
-            "system",
-            "messages",
-            "tools",
-            "contents",
-            "systemInstruction",
-        ]
-        .iter()
-        .filter_map(|k| value.get(*k))
-        .map(|v| v.to_string().len())
-        .sum();
-        Ok(chars.div_ceil(4))
-    };
-    match counted.await {
-        Ok(tokens) => {
-            let body = match dialect {
-                Dialect::Gemini => json!({"totalTokens": tokens}),
-                _ => json!({"input_tokens": tokens}),
-            };
-            let mut resp = respond::json_response(StatusCode::OK, body.to_string());
-            decorate(&mut resp, &Report::default(), request_id, &HeaderMap::new());
-            resp
-        }
-        Err(err) => finish_error(
-            shared,
-            dialect,
-            Operation::Chat,
-            err,
-            &Report::default(),
-            request_id,
-            "unknown",
-            started,
-        ),
-    }
-}
-
-fn decorate(resp: &mut Response<Body>, report: &Report, request_id: &str, upstream: &HeaderMap) {
+    upstream: &HeaderMap,
+) {
     let h = resp.headers_mut();
     for (k, v) in upstream {
         h.append(k.clone(), v.clone());
@@ -465,7 +407,7 @@ fn decorate(resp: &mut Response<Body>, report: &Report, request_id: &str, upstre
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish_error(
+pub(crate) fn finish_error(
     shared: &Shared,
     dialect: Dialect,
     op: Operation,

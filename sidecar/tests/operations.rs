@@ -426,18 +426,36 @@ async fn a_directory_of_manifests_is_one_config_and_sigterm_drains() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn anthropic_token_counting_is_answered_locally_for_any_backend() {
+async fn anthropic_token_counting_is_exact_on_anthropic_and_estimated_elsewhere() {
     let up = Upstreams::start().await;
     let sc = start(&base(&up));
     let body = json!({"model": "chat", "system": "be brief", "messages": [{"role": "user", "content": "count these tokens please"}]});
     let a = post(&sc, "/v1/messages/count_tokens", &body).await;
     assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.header("x-switchyard-estimated"), "true");
     let n = a.json()["input_tokens"].as_u64().unwrap();
     assert!((10..100).contains(&n), "{n}");
     assert!(
         up.openai.received().is_empty(),
-        "no provider call is spent on counting"
+        "no provider call is spent on an estimate"
     );
+    // Served by Anthropic: Anthropic counts, with the upstream model and the caller's betas.
+    let mut exact = body.clone();
+    exact["model"] = json!("slow");
+    let a = post_with(
+        &sc,
+        "/v1/messages/count_tokens",
+        &exact,
+        &[("anthropic-beta", "token-counting-2024-11-01")],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json(), json!({"input_tokens": 6}));
+    assert_eq!(a.header("x-switchyard-estimated"), "");
+    let sent = up.anthropic.received().pop().unwrap();
+    assert_eq!(sent.path, "/v1/messages/count_tokens");
+    assert_eq!(sent.body["model"], "claude");
+    assert_eq!(sent.headers["anthropic-beta"], "token-counting-2024-11-01");
     let a = post(
         &sc,
         "/v1/messages/count_tokens",
@@ -449,7 +467,7 @@ async fn anthropic_token_counting_is_answered_locally_for_any_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn gemini_token_counting_is_answered_locally_in_both_request_shapes() {
+async fn gemini_token_counting_is_exact_on_gemini_and_estimated_elsewhere_in_both_shapes() {
     let up = Upstreams::start().await;
     let sc = start(&base(&up));
     let contents = json!([{"role": "user", "parts": [{"text": "count these tokens please"}]}]);
@@ -461,8 +479,22 @@ async fn gemini_token_counting_is_answered_locally_in_both_request_shapes() {
         assert_eq!(a.status, 200, "{}", a.text);
         let n = a.json()["totalTokens"].as_u64().unwrap();
         assert!((5..100).contains(&n), "{n}");
+        assert_eq!(a.header("x-switchyard-estimated"), "true");
     }
     assert!(up.gemini.received().is_empty() && up.openai.received().is_empty());
+    let mut yaml = base(&up);
+    yaml.push_str(&model("gem", &[("gemini", "gemini-2.5-flash", 0)], ""));
+    let sc = start(&yaml);
+    for body in [
+        json!({"contents": contents}),
+        json!({"generateContentRequest": {"model": "models/gem", "contents": contents}}),
+    ] {
+        let a = post(&sc, "/v1beta/models/gem:countTokens", &body).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(a.json()["totalTokens"], 4, "Gemini's own count");
+        let sent = up.gemini.received().pop().unwrap();
+        assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:countTokens");
+    }
     let a = post(
         &sc,
         "/v1beta/models/nope:countTokens",

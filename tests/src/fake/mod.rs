@@ -305,7 +305,7 @@ impl Fake {
                     || path == "/openai/responses")
                     && query.is_some_and(|q| q.starts_with("api-version="))
             }
-            Api::Anthropic => path == "/v1/messages",
+            Api::Anthropic => path == "/v1/messages" || path == "/v1/messages/count_tokens",
             Api::Gemini => {
                 path.starts_with("/v1beta/models/")
                     && [
@@ -313,6 +313,7 @@ impl Fake {
                         ":streamGenerateContent",
                         ":embedContent",
                         ":batchEmbedContents",
+                        ":countTokens",
                     ]
                     .iter()
                     .any(|m| path.ends_with(m))
@@ -365,7 +366,32 @@ impl Fake {
                 responses::answer(self, r)
             }
             Api::OpenAi | Api::Azure => openai::answer(self, r),
+            Api::Anthropic if r.path.ends_with("/count_tokens") => {
+                // Anthropic's count: the words of every message and the system prompt.
+                let b = &r.body;
+                let n: u64 = b["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| words(&text(&m["content"])))
+                    .sum::<u64>()
+                    + words(&text(&b["system"]));
+                json(200, &serde_json::json!({"input_tokens": n}))
+            }
             Api::Anthropic => anthropic::answer(self, r),
+            Api::Gemini if r.path.ends_with(":countTokens") => {
+                let b = r.body.get("generateContentRequest").unwrap_or(&r.body);
+                let n: u64 = b["contents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| words(&text(&c["parts"])))
+                    .sum();
+                json(
+                    200,
+                    &serde_json::json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
+                )
+            }
             Api::Gemini => gemini::answer(self, r),
         }
     }

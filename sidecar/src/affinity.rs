@@ -10,7 +10,8 @@ use std::{
 };
 
 use http::HeaderMap;
-use serde_json::Value;
+
+use crate::body::Facts;
 
 /// Sessions remembered at most.
 const CAPACITY: usize = 10_000;
@@ -26,11 +27,11 @@ const SESSION_HEADERS: &[&str] = &[
 ];
 
 /// The session key of a call, if it carries one.
-pub fn session_key(headers: &HeaderMap, body: &Value) -> Option<String> {
+pub fn session_key(headers: &HeaderMap, body: &Facts) -> Option<String> {
     SESSION_HEADERS
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+        .or(body.prompt_cache_key.as_deref())
         .filter(|k| !k.is_empty() && k.len() <= 256)
         .map(str::to_string)
 }
@@ -87,26 +88,18 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn the_key_comes_from_the_agents_headers_then_the_prompt_cache_key() {
         let mut h = HeaderMap::new();
-        assert_eq!(
-            session_key(&h, &json!({"prompt_cache_key": "p1"})).as_deref(),
-            Some("p1")
-        );
-        h.insert(
-            "session-id",
-            "codex-1"
-                .parse()
-                .unwrap_or_else(|_| http::HeaderValue::from_static("")),
-        );
-        assert_eq!(
-            session_key(&h, &json!({"prompt_cache_key": "p1"})).as_deref(),
-            Some("codex-1")
-        );
-        assert_eq!(session_key(&HeaderMap::new(), &json!({})), None);
+        let facts = Facts {
+            prompt_cache_key: Some("p1".into()),
+            ..Facts::default()
+        };
+        assert_eq!(session_key(&h, &facts).as_deref(), Some("p1"));
+        h.insert("session-id", http::HeaderValue::from_static("codex-1"));
+        assert_eq!(session_key(&h, &facts).as_deref(), Some("codex-1"));
+        assert_eq!(session_key(&HeaderMap::new(), &Facts::default()), None);
     }
 
     #[test]

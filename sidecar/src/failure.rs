@@ -23,13 +23,13 @@ pub(crate) enum Failure {
         status: StatusCode,
         until: Option<Instant>,
         /// The upstream's answer, kept when it is in the caller's own format.
-        answer: Option<UpstreamAnswer>,
+        answer: Option<Box<UpstreamAnswer>>,
     },
     Server {
         status: StatusCode,
         kind: Option<String>,
         /// The upstream's answer, kept when it is in the caller's own format.
-        answer: Option<UpstreamAnswer>,
+        answer: Option<Box<UpstreamAnswer>>,
     },
     Invalid(String),
     Timeout,
@@ -120,7 +120,7 @@ pub(crate) fn exhausted(
         },
     ) = failures.last()
     {
-        return Error::Upstream(Box::new(a.clone()));
+        return Error::Upstream(a.clone());
     }
     let now = Instant::now();
     let only_rate_limits = failures
@@ -214,7 +214,7 @@ pub(crate) async fn classify(
         .and_then(Result::ok)
         .unwrap_or_default();
     let (kind, message) = translate::upstream_error(&raw);
-    let answer = verbatim.then(|| UpstreamAnswer::new(status, headers, raw));
+    let answer = verbatim.then(|| Box::new(UpstreamAnswer::new(status, headers, raw)));
     match status.as_u16() {
         429 => Failure::RateLimited {
             status,
@@ -229,7 +229,7 @@ pub(crate) async fn classify(
             answer,
         },
         _ => Failure::Rejected(match answer {
-            Some(a) => Error::Upstream(Box::new(a)),
+            Some(a) => Error::Upstream(a),
             None => rejection(status, kind, message),
         }),
     }

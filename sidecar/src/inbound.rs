@@ -4,9 +4,11 @@
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{value::RawValue, Value};
 
 use crate::{
+    body::{CallBody, Facts},
     dialect::{Dialect, Operation},
     error::Error,
 };
@@ -55,8 +57,8 @@ where
 
 /// A checked call.
 pub struct Parsed {
-    /// The JSON body.
-    pub value: Value,
+    /// The body.
+    pub body: CallBody,
     /// The model asked for.
     pub model: String,
     /// Whether a stream is asked for.
@@ -99,37 +101,254 @@ pub fn gemini_call(path: &str) -> Option<GeminiCall> {
     })
 }
 
-/// Checks a Gemini-format call: the model and streaming come from the path.
-fn parse_gemini(call: &GeminiCall, value: Value) -> Result<Parsed, Error> {
-    let fine = match call.op {
-        Operation::Chat => value.get("contents").is_some_and(Value::is_array),
-        Operation::Embeddings if call.single => value.get("content").is_some_and(Value::is_object),
-        Operation::Embeddings => value.get("requests").is_some_and(Value::is_array),
+/// The top-level fields the gateway reads, each kept as its raw JSON (no tree is built; the
+/// rest of the body is only validated).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    contents: Option<&'a RawValue>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    requests: Option<&'a RawValue>,
+    #[serde(borrow)]
+    temperature: Option<&'a RawValue>,
+    #[serde(borrow)]
+    top_p: Option<&'a RawValue>,
+    #[serde(borrow)]
+    presence_penalty: Option<&'a RawValue>,
+    #[serde(borrow)]
+    frequency_penalty: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    n: Option<&'a RawValue>,
+    #[serde(borrow)]
+    top_k: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream_options: Option<&'a RawValue>,
+    #[serde(borrow)]
+    encoding_format: Option<&'a RawValue>,
+    #[serde(borrow)]
+    prompt_cache_key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    previous_response_id: Option<&'a RawValue>,
+    #[serde(borrow, rename = "generationConfig")]
+    generation_config: Option<&'a RawValue>,
+}
+
+/// One message, read for its role only.
+#[derive(Deserialize)]
+struct RoleOnly<'a> {
+    #[serde(borrow, default)]
+    role: Option<&'a RawValue>,
+}
+
+/// A small raw value as a tree (scalars and the few small objects the gateway reads).
+fn small(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The JSON type a raw value starts with: `{`, `[`, `"`, a digit, `t`/`f`, `n`.
+fn starts(raw: Option<&RawValue>) -> Option<u8> {
+    raw.and_then(|r| r.get().bytes().next())
+}
+
+/// Checks the shape of a call: a JSON object, a model, and the types of the fields the
+/// gateway reads; the rest is the upstream's to judge. The body is validated in one pass and
+/// no tree is built (translation builds one when it needs it).
+pub fn parse(
+    dialect: Dialect,
+    op: Operation,
+    raw: Bytes,
+    gemini: Option<&GeminiCall>,
+) -> Result<Parsed, Error> {
+    let peek: Peek<'_> = serde_json::from_slice(&raw).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::InvalidRequest {
+            message: "request body must be a JSON object".into(),
+            param: None,
+        },
+        _ => Error::MalformedJson(e.to_string()),
+    })?;
+    let facts = facts(&peek);
+    let model_span = peek.model.map(|m| {
+        let start = m.get().as_ptr() as usize - raw.as_ptr() as usize;
+        start..start + m.get().len()
+    });
+    let (model, stream) = match gemini {
+        Some(call) => {
+            check_gemini(call, &peek)?;
+            (call.model.clone(), call.stream)
+        }
+        None => check(dialect, op, &peek)?,
     };
-    if !fine {
-        let field = match call.op {
-            Operation::Chat => "contents",
-            Operation::Embeddings if call.single => "content",
-            Operation::Embeddings => "requests",
-        };
-        return Err(Error::invalid(
-            field,
-            format!("{field} is required and must be of the documented type"),
-        ));
-    }
     Ok(Parsed {
-        value,
-        model: call.model.clone(),
-        stream: call.stream,
+        body: CallBody::new(raw.clone(), model_span, facts),
+        model,
+        stream,
     })
 }
 
+fn facts(peek: &Peek<'_>) -> Facts {
+    let options = small(peek.stream_options);
+    let max_output = [
+        peek.max_completion_tokens,
+        peek.max_tokens,
+        peek.max_output_tokens,
+    ]
+    .into_iter()
+    .find_map(|r| small(r).as_u64())
+    .or_else(|| {
+        small(peek.generation_config)
+            .pointer("/maxOutputTokens")
+            .and_then(Value::as_u64)
+    });
+    Facts {
+        include_usage: options.pointer("/include_usage") == Some(&Value::Bool(true)),
+        stream_options: peek.stream_options.is_some(),
+        base64: small(peek.encoding_format).as_str() == Some("base64"),
+        max_output,
+        prompt_cache_key: small(peek.prompt_cache_key).as_str().map(str::to_string),
+    }
+}
+
+/// Checks a Gemini-format call: the model and streaming come from the path.
+fn check_gemini(call: &GeminiCall, peek: &Peek<'_>) -> Result<(), Error> {
+    let (field, fine) = match call.op {
+        Operation::Chat => ("contents", starts(peek.contents) == Some(b'[')),
+        Operation::Embeddings if call.single => ("content", starts(peek.content) == Some(b'{')),
+        Operation::Embeddings => ("requests", starts(peek.requests) == Some(b'[')),
+    };
+    if fine {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        field,
+        format!("{field} is required and must be of the documented type"),
+    ))
+}
+
+/// Checks the model, streaming and the fields of the dialect and operation.
+fn check(dialect: Dialect, op: Operation, peek: &Peek<'_>) -> Result<(String, bool), Error> {
+    let model = match small(peek.model) {
+        Value::String(m) if !m.is_empty() => m,
+        Value::String(_) | Value::Null => {
+            return Err(Error::invalid(
+                "model",
+                "you must provide a model parameter",
+            ))
+        }
+        _ => return Err(Error::invalid("model", "model must be a string")),
+    };
+    let stream = match small(peek.stream) {
+        Value::Null => false,
+        Value::Bool(b) => b,
+        _ => return Err(Error::invalid("stream", "stream must be a boolean")),
+    };
+    if op == Operation::Embeddings {
+        return match starts(peek.input) {
+            Some(b'"' | b'[') => Ok((model, false)),
+            None => Err(Error::invalid(
+                "input",
+                "you must provide an input parameter",
+            )),
+            Some(_) => Err(Error::invalid(
+                "input",
+                "input must be a string or an array",
+            )),
+        };
+    }
+    if dialect == Dialect::Responses {
+        check_responses(peek)?;
+        return Ok((model, stream));
+    }
+    check_messages(peek)?;
+    check_numbers(peek)?;
+    if dialect == Dialect::Anthropic && !small(peek.max_tokens).is_u64() {
+        return Err(Error::invalid("max_tokens", "max_tokens: Field required"));
+    }
+    Ok((model, stream))
+}
+
+fn check_messages(peek: &Peek<'_>) -> Result<(), Error> {
+    let invalid = || Error::invalid("messages", "messages must be an array of message objects");
+    let raw = peek
+        .messages
+        .filter(|m| m.get().starts_with('['))
+        .ok_or_else(invalid)?;
+    let messages: Vec<RoleOnly<'_>> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+    match messages.iter().position(|m| starts(m.role) != Some(b'"')) {
+        Some(i) => Err(Error::invalid(
+            &format!("messages[{i}].role"),
+            "each message needs a string role",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_numbers(peek: &Peek<'_>) -> Result<(), Error> {
+    let numbers = [
+        ("temperature", peek.temperature),
+        ("top_p", peek.top_p),
+        ("presence_penalty", peek.presence_penalty),
+        ("frequency_penalty", peek.frequency_penalty),
+    ];
+    for (key, raw) in numbers {
+        let v = small(raw);
+        if !v.is_null() && !v.is_number() {
+            return Err(Error::invalid(key, format!("{key} must be a number")));
+        }
+    }
+    let counts = [
+        ("max_tokens", peek.max_tokens),
+        ("max_completion_tokens", peek.max_completion_tokens),
+        ("n", peek.n),
+        ("top_k", peek.top_k),
+    ];
+    for (key, raw) in counts {
+        let v = small(raw);
+        if !v.is_null() && !v.is_u64() {
+            return Err(Error::invalid(
+                key,
+                format!("{key} must be a non-negative integer"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a Responses call's own fields: `input` (a string or items), the numbers.
-fn parse_responses(map: &serde_json::Map<String, Value>, value: &Value) -> Result<(), Error> {
-    match map.get("input") {
-        Some(Value::String(_)) | Some(Value::Array(_)) => {}
-        None | Some(Value::Null) if value.get("previous_response_id").is_some() => {}
-        None | Some(Value::Null) => {
+fn check_responses(peek: &Peek<'_>) -> Result<(), Error> {
+    match starts(peek.input) {
+        Some(b'"') => {}
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(peek.input.map_or("[]", RawValue::get)).map_err(|_| {
+                    Error::invalid("input", "input must be a string or an array of input items")
+                })?;
+            if let Some(i) = items.iter().position(|i| !i.get().starts_with('{')) {
+                return Err(Error::invalid(
+                    &format!("input[{i}]"),
+                    "each input item must be an object",
+                ));
+            }
+        }
+        None if peek.previous_response_id.is_some() => {}
+        None => {
             return Err(Error::invalid(
                 "input",
                 "Missing required parameter: 'input'.",
@@ -142,141 +361,25 @@ fn parse_responses(map: &serde_json::Map<String, Value>, value: &Value) -> Resul
             ))
         }
     }
-    if let Some(Value::Array(items)) = map.get("input") {
-        if let Some(i) = items.iter().position(|i| !i.is_object()) {
-            return Err(Error::invalid(
-                &format!("input[{i}]"),
-                "each input item must be an object",
-            ));
-        }
-    }
-    for key in ["temperature", "top_p"] {
-        if map.get(key).is_some_and(|v| !v.is_null() && !v.is_number()) {
+    for (key, raw) in [("temperature", peek.temperature), ("top_p", peek.top_p)] {
+        let v = small(raw);
+        if !v.is_null() && !v.is_number() {
             return Err(Error::invalid(key, format!("{key} must be a number")));
         }
     }
-    if map
-        .get("max_output_tokens")
-        .is_some_and(|v| !v.is_null() && !v.is_u64())
-    {
+    let max = small(peek.max_output_tokens);
+    if !max.is_null() && !max.is_u64() {
         return Err(Error::invalid(
             "max_output_tokens",
             "max_output_tokens must be a non-negative integer",
         ));
     }
-    if map
-        .get("previous_response_id")
-        .is_some_and(|v| !v.is_null() && !v.is_string())
-    {
+    let previous = small(peek.previous_response_id);
+    if !previous.is_null() && !previous.is_string() {
         return Err(Error::invalid(
             "previous_response_id",
             "previous_response_id must be a string",
         ));
     }
     Ok(())
-}
-
-/// Checks the shape of a call: JSON object, a model, and the types of the fields the
-/// gateway reads; the rest is the upstream's to judge.
-pub fn parse(
-    dialect: Dialect,
-    op: Operation,
-    body: &[u8],
-    gemini: Option<&GeminiCall>,
-) -> Result<Parsed, Error> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| Error::MalformedJson(e.to_string()))?;
-    let Value::Object(map) = &value else {
-        return Err(Error::InvalidRequest {
-            message: "request body must be a JSON object".into(),
-            param: None,
-        });
-    };
-    if let Some(call) = gemini {
-        return parse_gemini(call, value);
-    }
-    let model = match map.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) | None => {
-            return Err(Error::invalid(
-                "model",
-                "you must provide a model parameter",
-            ))
-        }
-        Some(_) => return Err(Error::invalid("model", "model must be a string")),
-    };
-    let stream = match map.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::invalid("stream", "stream must be a boolean")),
-    };
-    if op == Operation::Embeddings {
-        match map.get("input") {
-            Some(Value::String(_)) | Some(Value::Array(_)) => {}
-            None => {
-                return Err(Error::invalid(
-                    "input",
-                    "you must provide an input parameter",
-                ))
-            }
-            Some(_) => {
-                return Err(Error::invalid(
-                    "input",
-                    "input must be a string or an array",
-                ))
-            }
-        }
-        return Ok(Parsed {
-            value,
-            model,
-            stream: false,
-        });
-    }
-    if dialect == Dialect::Responses {
-        return parse_responses(map, &value).map(|()| Parsed {
-            value,
-            model,
-            stream,
-        });
-    }
-    let Some(Value::Array(messages)) = map.get("messages") else {
-        return Err(Error::invalid(
-            "messages",
-            "messages must be an array of message objects",
-        ));
-    };
-    for (i, m) in messages.iter().enumerate() {
-        if !m.get("role").is_some_and(Value::is_string) {
-            return Err(Error::invalid(
-                &format!("messages[{i}].role"),
-                "each message needs a string role",
-            ));
-        }
-    }
-    for key in [
-        "temperature",
-        "top_p",
-        "presence_penalty",
-        "frequency_penalty",
-    ] {
-        if map.get(key).is_some_and(|v| !v.is_null() && !v.is_number()) {
-            return Err(Error::invalid(key, format!("{key} must be a number")));
-        }
-    }
-    for key in ["max_tokens", "max_completion_tokens", "n", "top_k"] {
-        if map.get(key).is_some_and(|v| !v.is_null() && !v.is_u64()) {
-            return Err(Error::invalid(
-                key,
-                format!("{key} must be a non-negative integer"),
-            ));
-        }
-    }
-    if dialect == Dialect::Anthropic && !map.get("max_tokens").is_some_and(Value::is_u64) {
-        return Err(Error::invalid("max_tokens", "max_tokens: Field required"));
-    }
-    Ok(Parsed {
-        value,
-        model,
-        stream,
-    })
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod affinity;
+pub mod body;
 pub mod count_tokens;
 pub mod dialect;
 pub mod endpoint;

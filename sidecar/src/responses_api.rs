@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
+    body::CallBody,
     dialect::Dialect,
     endpoint::StoredAction,
     error::Error,
@@ -39,9 +40,10 @@ pub struct Prepared {
 pub fn prepare(
     shared: &Shared,
     rt: &Runtime,
-    body: &mut Value,
+    raw: &mut CallBody,
     model: &str,
 ) -> Result<Prepared, Error> {
+    let body = raw.value();
     let call = Arc::new(ResponsesCall::of(body));
     let store = body.get("store") != Some(&Value::Bool(false));
     let own: Vec<Value> = match body.get("input") {
@@ -82,7 +84,7 @@ pub fn prepare(
         Some(Stored { conversation, .. }) => {
             let mut all = conversation.to_vec();
             all.extend(own);
-            if let Value::Object(map) = body {
+            if let Value::Object(map) = raw.value_mut() {
                 map.remove("previous_response_id");
                 map.insert("input".into(), Value::Array(all.clone()));
             }

@@ -12,6 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::{
     affinity::Placement,
+    body::CallBody,
     dialect::{Dialect, Operation},
     error::Error,
     failure::{classify, exhausted, stream_error, Failure},
@@ -36,7 +37,7 @@ pub struct Call<'a> {
     /// What is asked.
     pub op: Operation,
     /// The request body.
-    pub body: &'a Value,
+    pub body: &'a CallBody,
     /// Whether the caller wants a stream.
     pub stream: bool,
     /// What response translation needs.
@@ -359,6 +360,36 @@ fn forwarded(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// The upstream body: a same-format call's own bytes with the model spliced in (no tree is
+/// built, cloned or serialized), else the translation, with its tree.
+fn upstream_body(
+    call: &Call<'_>,
+    to: Dialect,
+    model: &str,
+    mock: bool,
+    ctx: &mut Context,
+) -> Result<(Bytes, Option<Value>), Failure> {
+    if call.dialect == to && !mock {
+        let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
+        let model = (to != Dialect::Gemini).then_some(model);
+        if let Some(bytes) = call.body.spliced(model, ask_usage) {
+            return Ok((bytes, None));
+        }
+    }
+    let body = translate::request(
+        call.dialect,
+        to,
+        call.op,
+        call.body.value(),
+        model,
+        call.stream,
+        ctx,
+    )
+    .map_err(Failure::Unsupported)?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Invalid(e.to_string()))?;
+    Ok((Bytes::from(bytes), Some(body)))
+}
+
 async fn attempt(
     shared: &Shared,
     call: &Call<'_>,
@@ -370,30 +401,22 @@ async fn attempt(
     let b = c.backend;
     let to = Dialect::of(provider);
     let mut ctx = call.ctx.clone();
-    let body = translate::request(
-        call.dialect,
-        to,
-        call.op,
-        call.body,
-        &b.model,
-        call.stream,
-        &mut ctx,
-    )
-    .map_err(Failure::Unsupported)?;
-    let single = body.get("requests").is_none();
+    let mock = provider.type_ == switchyard_crds::ProviderType::Mock;
+    let (bytes, tree) = upstream_body(call, to, &b.model, mock, &mut ctx)?;
+    let single = tree
+        .as_ref()
+        .map_or(ctx.gemini_single, |t| t.get("requests").is_none());
     let first_byte = deadline.min(Instant::now() + policy.first_byte_timeout.0);
     let sent = Instant::now();
-    let reply = if provider.type_ == switchyard_crds::ProviderType::Mock {
+    let reply = if let (true, Some(body)) = (mock, &tree) {
         let settings = provider.mock.clone().unwrap_or_default();
         timeout_at(
             first_byte,
-            provider::mock::reply(&settings, call.op, &body, &b.model),
+            provider::mock::reply(&settings, call.op, body, &b.model),
         )
         .await
         .map_err(|_| Failure::Timeout)?
     } else {
-        let bytes =
-            Bytes::from(serde_json::to_vec(&body).map_err(|e| Failure::Invalid(e.to_string()))?);
         let req = provider::build(
             provider,
             call.op,

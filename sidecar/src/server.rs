@@ -117,7 +117,7 @@ impl Front {
         let (op, dialect) = (self.op, self.dialect);
         let prepared = match dialect {
             Dialect::Responses => {
-                match responses_api::prepare(&self.shared, &rt, &mut parsed.value, &parsed.model) {
+                match responses_api::prepare(&self.shared, &rt, &mut parsed.body, &parsed.model) {
                     Ok(p) => Some(p),
                     Err(err) => return self.refuse(err, &Report::default(), "unknown"),
                 }
@@ -128,7 +128,7 @@ impl Front {
             governor::demand(
                 &rt,
                 &parsed.model,
-                &parsed.value,
+                parsed.body.facts().max_output,
                 body_len,
                 op == Operation::Embeddings,
             )
@@ -149,17 +149,16 @@ impl Front {
         let ctx = Context {
             model: parsed.model.clone(),
             created: now_secs(),
-            include_usage: parsed.value.pointer("/stream_options/include_usage")
-                == Some(&Value::Bool(true)),
+            include_usage: parsed.body.facts().include_usage,
             json_tool: false,
-            base64: parsed.value.get("encoding_format").and_then(Value::as_str) == Some("base64"),
+            base64: parsed.body.facts().base64,
             gemini_single,
             responses: prepared.as_ref().map(|p| p.call.clone()),
         };
         let call = Call {
             dialect,
             op,
-            body: &parsed.value,
+            body: &parsed.body,
             stream: parsed.stream,
             ctx,
             headers: &parts.headers,
@@ -167,7 +166,7 @@ impl Front {
             estimate: demand.as_ref().map_or(0, |d| d.tokens),
             pin: prepared.as_ref().and_then(|p| p.pin.clone()),
             session: (rt.config.policy.affinity == switchyard_crds::Affinity::Session)
-                .then(|| crate::affinity::session_key(&parts.headers, &parsed.value))
+                .then(|| crate::affinity::session_key(&parts.headers, parsed.body.facts()))
                 .flatten(),
         };
         let (result, report) = router::route(&self.shared, &rt, &call, &parsed.model).await;
@@ -346,7 +345,7 @@ where
 {
     let (parts, body) = req.into_parts();
     let body = read_body(&parts.headers, body, shared.max_body_bytes).await?;
-    let parsed = parse(dialect, op, &body, gemini.as_ref())?;
+    let parsed = parse(dialect, op, body.clone(), gemini.as_ref())?;
     let rt = shared.runtime.load_full().ok_or(Error::NotReady)?;
     let gemini_single = gemini.as_ref().is_none_or(|g| g.single);
     Ok(Admitted {

@@ -130,8 +130,8 @@ proptest! {
     fn caller_bodies_are_parsed_or_refused_without_panicking(body in prop::collection::vec(any::<u8>(), 0..256), json in json_value()) {
         for dialect in DIALECTS {
             for op in [Operation::Chat, Operation::Embeddings] {
-                let _ = inbound::parse(dialect, op, &body, None);
-                let _ = inbound::parse(dialect, op, json.to_string().as_bytes(), None);
+                let _ = inbound::parse(dialect, op, Bytes::from(body.clone()), None);
+                let _ = inbound::parse(dialect, op, Bytes::from(json.to_string()), None);
             }
         }
     }

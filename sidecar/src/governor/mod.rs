@@ -740,7 +740,7 @@ pub fn governs(rt: &Runtime) -> bool {
 pub fn demand(
     rt: &Runtime,
     model: &str,
-    body: &serde_json::Value,
+    max_output: Option<u64>,
     body_len: usize,
     embeddings: bool,
 ) -> Demand {
@@ -748,15 +748,7 @@ pub fn demand(
     let output = if embeddings {
         0
     } else {
-        [
-            "/max_tokens",
-            "/max_completion_tokens",
-            "/max_output_tokens",
-            "/generationConfig/maxOutputTokens",
-        ]
-        .iter()
-        .find_map(|p| body.pointer(p).and_then(serde_json::Value::as_u64))
-        .unwrap_or(4_096)
+        max_output.unwrap_or(4_096)
     };
     let served = rt.served(model);
     let mut models: Vec<&switchyard_crds::proxy::Model> = served.into_iter().collect();

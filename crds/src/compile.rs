@@ -405,13 +405,7 @@ fn select_policy(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Policy {
     let mut valid = Vec::new();
     for p in inputs.policies {
         let name = p.name_any();
-        let mut errors = validate::policy(&p.spec);
-        if p.spec.cache.is_some() {
-            errors.push(validate::FieldError {
-                field: "spec.cache".into(),
-                message: "response caching is not supported yet; remove spec.cache".into(),
-            });
-        }
+        let errors = validate::policy(&p.spec);
         if errors.is_empty() {
             valid.push(p);
         }
@@ -477,6 +471,10 @@ fn policy_of(inputs: &Inputs<'_>, p: &AIRoutingPolicy) -> Policy {
             pods: pods_selected(inputs, spec.pod_selector.as_ref()),
         }),
         affinity: spec.affinity.unwrap_or_default(),
+        cache: spec.cache.as_ref().map(|c| proxy::Cache {
+            ttl: c.ttl.unwrap_or(proxy::Cache::DEFAULT_TTL),
+            max_entries: c.max_entries.unwrap_or(proxy::Cache::DEFAULT_MAX_ENTRIES),
+        }),
     }
 }
 

@@ -231,6 +231,26 @@ pub struct Policy {
     /// Whether a session's calls stick to one backend.
     #[serde(default, skip_serializing_if = "is_session")]
     pub affinity: Affinity,
+    /// The exact-match response cache, if on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
+}
+
+/// The exact-match response cache of a pod.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cache {
+    /// How long an answer is served from the cache.
+    pub ttl: Duration,
+    /// The most answers kept.
+    pub max_entries: u32,
+}
+
+impl Cache {
+    /// `ttl` when the policy names none.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+    /// `maxEntries` when the policy names none.
+    pub const DEFAULT_MAX_ENTRIES: u32 = 10_000;
 }
 
 fn is_session(a: &Affinity) -> bool {
@@ -258,6 +278,7 @@ impl Default for Policy {
             cooldown: Duration::from_secs(30),
             rate_limit: None,
             affinity: Affinity::Session,
+            cache: None,
         }
     }
 }

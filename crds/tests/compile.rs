@@ -252,18 +252,24 @@ spec:
 }
 
 #[test]
-fn cache_is_rejected_by_field_until_built() {
+fn cache_and_affinity_reach_the_snapshot_with_their_defaults() {
     let yaml = r#"
 apiVersion: switchyard.dev/v1alpha1
 kind: AIRoutingPolicy
 metadata: {name: cached}
 spec:
   cache: {ttl: 10m}
+  affinity: none
 "#;
     let config = compile_yaml(yaml, &[], &[]);
-    assert_eq!(config.policy.name, None);
-    let fields: Vec<&str> = config.problems.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, vec!["spec.cache"]);
+    assert!(config.problems.is_empty(), "{:?}", config.problems);
+    let cache = config.policy.cache.clone().unwrap();
+    assert_eq!(cache.ttl, switchyard_crds::Duration::from_secs(600));
+    assert_eq!(cache.max_entries, 10_000);
+    assert_eq!(config.policy.affinity, switchyard_crds::Affinity::None);
+    let default = compile_yaml("", &[], &[]);
+    assert_eq!(default.policy.affinity, switchyard_crds::Affinity::Session);
+    assert!(default.policy.cache.is_none());
 }
 
 #[test]

@@ -117,6 +117,19 @@ pub struct Metrics {
     pub circuit_open: Family<BackendLabels, Gauge>,
     /// Config loads by outcome.
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Cache lookups by result (`hit`, `miss`, `bypass`).
+    pub cache: Family<CacheLabels, Counter>,
+    /// Answers the cache holds.
+    pub cache_entries: Gauge,
+}
+
+/// Labels of cache lookups.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// The model name the caller sent.
+    pub gen_ai_request_model: String,
+    /// `hit`, `miss` or `bypass`.
+    pub result: &'static str,
 }
 
 fn seconds() -> Histogram {
@@ -141,6 +154,8 @@ impl Default for Metrics {
             cost: Family::default(),
             circuit_open: Family::default(),
             reloads: Family::default(),
+            cache: Family::default(),
+            cache_entries: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -192,6 +207,16 @@ impl Default for Metrics {
             "switchyard_config_reloads",
             "Config loads, by outcome",
             m.reloads.clone(),
+        );
+        registry.register(
+            "switchyard_cache_lookups",
+            "Exact-cache lookups, by result (a hit spends no upstream call, tokens or budget)",
+            m.cache.clone(),
+        );
+        registry.register(
+            "switchyard_cache_entries",
+            "Answers the exact cache holds",
+            m.cache_entries.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use switchyard_crds::Money;
 
 use crate::{
+    cache::{self, Outcome as CacheOutcome},
     dialect::{Dialect, Operation},
     endpoint::Endpoint,
     error::Error,
@@ -124,22 +125,6 @@ impl Front {
             }
             _ => None,
         };
-        let demand = governor::governs(&rt).then(|| {
-            governor::demand(
-                &rt,
-                &parsed.model,
-                parsed.body.facts().max_output,
-                body_len,
-                op == Operation::Embeddings,
-            )
-        });
-        let ticket = match &demand {
-            None => None,
-            Some(d) => match self.shared.governor.admit(&rt, d).await {
-                Ok(t) => Some(t),
-                Err(err) => return self.refuse(err, &Report::default(), "unknown"),
-            },
-        };
         // The AIModel the name serves (its canonical name), if any.
         let served = rt.served(&parsed.model).map(|m| m.name.clone());
         let model_label = match served {
@@ -154,6 +139,32 @@ impl Front {
             base64: parsed.body.facts().base64,
             gemini_single,
             responses: prepared.as_ref().map(|p| p.call.clone()),
+        };
+        let cache = cache_lookup(&self.shared, &rt, &parts.headers, dialect, op, &parsed);
+        if let Some((CacheOutcome::Hit, Some(key))) = cache {
+            if let Some(resp) = self.cached(&rt, key, parsed.stream, ctx.clone(), &model_label) {
+                return resp;
+            }
+        }
+        let demand = governor::governs(&rt).then(|| {
+            governor::demand(
+                &rt,
+                &parsed.model,
+                parsed.body.facts().max_output,
+                body_len,
+                op == Operation::Embeddings,
+            )
+        });
+        let ticket = match &demand {
+            None => None,
+            Some(d) => match self.shared.governor.admit(&rt, d).await {
+                Ok(t) => Some(t),
+                Err(err) => {
+                    let mut resp = self.refuse(err, &Report::default(), "unknown");
+                    mark(&mut resp, cache);
+                    return resp;
+                }
+            },
         };
         let call = Call {
             dialect,
@@ -178,6 +189,7 @@ impl Front {
             served,
             model_label,
             prepared,
+            cache,
         };
         match result {
             Err(err) => outcome.failed(err),
@@ -203,6 +215,8 @@ struct Outcome {
     served: Option<String>,
     model_label: String,
     prepared: Option<responses_api::Prepared>,
+    /// The cache lookup, when the policy caches.
+    cache: Option<(CacheOutcome, Option<cache::Key>)>,
 }
 
 impl Outcome {
@@ -215,7 +229,9 @@ impl Outcome {
             let governor = &self.front.shared.governor;
             governor.account(model, &self.report.provider, Usage::default(), 0.0, true);
         }
-        self.front.refuse(err, &self.report, &self.model_label)
+        let mut resp = self.front.refuse(err, &self.report, &self.model_label);
+        mark(&mut resp, self.cache);
+        resp
     }
 
     fn whole(
@@ -234,6 +250,7 @@ impl Outcome {
             served,
             model_label,
             prepared,
+            cache,
         } = self;
         let shared = &front.shared;
         if let Some(t) = ticket {
@@ -253,9 +270,18 @@ impl Outcome {
                 responses_api::remember(shared, &rt, p, &response, &report.provider);
             }
         }
+        if let (Some((CacheOutcome::Miss, Some(key))), Some(c)) = (cache, &rt.config.policy.cache) {
+            if status == StatusCode::OK && front.op == Operation::Chat {
+                shared
+                    .cache
+                    .put(key, body.clone(), c.max_entries as usize, c.ttl.0);
+                shared.metrics.cache_entries.set(shared.cache.len() as i64);
+            }
+        }
         let mut resp = respond::json_response(status, body);
         decorate(&mut resp, &report, &front.request_id, headers);
         shared.governor.headers(&rt, resp.headers_mut());
+        mark(&mut resp, cache);
         record(
             shared,
             front.op,
@@ -281,6 +307,7 @@ impl Outcome {
             served,
             model_label,
             prepared,
+            cache,
         } = self;
         let (shared, report2, rt2) = (front.shared.clone(), report.clone(), rt.clone());
         let (op, dialect, started, rid) = (
@@ -318,7 +345,98 @@ impl Outcome {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         decorate(&mut resp, &report, &front.request_id, headers);
         front.shared.governor.headers(&rt, resp.headers_mut());
+        mark(&mut resp, cache);
         resp
+    }
+}
+
+/// The cache lookup of a call, when the pod's policy caches: bypassed on the caller's
+/// `Cache-Control: no-cache`/`no-store`, else a hit or a miss under its key. Counted.
+fn cache_lookup(
+    shared: &Shared,
+    rt: &crate::state::Runtime,
+    headers: &HeaderMap,
+    dialect: Dialect,
+    op: Operation,
+    parsed: &Parsed,
+) -> Option<(CacheOutcome, Option<cache::Key>)> {
+    let c = rt.config.policy.cache.as_ref()?;
+    let (outcome, key) = if op != Operation::Chat || cache::bypassed(headers) {
+        (CacheOutcome::Bypass, None)
+    } else {
+        let served = rt
+            .served(&parsed.model)
+            .map_or(parsed.model.as_str(), |m| m.name.as_str());
+        let key = cache::key(dialect, served, parsed.body.value());
+        match shared.cache.get(key, c.ttl.0) {
+            Some(_) => (CacheOutcome::Hit, Some(key)),
+            None => (CacheOutcome::Miss, Some(key)),
+        }
+    };
+    let labels = crate::metrics::CacheLabels {
+        gen_ai_request_model: parsed.model.clone(),
+        result: outcome.as_str(),
+    };
+    shared.metrics.cache.get_or_create(&labels).inc();
+    Some((outcome, key))
+}
+
+/// Adds `x-switchyard-cache` when the policy caches.
+fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<cache::Key>)>) {
+    if let Some((outcome, _)) = cache {
+        resp.headers_mut().insert(
+            "x-switchyard-cache",
+            HeaderValue::from_static(outcome.as_str()),
+        );
+    }
+}
+
+impl Front {
+    /// Answers from the cache: the stored whole answer, or its replay as a stream.
+    fn cached(
+        &self,
+        rt: &crate::state::Runtime,
+        key: cache::Key,
+        stream: bool,
+        ctx: Context,
+        model: &str,
+    ) -> Option<Response<Body>> {
+        let ttl = rt.config.policy.cache.as_ref()?.ttl.0;
+        let body = self.shared.cache.get(key, ttl)?;
+        let mut resp = if stream {
+            let events = cache::replay(self.dialect, &body, ctx)?;
+            let mut resp = Response::new(respond::full(events));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        } else {
+            respond::json_response(StatusCode::OK, body)
+        };
+        decorate(
+            &mut resp,
+            &Report::default(),
+            &self.request_id,
+            &HeaderMap::new(),
+        );
+        mark(&mut resp, Some((CacheOutcome::Hit, Some(key))));
+        let report = Report::default();
+        record(
+            &self.shared,
+            self.op,
+            self.dialect,
+            model,
+            &report,
+            StatusCode::OK,
+            Usage::default(),
+            0.0,
+            self.started,
+            None,
+        );
+        Some(resp)
     }
 }
 

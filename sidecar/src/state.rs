@@ -109,6 +109,8 @@ pub struct Shared {
     pub keepalive: std::time::Duration,
     /// Where each session was last served (session affinity).
     pub sessions: crate::affinity::Sessions,
+    /// The exact-match response cache.
+    pub cache: crate::cache::Cache,
 }
 
 impl Shared {
@@ -129,6 +131,7 @@ impl Shared {
             responses: crate::store::Store::default(),
             keepalive,
             sessions: crate::affinity::Sessions::default(),
+            cache: crate::cache::Cache::default(),
         })
     }
 }

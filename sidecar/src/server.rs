@@ -160,7 +160,7 @@ impl Front {
             Some(d) => match self.shared.governor.admit(&rt, d).await {
                 Ok(t) => Some(t),
                 Err(err) => {
-                    let mut resp = self.refuse(err, &Report::default(), "unknown");
+                    let mut resp = self.refuse(err, &Report::default(), &model_label);
                     mark(&mut resp, cache);
                     return resp;
                 }

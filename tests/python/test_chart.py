@@ -168,3 +168,21 @@ def test_secret_access_can_be_limited_to_listed_namespaces():
             assert d["subjects"] == [{"kind": "ServiceAccount", "name": "switchyard-operator", "namespace": "switchyard-system"}]
     default = render()[("ClusterRole", "switchyard-operator")]["rules"]
     assert [r for r in default if r["resources"] == ["secrets"]], "cluster-wide by default"
+
+
+def test_dashboards_and_pod_monitors_render_when_enabled():
+    assert not any(k[0] in ("ConfigMap", "PodMonitor") and "dashboard" in k[1] for k in render())
+    objs = render({"dashboards": {"enabled": True, "namespace": "monitoring"}, "podMonitor": {"enabled": True, "interval": "15s"}})
+    cm = objs[("ConfigMap", "switchyard-dashboard")]
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    import json
+    dashboard = json.loads(cm["data"]["switchyard.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "switchyard.json").read_text())
+    assert len(dashboard["panels"]) >= 12
+    sidecars = objs[("PodMonitor", "switchyard-sidecars")]
+    assert sidecars["spec"]["selector"]["matchLabels"] == {"switchyard.dev/inject": "true"}
+    assert sidecars["spec"]["podMetricsEndpoints"][0]["port"] == "sy-admin"
+    assert sidecars["spec"]["podMetricsEndpoints"][0]["interval"] == "15s"
+    operator = objs[("PodMonitor", "switchyard-operator")]
+    assert operator["spec"]["podMetricsEndpoints"][0]["port"] == "admin"

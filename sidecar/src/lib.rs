@@ -31,6 +31,7 @@ pub mod settings;
 pub mod sse;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod translate;
 pub mod upstream;
 
@@ -131,6 +132,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         let _ = task.await;
     }
     let _ = follower.await;
+    // Spans still queued go out before the process ends.
+    let s = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || s.tracing.shutdown()).await;
     Ok(())
 }
 

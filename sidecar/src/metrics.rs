@@ -88,7 +88,7 @@ pub struct ModelLabels {
 /// Labels with an outcome only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `ok` or `rejected`.
+    /// `ok`, `rejected` or `failed`.
     pub outcome: &'static str,
 }
 
@@ -121,6 +121,8 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     /// Answers the cache holds.
     pub cache_entries: Gauge,
+    /// OTLP trace exports by outcome (`ok`, `failed`).
+    pub trace_exports: Family<OutcomeLabels, Counter>,
 }
 
 /// Labels of cache lookups.
@@ -156,6 +158,7 @@ impl Default for Metrics {
             reloads: Family::default(),
             cache: Family::default(),
             cache_entries: Gauge::default(),
+            trace_exports: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -217,6 +220,11 @@ impl Default for Metrics {
             "switchyard_cache_entries",
             "Answers the exact cache holds",
             m.cache_entries.clone(),
+        );
+        registry.register(
+            "switchyard_trace_exports",
+            "OTLP trace batches sent, by outcome (spans are dropped, not waited for, when the collector is away)",
+            m.trace_exports.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -52,6 +52,8 @@ pub struct Call<'a> {
     pub pin: Option<Pin>,
     /// Its session key, when it carries one and the policy keeps sessions on a backend.
     pub session: Option<String>,
+    /// Its trace span (inert when tracing is off).
+    pub trace: &'a crate::telemetry::CallSpan,
 }
 
 /// Backends a call is held to: a Responses conversation lives with the backend that holds it.
@@ -232,7 +234,22 @@ pub async fn route(
         }
         let started = Instant::now();
         let guard = c.health.start();
-        let result = attempt(shared, call, c, provider, policy, deadline).await;
+        let mut trace_headers = HeaderMap::new();
+        let span = shared.tracing.attempt(
+            call.trace,
+            call.headers,
+            &mut trace_headers,
+            &b.provider,
+            &b.model,
+        );
+        let result = attempt(shared, call, c, provider, policy, deadline, trace_headers).await;
+        match &result {
+            Ok(_) => span.end(200, None),
+            Err(f) => {
+                let (outcome, status) = f.outcome();
+                span.end(status, Some(outcome));
+            }
+        }
         let used = match &result {
             Ok(Answer::Whole { usage, .. }) => usage.reported(),
             Ok(Answer::Stream { .. }) => None,
@@ -397,6 +414,7 @@ async fn attempt(
     provider: &switchyard_crds::proxy::Provider,
     policy: &Policy,
     deadline: Instant,
+    trace_headers: HeaderMap,
 ) -> Result<Answer, Failure> {
     let b = c.backend;
     let to = Dialect::of(provider);
@@ -429,6 +447,8 @@ async fn attempt(
             call.request_id,
         )
         .map_err(|e| Failure::Connect(format!("bad upstream request: {e}")))?;
+        let mut req = req;
+        req.headers_mut().extend(trace_headers);
         match timeout_at(
             first_byte,
             shared.upstream.send(req, provider.connect_timeout.0),

@@ -21,6 +21,7 @@ use crate::{
     respond::{self, Body},
     responses_api,
     router::{self, Answer, Call, Report},
+    telemetry::CallOutcome,
     translate::{now_secs, Context, Usage},
     Shared,
 };
@@ -166,6 +167,10 @@ impl Front {
                 }
             },
         };
+        let span = self
+            .shared
+            .tracing
+            .call(&parts.headers, op.as_str(), &parsed.model);
         let call = Call {
             dialect,
             op,
@@ -179,6 +184,7 @@ impl Front {
             session: (rt.config.policy.affinity == switchyard_crds::Affinity::Session)
                 .then(|| crate::affinity::session_key(&parts.headers, parsed.body.facts()))
                 .flatten(),
+            trace: &span,
         };
         let (result, report) = router::route(&self.shared, &rt, &call, &parsed.model).await;
         let outcome = Outcome {
@@ -190,6 +196,7 @@ impl Front {
             model_label,
             prepared,
             cache,
+            span,
         };
         match result {
             Err(err) => outcome.failed(err),
@@ -217,6 +224,8 @@ struct Outcome {
     prepared: Option<responses_api::Prepared>,
     /// The cache lookup, when the policy caches.
     cache: Option<(CacheOutcome, Option<cache::Key>)>,
+    /// The call's trace span.
+    span: crate::telemetry::CallSpan,
 }
 
 impl Outcome {
@@ -229,6 +238,14 @@ impl Outcome {
             let governor = &self.front.shared.governor;
             governor.account(model, &self.report.provider, Usage::default(), 0.0, true);
         }
+        self.span.end(&CallOutcome {
+            provider: &self.report.provider,
+            model: &self.report.model,
+            attempts: self.report.attempts,
+            status: err.status_code().as_u16(),
+            error: Some(err.metric_label()),
+            ..CallOutcome::default()
+        });
         let mut resp = self.front.refuse(err, &self.report, &self.model_label);
         mark(&mut resp, self.cache);
         resp
@@ -251,8 +268,18 @@ impl Outcome {
             model_label,
             prepared,
             cache,
+            span,
         } = self;
         let shared = &front.shared;
+        span.end(&CallOutcome {
+            provider: &report.provider,
+            model: &report.model,
+            attempts: report.attempts,
+            status: status.as_u16(),
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            error: None,
+        });
         if let Some(t) = ticket {
             t.settle(
                 usage.reported(),
@@ -308,6 +335,7 @@ impl Outcome {
             model_label,
             prepared,
             cache,
+            span,
         } = self;
         let (shared, report2, rt2) = (front.shared.clone(), report.clone(), rt.clone());
         let (op, dialect, started, rid) = (
@@ -333,6 +361,15 @@ impl Outcome {
                 End::Interrupted => Some("stream_interrupted"),
                 End::Cancelled => Some("cancelled"),
             };
+            span.end(&CallOutcome {
+                provider: &report2.provider,
+                model: &report2.model,
+                attempts: report2.attempts,
+                status: 200,
+                input_tokens: usage.input,
+                output_tokens: usage.output,
+                error,
+            });
             record(&shared, op, dialect, &model_label, &report2, StatusCode::OK, usage, cost, started, error);
             tracing::debug!(model = %model_label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
         }));

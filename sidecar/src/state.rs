@@ -111,6 +111,8 @@ pub struct Shared {
     pub sessions: crate::affinity::Sessions,
     /// The exact-match response cache.
     pub cache: crate::cache::Cache,
+    /// OpenTelemetry traces (off unless an OTLP endpoint is set).
+    pub tracing: crate::telemetry::Tracing,
 }
 
 impl Shared {
@@ -121,17 +123,20 @@ impl Shared {
         governor: Arc<crate::governor::Governor>,
         keepalive: std::time::Duration,
     ) -> Arc<Self> {
+        let metrics = Metrics::default();
+        let tracing = crate::telemetry::Tracing::from_env(metrics.trace_exports.clone());
         Arc::new(Self {
             runtime: ArcSwapOption::empty(),
             health: Health::default(),
             upstream: Upstream::default(),
-            metrics: Metrics::default(),
+            metrics,
             max_body_bytes,
             governor,
             responses: crate::store::Store::default(),
             keepalive,
             sessions: crate::affinity::Sessions::default(),
             cache: crate::cache::Cache::default(),
+            tracing,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The commands README documents for the CRDs, run with kubectl against the real API server in
+//! The commands docs/operator.md documents for the CRDs, run with kubectl against the real API server in
 //! `KUBECONFIG` (the local v1.20 control plane of `scripts/k8s/start.sh`, or any cluster):
 //! client-side and server-side apply of `crds/manifests/`, and the printer columns.
 
@@ -54,7 +54,7 @@ fn the_documented_crd_commands_work_and_printer_columns_show_values() {
     );
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/manifests");
     let manifests = manifests.to_str().unwrap();
-    // README's install step, then its upgrade step.
+    // docs/operator.md's install step, then its upgrade step.
     run(&["apply", "-f", manifests], None);
     run(
         &[

@@ -4,24 +4,27 @@
 use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
-use switchyard_crds::Money;
 
+mod cached;
+mod outcome;
+
+use self::{
+    cached::{cache_lookup, mark},
+    outcome::Outcome,
+};
 use crate::{
-    cache::{self, Outcome as CacheOutcome},
+    cache::Outcome as CacheOutcome,
     dialect::{Dialect, Operation},
     endpoint::Endpoint,
     error::Error,
     governor,
     inbound::{parse, read_body, request_id, GeminiCall, Parsed},
     metrics::{OpLabels, RequestLabels, TokenLabels},
-    relay::End,
     respond::{self, Body},
     responses_api,
     router::{self, Answer, Call, Report},
-    telemetry::CallOutcome,
     translate::{now_secs, Context, Usage},
     Shared,
 };
@@ -85,16 +88,16 @@ where
 }
 
 /// One call's fixed facts, from the endpoint to the answer.
-struct Front {
-    shared: Arc<Shared>,
-    dialect: Dialect,
-    op: Operation,
-    request_id: String,
-    started: Instant,
+pub(super) struct Front {
+    pub(super) shared: Arc<Shared>,
+    pub(super) dialect: Dialect,
+    pub(super) op: Operation,
+    pub(super) request_id: String,
+    pub(super) started: Instant,
 }
 
 impl Front {
-    fn refuse(&self, err: Error, report: &Report, model: &str) -> Response<Body> {
+    pub(super) fn refuse(&self, err: Error, report: &Report, model: &str) -> Response<Body> {
         finish_error(
             &self.shared,
             self.dialect,
@@ -209,271 +212,6 @@ impl Front {
             }) => outcome.whole(status, &headers, body, usage, cost),
             Ok(Answer::Stream { headers, body }) => outcome.stream(&headers, body),
         }
-    }
-}
-
-/// What routing left to account for: the ticket to settle, the model to count usage under,
-/// the Responses call to store.
-struct Outcome {
-    front: Front,
-    rt: Arc<crate::state::Runtime>,
-    report: Report,
-    ticket: Option<governor::Ticket>,
-    served: Option<String>,
-    model_label: String,
-    prepared: Option<responses_api::Prepared>,
-    /// The cache lookup, when the policy caches.
-    cache: Option<(CacheOutcome, Option<cache::Key>)>,
-    /// The call's trace span.
-    span: crate::telemetry::CallSpan,
-}
-
-impl Outcome {
-    fn failed(self, err: Error) -> Response<Body> {
-        let sent = self.report.attempts > 0;
-        if let Some(t) = self.ticket {
-            t.settle(Some(0), Some(Money::ZERO), sent);
-        }
-        if let Some(model) = &self.served {
-            let governor = &self.front.shared.governor;
-            governor.account(model, &self.report.provider, Usage::default(), 0.0, true);
-        }
-        self.span.end(&CallOutcome {
-            provider: &self.report.provider,
-            model: &self.report.model,
-            attempts: self.report.attempts,
-            status: err.status_code().as_u16(),
-            error: Some(err.metric_label()),
-            ..CallOutcome::default()
-        });
-        let mut resp = self.front.refuse(err, &self.report, &self.model_label);
-        mark(&mut resp, self.cache);
-        resp
-    }
-
-    fn whole(
-        self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: Bytes,
-        usage: Usage,
-        cost: f64,
-    ) -> Response<Body> {
-        let Outcome {
-            front,
-            rt,
-            report,
-            ticket,
-            served,
-            model_label,
-            prepared,
-            cache,
-            span,
-        } = self;
-        let shared = &front.shared;
-        span.end(&CallOutcome {
-            provider: &report.provider,
-            model: &report.model,
-            attempts: report.attempts,
-            status: status.as_u16(),
-            input_tokens: usage.input,
-            output_tokens: usage.output,
-            error: None,
-        });
-        if let Some(t) = ticket {
-            t.settle(
-                usage.reported(),
-                Some(Money::from_dollars_ceil(cost)),
-                report.attempts > 0,
-            );
-        }
-        if let Some(model) = &served {
-            shared
-                .governor
-                .account(model, &report.provider, usage, cost, false);
-        }
-        if let Some(p) = prepared.as_ref().filter(|p| p.store) {
-            if let Ok(response) = serde_json::from_slice::<Value>(&body) {
-                responses_api::remember(shared, &rt, p, &response, &report.provider);
-            }
-        }
-        if let (Some((CacheOutcome::Miss, Some(key))), Some(c)) = (cache, &rt.config.policy.cache) {
-            if status == StatusCode::OK && front.op == Operation::Chat {
-                shared
-                    .cache
-                    .put(key, body.clone(), c.max_entries as usize, c.ttl.0);
-                shared.metrics.cache_entries.set(shared.cache.len() as i64);
-            }
-        }
-        let mut resp = respond::json_response(status, body);
-        decorate(&mut resp, &report, &front.request_id, headers);
-        shared.governor.headers(&rt, resp.headers_mut());
-        mark(&mut resp, cache);
-        record(
-            shared,
-            front.op,
-            front.dialect,
-            &model_label,
-            &report,
-            status,
-            usage,
-            cost,
-            front.started,
-            None,
-        );
-        tracing::debug!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = front.started.elapsed().as_millis() as u64, request_id = %front.request_id, "served");
-        resp
-    }
-
-    fn stream(self, headers: &HeaderMap, mut body: crate::relay::Relay) -> Response<Body> {
-        let Outcome {
-            front,
-            rt,
-            report,
-            ticket,
-            served,
-            model_label,
-            prepared,
-            cache,
-            span,
-        } = self;
-        let (shared, report2, rt2) = (front.shared.clone(), report.clone(), rt.clone());
-        let (op, dialect, started, rid) = (
-            front.op,
-            front.dialect,
-            front.started,
-            front.request_id.clone(),
-        );
-        body.on_end(Box::new(move |end, usage, cost, completed| {
-            if let Some(t) = ticket {
-                // Unknown usage (a stream cut before it was reported): the reservation stands.
-                let known = usage.reported();
-                t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
-            }
-            if let Some(model) = &served {
-                shared.governor.account(model, &report2.provider, usage, cost, end != End::Complete);
-            }
-            if let (Some(p), Some(response)) = (&prepared, completed) {
-                responses_api::remember(&shared, &rt2, p, response, &report2.provider);
-            }
-            let error = match end {
-                End::Complete => None,
-                End::Interrupted => Some("stream_interrupted"),
-                End::Cancelled => Some("cancelled"),
-            };
-            span.end(&CallOutcome {
-                provider: &report2.provider,
-                model: &report2.model,
-                attempts: report2.attempts,
-                status: 200,
-                input_tokens: usage.input,
-                output_tokens: usage.output,
-                error,
-            });
-            record(&shared, op, dialect, &model_label, &report2, StatusCode::OK, usage, cost, started, error);
-            tracing::debug!(model = %model_label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
-        }));
-        let mut resp = Response::new(body.boxed_unsync());
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        decorate(&mut resp, &report, &front.request_id, headers);
-        front.shared.governor.headers(&rt, resp.headers_mut());
-        mark(&mut resp, cache);
-        resp
-    }
-}
-
-/// The cache lookup of a call, when the pod's policy caches: bypassed on the caller's
-/// `Cache-Control: no-cache`/`no-store`, else a hit or a miss under its key. Counted.
-fn cache_lookup(
-    shared: &Shared,
-    rt: &crate::state::Runtime,
-    headers: &HeaderMap,
-    dialect: Dialect,
-    op: Operation,
-    parsed: &Parsed,
-) -> Option<(CacheOutcome, Option<cache::Key>)> {
-    let c = rt.config.policy.cache.as_ref()?;
-    let (outcome, key) = if op != Operation::Chat || cache::bypassed(headers) {
-        (CacheOutcome::Bypass, None)
-    } else {
-        let served = rt
-            .served(&parsed.model)
-            .map_or(parsed.model.as_str(), |m| m.name.as_str());
-        let key = cache::key(dialect, served, parsed.body.value());
-        match shared.cache.get(key, c.ttl.0) {
-            Some(_) => (CacheOutcome::Hit, Some(key)),
-            None => (CacheOutcome::Miss, Some(key)),
-        }
-    };
-    let labels = crate::metrics::CacheLabels {
-        gen_ai_request_model: parsed.model.clone(),
-        result: outcome.as_str(),
-    };
-    shared.metrics.cache.get_or_create(&labels).inc();
-    Some((outcome, key))
-}
-
-/// Adds `x-switchyard-cache` when the policy caches.
-fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<cache::Key>)>) {
-    if let Some((outcome, _)) = cache {
-        resp.headers_mut().insert(
-            "x-switchyard-cache",
-            HeaderValue::from_static(outcome.as_str()),
-        );
-    }
-}
-
-impl Front {
-    /// Answers from the cache: the stored whole answer, or its replay as a stream.
-    fn cached(
-        &self,
-        rt: &crate::state::Runtime,
-        key: cache::Key,
-        stream: bool,
-        ctx: Context,
-        model: &str,
-    ) -> Option<Response<Body>> {
-        let ttl = rt.config.policy.cache.as_ref()?.ttl.0;
-        let body = self.shared.cache.get(key, ttl)?;
-        let mut resp = if stream {
-            let events = cache::replay(self.dialect, &body, ctx)?;
-            let mut resp = Response::new(respond::full(events));
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            resp
-        } else {
-            respond::json_response(StatusCode::OK, body)
-        };
-        decorate(
-            &mut resp,
-            &Report::default(),
-            &self.request_id,
-            &HeaderMap::new(),
-        );
-        mark(&mut resp, Some((CacheOutcome::Hit, Some(key))));
-        let report = Report::default();
-        record(
-            &self.shared,
-            self.op,
-            self.dialect,
-            model,
-            &report,
-            StatusCode::OK,
-            Usage::default(),
-            0.0,
-            self.started,
-            None,
-        );
-        Some(resp)
     }
 }
 
@@ -608,7 +346,7 @@ pub(crate) fn finish_error(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn record(
+pub(super) fn record(
     shared: &Shared,
     op: Operation,
     dialect: Dialect,

@@ -97,10 +97,8 @@ BACKENDS = {
 }
 
 
-@pytest.fixture(scope="session")
-def gateway():
-    """A sidecar serving `via-<provider>` for each provider type; yields its base URL."""
-    bins = bin_dir()
+def start_fakes(bins: Path):
+    """The fake providers on free ports, and the manifest serving `via-<provider>` for each."""
     ports = {name: free_port() for name in ["openai", "azure", "anthropic", "gemini"]}
     fakes = subprocess.Popen(
         [str(bins / "fake-providers")] + [f"{n}=127.0.0.1:{p}" for n, p in ports.items()],
@@ -118,6 +116,14 @@ def gateway():
             f"metadata: {{name: via-{provider}}}\n"
             f"spec: {{backends: [{{provider: {provider}, model: {model}}}]}}\n"
         )
+    return fakes, manifest
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    """A sidecar serving `via-<provider>` for each provider type; yields its base URL."""
+    bins = bin_dir()
+    fakes, manifest = start_fakes(bins)
     workdir = tempfile.TemporaryDirectory()
     config = Path(workdir.name) / "switchyard.yaml"
     config.write_text(manifest)

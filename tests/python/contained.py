@@ -14,28 +14,13 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import BACKENDS, KEY, MANIFEST, free_port, wait_ready  # noqa: E402
+from conftest import free_port, start_fakes, wait_ready  # noqa: E402
 
 
 def main(spec: dict) -> dict:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=False, capture_output=True)
     bins = Path(spec["bins"])
-    ports = {name: free_port() for name in ["openai", "azure", "anthropic", "gemini"]}
-    fakes = subprocess.Popen(
-        [str(bins / "fake-providers")] + [f"{n}=127.0.0.1:{p}" for n, p in ports.items()],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    for line in fakes.stdout:
-        if line.strip() == "ready":
-            break
-    manifest = MANIFEST.format(key=KEY, **ports)
-    for provider, model in BACKENDS.items():
-        manifest += (
-            "---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\n"
-            f"metadata: {{name: via-{provider}}}\n"
-            f"spec: {{backends: [{{provider: {provider}, model: {model}}}]}}\n"
-        )
+    fakes, manifest = start_fakes(bins)
     work = Path(tempfile.mkdtemp())
     (work / "switchyard.yaml").write_text(manifest)
     port, admin = free_port(), free_port()

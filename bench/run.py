@@ -129,6 +129,8 @@ def main():
     work = Path(tempfile.mkdtemp())
     up, bare, side, admin = free_port(), free_port(), free_port(), free_port()
     gov, gov_admin = free_port(), free_port()
+    traced, traced_admin = free_port(), free_port()
+    cached, cached_admin = free_port(), free_port()
     procs = []
     def spawn(args, **kw):
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
@@ -178,6 +180,23 @@ spec: {limit: "100000000", period: month}
         gov_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(governed), "--listen", f"127.0.0.1:{gov}",
                        "--admin-listen", f"127.0.0.1:{gov_admin}"], env=env)
         wait_port(gov)
+        # The same sidecar exporting a span per call and one per attempt (the canned upstream
+        # takes the OTLP posts), and one whose policy caches (identical calls: hits).
+        traced_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(config), "--listen", f"127.0.0.1:{traced}",
+                          "--admin-listen", f"127.0.0.1:{traced_admin}"],
+                         env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{up}"})
+        cache_config = work / "cached.yaml"
+        cache_config.write_text(config.read_text() + """
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIRoutingPolicy
+metadata: {name: cached}
+spec: {cache: {ttl: 10m}}
+""")
+        cached_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(cache_config), "--listen", f"127.0.0.1:{cached}",
+                          "--admin-listen", f"127.0.0.1:{cached_admin}"], env=env)
+        wait_port(traced)
+        wait_port(cached)
         started = time.perf_counter()
         side_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(config), "--listen", f"127.0.0.1:{side}",
                         "--admin-listen", f"127.0.0.1:{admin}"], env=env)
@@ -199,6 +218,8 @@ spec: {limit: "100000000", period: month}
             ("sidecar passthrough", f"http://127.0.0.1:{side}/v1/chat/completions", "openai.lua", side_p.pid),
             ("sidecar translated", f"http://127.0.0.1:{side}/v1/messages", "anthropic.lua", side_p.pid),
             ("sidecar passthrough, limits + budget", f"http://127.0.0.1:{gov}/v1/chat/completions", "openai.lua", gov_p.pid),
+            ("sidecar passthrough, traced", f"http://127.0.0.1:{traced}/v1/chat/completions", "openai.lua", traced_p.pid),
+            ("sidecar, cache hits", f"http://127.0.0.1:{cached}/v1/chat/completions", "openai.lua", cached_p.pid),
             # A coding agent's turn, ~100 KB (bench/payloads/generate.py).
             ("direct, 100 KB", f"http://127.0.0.1:{up}/v1/chat/completions", "agentic-openai.json", None),
             ("bare proxy, 100 KB", f"http://127.0.0.1:{bare}/v1/chat/completions", "agentic-openai.json", bare_p.pid),
@@ -253,6 +274,10 @@ spec: {limit: "100000000", period: month}
             f"translated {med[('sidecar translated, 100 KB', 16)]['cpu_us'] / big_bare:.2f}x (target <= 4x); "
             f"added p50 vs the bare proxy at 1 conn: passthrough {big_p50('sidecar passthrough, 100 KB'):.0f} µs, "
             f"translated {big_p50('sidecar translated, 100 KB'):.0f} µs (target <= 100)",
+            f"- Tracing on (a span per call and per attempt, exported over OTLP/HTTP) (16 conns): "
+            f"{med[('sidecar passthrough, traced', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x the CPU per request "
+            f"without (target within 5%); cache hits: {med[('sidecar, cache hits', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
+            f"a passthrough call's CPU, with no upstream call",
             f"- A rate limit and a budget on the request path (16 conns): "
             f"{med[('sidecar passthrough, limits + budget', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
             f"the CPU per request without them (target within 5%)",

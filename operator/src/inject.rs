@@ -44,6 +44,8 @@ pub struct Settings {
     pub native_sidecars: bool,
     /// The sidecar's `resources`.
     pub resources: Value,
+    /// Extra environment of the sidecar (`[{name, value}]`, e.g. the `OTEL_*` variables).
+    pub env: Value,
     /// The sidecar's data port on the pod's loopback.
     pub port: u16,
     /// The sidecar's admin port (probes).
@@ -204,17 +206,22 @@ pub fn decide(
 }
 
 fn container(s: &Settings) -> Value {
+    let mut env = vec![
+        json!({"name": "SWITCHYARD_OPERATOR_URL", "value": s.operator_url}),
+        json!({"name": "SWITCHYARD_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")}),
+        json!({"name": "SWITCHYARD_CA_PEM", "value": s.ca_pem}),
+        json!({"name": "SWITCHYARD_STATE_DIR", "value": STATE_DIR}),
+        json!({"name": "SWITCHYARD_LISTEN", "value": format!("127.0.0.1:{}", s.port)}),
+        json!({"name": "SWITCHYARD_ADMIN_LISTEN", "value": format!("0.0.0.0:{}", s.admin_port)}),
+        // The pod and its namespace, for the traces' resource attributes.
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+    ];
+    env.extend(s.env.as_array().into_iter().flatten().cloned());
     json!({
         "name": CONTAINER,
         "image": s.image,
-        "env": [
-            {"name": "SWITCHYARD_OPERATOR_URL", "value": s.operator_url},
-            {"name": "SWITCHYARD_TOKEN_FILE", "value": format!("{TOKEN_DIR}/token")},
-            {"name": "SWITCHYARD_CA_PEM", "value": s.ca_pem},
-            {"name": "SWITCHYARD_STATE_DIR", "value": STATE_DIR},
-            {"name": "SWITCHYARD_LISTEN", "value": format!("127.0.0.1:{}", s.port)},
-            {"name": "SWITCHYARD_ADMIN_LISTEN", "value": format!("0.0.0.0:{}", s.admin_port)},
-        ],
+        "env": env,
         "ports": [{"name": "sy-admin", "containerPort": s.admin_port, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": s.admin_port}, "periodSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": s.admin_port}, "periodSeconds": 10, "failureThreshold": 3},
@@ -244,6 +251,7 @@ mod tests {
             operator_namespace: "switchyard-system".into(),
             native_sidecars: native,
             resources: json!({"requests": {"cpu": "10m", "memory": "16Mi"}}),
+            env: json!([{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://collector:4318"}]),
             port: 4000,
             admin_port: 4001,
         }
@@ -289,6 +297,21 @@ mod tests {
         assert_eq!(side["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(side["livenessProbe"]["httpGet"]["port"], 4001);
         assert_eq!(side["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            env(side, "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://collector:4318"),
+            "the chart's sidecar.env reaches every sidecar"
+        );
+        let pod_name = side["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "POD_NAME")
+            .unwrap();
+        assert_eq!(
+            pod_name["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.name"
+        );
         assert_eq!(
             env(side, "SWITCHYARD_TOKEN_FILE").as_deref(),
             Some("/var/run/secrets/switchyard.dev/token")

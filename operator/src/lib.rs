@@ -107,6 +107,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         operator_namespace: settings.namespace.clone(),
         native_sidecars: webhook::native_sidecars(&client).await,
         resources: settings.sidecar_resources.clone(),
+        env: settings.sidecar_env.clone(),
         port: settings.sidecar_port,
         admin_port: settings.sidecar_admin_port,
     };

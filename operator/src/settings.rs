@@ -66,6 +66,10 @@ pub struct Settings {
         value_parser = resources
     )]
     pub sidecar_resources: serde_json::Value,
+    /// Extra environment of the injected sidecar (JSON list of `{name, value}`), such as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` to turn its traces on.
+    #[arg(long, env = "SWITCHYARD_SIDECAR_ENV", default_value = "[]", value_parser = env_list)]
+    pub sidecar_env: serde_json::Value,
     /// The injected sidecar's data port on the pod's loopback (what `OPENAI_BASE_URL` and
     /// `ANTHROPIC_BASE_URL` point at).
     #[arg(long, env = "SWITCHYARD_SIDECAR_PORT", default_value_t = 4000)]
@@ -82,6 +86,21 @@ pub struct Settings {
 pub const SERVICE: &str = "switchyard-operator";
 /// The audience sidecar tokens must carry.
 pub const AUDIENCE: &str = "switchyard";
+
+/// Reads `--sidecar-env`: a JSON list of `{"name": ..., "value": ...}`.
+fn env_list(s: &str) -> Result<serde_json::Value, String> {
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
+    let fine = v.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .all(|e| e["name"].is_string() && e["value"].is_string())
+    });
+    if fine {
+        Ok(v)
+    } else {
+        Err("expected a JSON list like [{\"name\":\"OTEL_EXPORTER_OTLP_ENDPOINT\",\"value\":\"http://collector:4318\"}]".into())
+    }
+}
 
 /// Reads `--sidecar-resources`: a JSON object such as a container's `resources`.
 fn resources(s: &str) -> Result<serde_json::Value, String> {

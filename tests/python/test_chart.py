@@ -186,3 +186,9 @@ def test_dashboards_and_pod_monitors_render_when_enabled():
     assert sidecars["spec"]["podMetricsEndpoints"][0]["interval"] == "15s"
     operator = objs[("PodMonitor", "switchyard-operator")]
     assert operator["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
+
+
+def test_sidecar_env_reaches_the_operator_for_injection():
+    objs = render({"sidecar": {"env": [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4318"}]}})
+    args = objs[("Deployment", "switchyard-operator")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert '--sidecar-env=[{"name":"OTEL_EXPORTER_OTLP_ENDPOINT","value":"http://otel:4318"}]' in args

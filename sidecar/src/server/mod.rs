@@ -135,40 +135,20 @@ impl Front {
             Some(_) => parsed.model.clone(),
             None => "unknown".to_string(),
         };
-        let ctx = Context {
-            model: parsed.model.clone(),
-            created: now_secs(),
-            include_usage: parsed.body.facts().include_usage,
-            json_tool: false,
-            base64: parsed.body.facts().base64,
-            gemini_single,
-            responses: prepared.as_ref().map(|p| p.call.clone()),
-        };
+        let ctx = context(&parsed, gemini_single, prepared.as_ref());
         let cache = cache_lookup(&self.shared, &rt, &parts.headers, dialect, op, &parsed);
         if let Some((CacheOutcome::Hit, Some(key))) = cache {
             if let Some(resp) = self.cached(&rt, key, parsed.stream, ctx.clone(), &model_label) {
                 return resp;
             }
         }
-        let demand = governor::governs(&rt).then(|| {
-            governor::demand(
-                &rt,
-                &parsed.model,
-                parsed.body.facts().max_output,
-                body_len,
-                op == Operation::Embeddings,
-            )
-        });
-        let ticket = match &demand {
-            None => None,
-            Some(d) => match self.shared.governor.admit(&rt, d).await {
-                Ok(t) => Some(t),
-                Err(err) => {
-                    let mut resp = self.refuse(err, &Report::default(), &model_label);
-                    mark(&mut resp, cache);
-                    return resp;
-                }
-            },
+        let (demand, ticket) = match self.limits(&rt, &parsed, body_len).await {
+            Ok(admitted) => admitted,
+            Err(err) => {
+                let mut resp = self.refuse(err, &Report::default(), &model_label);
+                mark(&mut resp, cache);
+                return resp;
+            }
         };
         let span = self
             .shared
@@ -212,6 +192,44 @@ impl Front {
             }) => outcome.whole(status, &headers, body, usage, cost),
             Ok(Answer::Stream { headers, body }) => outcome.stream(&headers, body),
         }
+    }
+}
+
+impl Front {
+    /// Admits a call against the rate limits and budgets that govern it: its demand and the
+    /// ticket to settle, or why not.
+    async fn limits(
+        &self,
+        rt: &crate::state::Runtime,
+        parsed: &Parsed,
+        body_len: usize,
+    ) -> Result<(Option<governor::Demand>, Option<governor::Ticket>), Error> {
+        if !governor::governs(rt) {
+            return Ok((None, None));
+        }
+        let embeddings = self.op == Operation::Embeddings;
+        let max_output = parsed.body.facts().max_output;
+        let demand = governor::demand(rt, &parsed.model, max_output, body_len, embeddings);
+        let ticket = self.shared.governor.admit(rt, &demand).await?;
+        Ok((Some(demand), Some(ticket)))
+    }
+}
+
+/// What a response translation needs to know about its request.
+fn context(
+    parsed: &Parsed,
+    gemini_single: bool,
+    prepared: Option<&responses_api::Prepared>,
+) -> Context {
+    let facts = parsed.body.facts();
+    Context {
+        model: parsed.model.clone(),
+        created: now_secs(),
+        include_usage: facts.include_usage,
+        json_tool: false,
+        base64: facts.base64,
+        gemini_single,
+        responses: prepared.map(|p| p.call.clone()),
     }
 }
 

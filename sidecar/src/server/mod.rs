@@ -24,7 +24,7 @@ use crate::{
     metrics::{OpLabels, RequestLabels, TokenLabels},
     respond::{self, Body},
     responses_api,
-    router::{self, Answer, Call, Report},
+    router::{self, Call, Report},
     translate::{now_secs, Context, Usage},
     Shared,
 };
@@ -181,17 +181,7 @@ impl Front {
             cache,
             span,
         };
-        match result {
-            Err(err) => outcome.failed(err),
-            Ok(Answer::Whole {
-                status,
-                headers,
-                body,
-                usage,
-                cost,
-            }) => outcome.whole(status, &headers, body, usage, cost),
-            Ok(Answer::Stream { headers, body }) => outcome.stream(&headers, body),
-        }
+        outcome.answer(result)
     }
 }
 

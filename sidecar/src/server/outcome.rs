@@ -18,7 +18,7 @@ use crate::{
     relay::End,
     respond::{self, Body},
     responses_api,
-    router::Report,
+    router::{Answer, Report},
     telemetry::CallOutcome,
     translate::Usage,
 };
@@ -40,6 +40,21 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
+    /// The caller's response for what routing returned.
+    pub(super) fn answer(self, result: Result<Answer, Error>) -> Response<Body> {
+        match result {
+            Err(err) => self.failed(err),
+            Ok(Answer::Whole {
+                status,
+                headers,
+                body,
+                usage,
+                cost,
+            }) => self.whole(status, &headers, body, usage, cost),
+            Ok(Answer::Stream { headers, body }) => self.stream(&headers, body),
+        }
+    }
+
     pub(super) fn failed(self, err: Error) -> Response<Body> {
         let sent = self.report.attempts > 0;
         if let Some(t) = self.ticket {

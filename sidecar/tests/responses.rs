@@ -408,3 +408,35 @@ async fn a_stream_cut_after_its_first_byte_ends_with_response_failed() {
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_azure_provider_with_the_responses_api_is_called_at_its_responses_path() {
+    let up = Upstreams::start().await;
+    let mut yaml = yaml(&up);
+    yaml.push_str(&format!(
+        "---\napiVersion: switchyard.dev/v1alpha1\nkind: AIProvider\nmetadata: {{name: azure-responses}}\nspec: {{type: azure-openai, api: responses, baseUrl: \"{}\", azure: {{apiVersion: \"2025-04-01-preview\"}}, credentials: {{secretRef: {{name: keys, key: key}}}}}}\n",
+        up.azure.base_url()
+    ));
+    yaml.push_str(&model(
+        "via-azure-responses",
+        &[("azure-responses", "my-gpt5-deployment", 0)],
+        "",
+    ));
+    let sc = start(&yaml);
+    for dialect in ["responses", "openai", "anthropic"] {
+        for stream in [false, true] {
+            let (path, body) = chat(dialect, "via-azure-responses", "hello azure", stream);
+            let a = post(&sc, &path, &body).await;
+            assert_eq!(a.status, 200, "{dialect} {stream}: {}", a.text);
+            assert_eq!(a.assistant_text(), "hello azure", "{dialect} {stream}");
+            let sent = up.azure.received().last().cloned().unwrap();
+            assert_eq!(sent.path, "/openai/responses");
+            assert_eq!(
+                sent.query.as_deref(),
+                Some("api-version=2025-04-01-preview")
+            );
+            assert_eq!(sent.body["model"], "my-gpt5-deployment");
+            assert_eq!(sent.headers["api-key"], KEY);
+        }
+    }
+}

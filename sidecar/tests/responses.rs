@@ -440,3 +440,23 @@ async fn an_azure_provider_with_the_responses_api_is_called_at_its_responses_pat
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_effort_becomes_geminis_thinking_budget() {
+    let up = Upstreams::start().await;
+    let sc = start(&yaml(&up));
+    let body = json!({"model": "via-gemini", "input": "think", "reasoning": {"effort": "high"}});
+    assert_eq!(post(&sc, "/v1/responses", &body).await.status, 200);
+    let sent = up.gemini.received().last().cloned().unwrap();
+    assert_eq!(
+        sent.body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+        24_576
+    );
+    let body = json!({"model": "via-gemini", "reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]});
+    assert_eq!(post(&sc, "/v1/chat/completions", &body).await.status, 200);
+    let sent = up.gemini.received().last().cloned().unwrap();
+    assert_eq!(
+        sent.body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+        1_024
+    );
+}

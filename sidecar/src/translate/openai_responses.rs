@@ -16,6 +16,27 @@ use crate::{error::Error, sse};
 
 /// Translates a chat completion request into a Responses request.
 pub fn request(body: &Value) -> Result<Value, Error> {
+    let mut out = Map::new();
+    out.insert("input".into(), Value::Array(input(body)?));
+    // The sidecar keeps no state upstream: every turn carries its history.
+    out.insert("store".into(), Value::Bool(false));
+    settings(body, &mut out);
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools.iter().filter_map(tool).collect();
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = body.get("tool_choice") {
+        let mapped = match choice.pointer("/function/name") {
+            Some(name) => json!({"type": "function", "name": name}),
+            None => choice.clone(),
+        };
+        out.insert("tool_choice".into(), mapped);
+    }
+    Ok(Value::Object(out))
+}
+
+/// The chat messages as input items.
+fn input(body: &Value) -> Result<Vec<Value>, Error> {
     let mut input = Vec::new();
     let empty = Vec::new();
     let messages = body
@@ -46,11 +67,12 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("input".into(), Value::Array(input));
-    // The sidecar keeps no state upstream: every turn carries its history.
-    out.insert("store".into(), Value::Bool(false));
-    for key in [
+    Ok(input)
+}
+
+/// Sampling, limits, reasoning effort and the response format, in the Responses API's names.
+fn settings(body: &Value, out: &mut Map<String, Value>) {
+    let copied = [
         "temperature",
         "top_p",
         "user",
@@ -58,16 +80,16 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         "prompt_cache_key",
         "safety_identifier",
         "service_tier",
-    ] {
+    ];
+    for key in copied {
         if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
             out.insert(key.into(), v.clone());
         }
     }
-    if let Some(max) = body
+    let max = body
         .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .filter(|v| v.is_u64())
-    {
+        .or_else(|| body.get("max_tokens"));
+    if let Some(max) = max.filter(|v| v.is_u64()) {
         out.insert("max_output_tokens".into(), max.clone());
     }
     if let Some(effort) = body.get("reasoning_effort").filter(|v| v.is_string()) {
@@ -78,10 +100,8 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         .and_then(Value::as_str)
     {
         Some("json_schema") => {
-            let mut format = body
-                .pointer("/response_format/json_schema")
-                .cloned()
-                .unwrap_or(json!({}));
+            let schema = body.pointer("/response_format/json_schema").cloned();
+            let mut format = schema.unwrap_or(json!({}));
             format["type"] = json!("json_schema");
             out.insert("text".into(), json!({"format": format}));
         }
@@ -90,30 +110,22 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         }
         _ => {}
     }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let tools: Vec<Value> = tools
-            .iter()
-            .filter_map(|t| {
-                let f = t.get("function")?;
-                let mut tool = json!({"type": "function", "name": f.get("name")?, "parameters": f.get("parameters").cloned().unwrap_or(json!({"type": "object", "properties": {}}))});
-                for key in ["description", "strict"] {
-                    if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
-                        tool[key] = v.clone();
-                    }
-                }
-                Some(tool)
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(tools));
+}
+
+/// A chat function tool as a Responses function tool.
+fn tool(t: &Value) -> Option<Value> {
+    let f = t.get("function")?;
+    let params = f
+        .get("parameters")
+        .cloned()
+        .unwrap_or(json!({"type": "object", "properties": {}}));
+    let mut tool = json!({"type": "function", "name": f.get("name")?, "parameters": params});
+    for key in ["description", "strict"] {
+        if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
+            tool[key] = v.clone();
+        }
     }
-    if let Some(choice) = body.get("tool_choice") {
-        let mapped = match choice.pointer("/function/name") {
-            Some(name) => json!({"type": "function", "name": name}),
-            None => choice.clone(),
-        };
-        out.insert("tool_choice".into(), mapped);
-    }
-    Ok(Value::Object(out))
+    Some(tool)
 }
 
 fn user_parts(content: &Value, i: usize) -> Result<Value, Error> {

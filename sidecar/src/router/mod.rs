@@ -20,7 +20,6 @@ use crate::{
     body::CallBody,
     dialect::{Dialect, Operation},
     error::Error,
-    failure::exhausted,
     metrics::{AttemptLabels, BackendLabels},
     plan::{self, Candidate},
     relay,
@@ -127,10 +126,12 @@ pub async fn route(
     let policy = &rt.config.policy;
     let deadline = Instant::now() + policy.total_timeout.0;
     let mut candidates = plan::candidates(rt, model);
-    if let Some(key) = &call.session {
-        if let Some(p) = shared.sessions.placement(&model.name, key) {
-            plan::prefer(&mut candidates, &p.provider, &p.model, Instant::now());
-        }
+    if let Some(p) = call
+        .session
+        .as_ref()
+        .and_then(|k| shared.sessions.placement(&model.name, k))
+    {
+        plan::prefer(&mut candidates, &p.provider, &p.model, Instant::now());
     }
     let mut walk = Walk::default();
     let (mut cursor, mut idle_passes) = (0, 0);
@@ -165,23 +166,15 @@ pub async fn route(
         let started = Instant::now();
         let guard = c.health.start();
         let result = traced_attempt(shared, call, c, provider, policy, deadline).await;
-        let used = match &result {
-            Ok(Answer::Whole { usage, .. }) => usage.reported(),
-            Ok(Answer::Stream { .. }) => None,
-            Err(_) => Some(0),
-        };
-        account.settle(used, None, true);
+        // A stream's usage is not known yet: its share of the account's tokens stands.
+        account.settle(
+            result.as_ref().map_or(Some(0), Answer::reported),
+            None,
+            true,
+        );
         match result {
             Ok(answer) => {
-                c.health.success(started.elapsed());
-                count_attempt(shared, c, "ok", 200);
-                if let Some(key) = &call.session {
-                    let placement = Placement {
-                        provider: c.backend.provider.clone(),
-                        model: c.backend.model.clone(),
-                    };
-                    shared.sessions.place(&model.name, key, placement);
-                }
+                succeeded(shared, call, c, &model.name, started.elapsed());
                 return (Ok(answer.with_guard(guard)), walk.report);
             }
             Err(failure) => {
@@ -194,18 +187,20 @@ pub async fn route(
             }
         }
     }
-    let Walk {
-        report,
-        lines,
-        failures,
-        skipped_until,
-        circuit_skips,
-        ..
-    } = walk;
-    (
-        Err(exhausted(failures, lines, skipped_until, circuit_skips)),
-        report,
-    )
+    walk.give_up()
+}
+
+/// Counts a successful attempt: the backend's health, the metrics, the session's placement.
+fn succeeded(shared: &Shared, call: &Call<'_>, c: &Candidate<'_>, model: &str, took: Duration) {
+    c.health.success(took);
+    count_attempt(shared, c, "ok", 200);
+    if let Some(key) = &call.session {
+        let placement = Placement {
+            provider: c.backend.provider.clone(),
+            model: c.backend.model.clone(),
+        };
+        shared.sessions.place(model, key, placement);
+    }
 }
 
 fn count_attempt(shared: &Shared, c: &Candidate<'_>, outcome: &'static str, status: u16) {
@@ -237,6 +232,14 @@ fn backoff(policy: &Policy, n: u32) -> Duration {
 }
 
 impl Answer {
+    /// Tokens a whole answer reported (a stream's are not known yet).
+    fn reported(&self) -> Option<u64> {
+        match self {
+            Answer::Whole { usage, .. } => usage.reported(),
+            Answer::Stream { .. } => None,
+        }
+    }
+
     fn with_guard(self, guard: crate::health::InflightGuard) -> Self {
         match self {
             Answer::Stream { headers, body } => Answer::Stream {

@@ -8,8 +8,14 @@ use tokio::time::Instant;
 
 use super::{backoff, count_attempt, Call, Report, DEFAULT_RATE_LIMIT_SKIP};
 use crate::{
-    error::Error, failure::Failure, health::Admission, metrics::ModelLabels, plan::Candidate,
-    provider, state::Runtime, Shared,
+    error::Error,
+    failure::{exhausted, Failure},
+    health::Admission,
+    metrics::ModelLabels,
+    plan::Candidate,
+    provider,
+    state::Runtime,
+    Shared,
 };
 
 /// What follows a failed attempt.
@@ -37,6 +43,17 @@ pub(super) struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// Every candidate failed or none could be tried: the caller's error, and where it went.
+    pub(super) fn give_up(self) -> (Result<super::Answer, Error>, Report) {
+        let err = exhausted(
+            self.failures,
+            self.lines,
+            self.skipped_until,
+            self.circuit_skips,
+        );
+        (Err(err), self.report)
+    }
+
     fn line(&mut self, line: String) {
         if !self.lines.contains(&line) {
             self.lines.push(line);

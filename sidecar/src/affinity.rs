@@ -3,15 +3,11 @@
 //! hitting. Keys come from the agents' own headers (`x-claude-code-session-id`, Codex's
 //! `session_id`/`session-id`, `x-session-id`) or the body's `prompt_cache_key`.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::body::Facts;
+use crate::{body::Facts, bounded::Bounded};
 
 /// Sessions remembered at most.
 const CAPACITY: usize = 10_000;
@@ -48,40 +44,19 @@ pub struct Placement {
 /// Where each live session was last served, per served model.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    placed: HashMap<(String, String), (Placement, Instant)>,
-    order: VecDeque<(String, String)>,
+    placed: Bounded<(String, String), Placement>,
 }
 
 impl Sessions {
     /// Where the session's last call of `model` was served, if it is remembered.
     pub fn placement(&self, model: &str, key: &str) -> Option<Placement> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (p, at) = inner.placed.get(&(model.to_string(), key.to_string()))?;
-        (at.elapsed() < TTL).then(|| p.clone())
+        self.placed.get(&(model.to_string(), key.to_string()), TTL)
     }
 
     /// Remembers where the session's call of `model` was served.
     pub fn place(&self, model: &str, key: &str, placement: Placement) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let id = (model.to_string(), key.to_string());
-        if inner
-            .placed
-            .insert(id.clone(), (placement, Instant::now()))
-            .is_none()
-        {
-            inner.order.push_back(id);
-        }
-        while inner.placed.len() > CAPACITY {
-            let Some(oldest) = inner.order.pop_front() else {
-                break;
-            };
-            inner.placed.remove(&oldest);
-        }
+        self.placed.put(id, placement, CAPACITY, TTL);
     }
 }
 

@@ -6,10 +6,8 @@
 //! usage, no budget, no rate limit.
 
 use std::{
-    collections::{HashMap, VecDeque},
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -17,6 +15,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::{
+    bounded::Bounded,
     dialect::{Dialect, Operation},
     sse,
     translate::{self, Context},
@@ -82,63 +81,31 @@ pub fn key(dialect: Dialect, model: &str, body: &Value) -> Key {
     (hash(0x5157_4954_4348), hash(0x7961_7264))
 }
 
-/// One stored answer.
-#[derive(Clone, Debug)]
-struct Entry {
-    body: Bytes,
-    stored: Instant,
-}
-
-/// The cache.
+/// The cache: whole answers in the caller's dialect, by key.
 #[derive(Debug, Default)]
 pub struct Cache {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<Key, Entry>,
-    order: VecDeque<(Key, Instant)>,
+    answers: Bounded<Key, Bytes>,
 }
 
 impl Cache {
     /// The answer stored under `key`, if younger than `ttl`.
     pub fn get(&self, key: Key, ttl: Duration) -> Option<Bytes> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let e = inner.entries.get(&key)?;
-        (e.stored.elapsed() < ttl).then(|| e.body.clone())
+        self.answers.get(&key, ttl)
     }
 
     /// Stores an answer, dropping the oldest past `max_entries` and the expired.
     pub fn put(&self, key: Key, body: Bytes, max_entries: usize, ttl: Duration) {
-        let now = Instant::now();
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.entries.insert(key, Entry { body, stored: now });
-        inner.order.push_back((key, now));
-        while let Some((oldest, at)) = inner.order.front().copied() {
-            let full = inner.entries.len() > max_entries;
-            if !full && now.duration_since(at) < ttl {
-                break;
-            }
-            inner.order.pop_front();
-            if inner.entries.get(&oldest).is_some_and(|e| e.stored == at) {
-                inner.entries.remove(&oldest);
-            }
-        }
+        self.answers.put(key, body, max_entries, ttl);
     }
 
     /// How many answers are held.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entries
-            .len()
+        self.answers.len()
     }
 
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.answers.is_empty()
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod affinity;
 pub mod body;
+pub mod bounded;
 pub mod cache;
 pub mod count_tokens;
 pub mod dialect;

@@ -2,13 +2,11 @@
 //! `previous_response_id`, `GET` and `DELETE /v1/responses/{id}`. The pod's app is its only
 //! caller, so it is small and bounded: the newest 10,000 for an hour by default.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
+
+use crate::bounded::Bounded;
 
 /// How many responses are kept.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -44,13 +42,7 @@ impl Stored {
 pub struct Store {
     capacity: usize,
     ttl: Duration,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<String, (Instant, Stored)>,
-    order: VecDeque<(Instant, String)>,
+    responses: Bounded<String, Stored>,
 }
 
 impl Default for Store {
@@ -65,43 +57,23 @@ impl Store {
         Store {
             capacity,
             ttl,
-            inner: Mutex::default(),
+            responses: Bounded::default(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps a response under `id`, dropping the expired and, past capacity, the oldest.
     pub fn put(&self, id: String, stored: Stored) {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        inner.order.push_back((now, id.clone()));
-        inner.entries.insert(id, (now, stored));
-        while let Some((at, oldest)) = inner.order.front().cloned() {
-            let over = inner.entries.len() > self.capacity;
-            if !over && now.duration_since(at) < self.ttl {
-                break;
-            }
-            inner.order.pop_front();
-            // Only the entry this queue slot was made for (a re-put id has a newer slot).
-            if inner.entries.get(&oldest).is_some_and(|(t, _)| *t == at) {
-                inner.entries.remove(&oldest);
-            }
-        }
+        self.responses.put(id, stored, self.capacity, self.ttl);
     }
 
     /// The response stored under `id`, if it is still fresh.
     pub fn get(&self, id: &str) -> Option<Stored> {
-        let inner = self.lock();
-        let (at, stored) = inner.entries.get(id)?;
-        (at.elapsed() < self.ttl).then(|| stored.clone())
+        self.responses.get(id, self.ttl)
     }
 
     /// Forgets a response; whether it was there.
     pub fn delete(&self, id: &str) -> bool {
-        self.lock().entries.remove(id).is_some()
+        self.responses.remove(id)
     }
 }
 

@@ -14,6 +14,14 @@ use crate::{
     Shared,
 };
 
+/// A call's cache lookup: what it found, under which key, and the stored answer of a hit.
+pub(super) struct Lookup {
+    /// Hit, miss or bypass, and the key (none when bypassed).
+    pub(super) state: (CacheOutcome, Option<cache::Key>),
+    /// A hit's stored answer.
+    pub(super) hit: Option<bytes::Bytes>,
+}
+
 /// The cache lookup of a call, when the pod's policy caches: bypassed on the caller's
 /// `Cache-Control: no-cache`/`no-store`, else a hit or a miss under its key. Counted.
 pub(super) fn cache_lookup(
@@ -23,26 +31,26 @@ pub(super) fn cache_lookup(
     dialect: Dialect,
     op: Operation,
     parsed: &Parsed,
-) -> Option<(CacheOutcome, Option<cache::Key>)> {
+) -> Option<Lookup> {
     let c = rt.config.policy.cache.as_ref()?;
-    let (outcome, key) = if op != Operation::Chat || cache::bypassed(headers) {
-        (CacheOutcome::Bypass, None)
+    let (state, hit) = if op != Operation::Chat || cache::bypassed(headers) {
+        ((CacheOutcome::Bypass, None), None)
     } else {
         let served = rt
             .served(&parsed.model)
             .map_or(parsed.model.as_str(), |m| m.name.as_str());
         let key = cache::key(dialect, served, parsed.body.value());
         match shared.cache.get(key, c.ttl.0) {
-            Some(_) => (CacheOutcome::Hit, Some(key)),
-            None => (CacheOutcome::Miss, Some(key)),
+            Some(body) => ((CacheOutcome::Hit, Some(key)), Some(body)),
+            None => ((CacheOutcome::Miss, Some(key)), None),
         }
     };
     let labels = crate::metrics::CacheLabels {
         gen_ai_request_model: parsed.model.clone(),
-        result: outcome.as_str(),
+        result: state.0.as_str(),
     };
     shared.metrics.cache.get_or_create(&labels).inc();
-    Some((outcome, key))
+    Some(Lookup { state, hit })
 }
 
 /// Adds `x-switchyard-cache` when the policy caches.
@@ -59,14 +67,11 @@ impl Front {
     /// Answers from the cache: the stored whole answer, or its replay as a stream.
     pub(super) fn cached(
         &self,
-        rt: &crate::state::Runtime,
-        key: cache::Key,
+        body: bytes::Bytes,
         stream: bool,
         ctx: Context,
         model: &str,
     ) -> Option<Response<Body>> {
-        let ttl = rt.config.policy.cache.as_ref()?.ttl.0;
-        let body = self.shared.cache.get(key, ttl)?;
         let mut resp = if stream {
             let events = cache::replay(self.dialect, &body, ctx)?;
             let mut resp = Response::new(respond::full(events));
@@ -86,7 +91,7 @@ impl Front {
             &self.request_id,
             &HeaderMap::new(),
         );
-        mark(&mut resp, Some((CacheOutcome::Hit, Some(key))));
+        mark(&mut resp, Some((CacheOutcome::Hit, None)));
         let report = Report::default();
         record(
             &self.shared,

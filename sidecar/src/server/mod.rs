@@ -15,7 +15,6 @@ use self::{
     outcome::Outcome,
 };
 use crate::{
-    cache::Outcome as CacheOutcome,
     dialect::{Dialect, Operation},
     endpoint::Endpoint,
     error::Error,
@@ -136,12 +135,13 @@ impl Front {
             None => "unknown".to_string(),
         };
         let ctx = context(&parsed, gemini_single, prepared.as_ref());
-        let cache = cache_lookup(&self.shared, &rt, &parts.headers, dialect, op, &parsed);
-        if let Some((CacheOutcome::Hit, Some(key))) = cache {
-            if let Some(resp) = self.cached(&rt, key, parsed.stream, ctx.clone(), &model_label) {
+        let lookup = cache_lookup(&self.shared, &rt, &parts.headers, dialect, op, &parsed);
+        if let Some(body) = lookup.as_ref().and_then(|l| l.hit.clone()) {
+            if let Some(resp) = self.cached(body, parsed.stream, ctx.clone(), &model_label) {
                 return resp;
             }
         }
+        let cache = lookup.map(|l| l.state);
         let (demand, ticket) = match self.limits(&rt, &parsed, body_len).await {
             Ok(admitted) => admitted,
             Err(err) => {

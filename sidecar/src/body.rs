@@ -82,30 +82,28 @@ impl CallBody {
     /// usage chunk asked for): spliced into the received bytes. `None` when the bytes cannot
     /// be reused (edited, or `stream_options` already set without `include_usage`).
     pub fn spliced(&self, model: Option<&str>, ask_usage: bool) -> Option<Bytes> {
-        if self.edited.is_some()
-            || (ask_usage && self.facts.stream_options && !self.facts.include_usage)
-        {
+        let usage = ask_usage && !self.facts.include_usage;
+        if self.edited.is_some() || (usage && self.facts.stream_options) {
             return None;
         }
-        let usage = ask_usage && !self.facts.include_usage;
-        let span = match model {
-            Some(_) => Some(self.model_span.clone()?),
-            None => None,
-        };
-        let quoted = model.map(|m| serde_json::to_string(m).unwrap_or_default());
+        if model.is_none() && !usage {
+            // Nothing to change (a Gemini body names its model in the path).
+            return Some(self.raw.clone());
+        }
+        let open = self.raw.iter().position(|b| *b == b'{')? + 1;
         let mut out = BytesMut::with_capacity(self.raw.len() + 64);
-        let open = self.raw.iter().position(|b| *b == b'{')?;
-        out.extend_from_slice(&self.raw[..=open]);
+        out.extend_from_slice(&self.raw[..open]);
         if usage {
             out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
         }
-        match (span, quoted) {
-            (Some(span), Some(q)) => {
-                out.extend_from_slice(&self.raw[open + 1..span.start]);
-                out.extend_from_slice(q.as_bytes());
+        match model {
+            Some(model) => {
+                let span = self.model_span.clone()?;
+                out.extend_from_slice(&self.raw[open..span.start]);
+                out.extend_from_slice(serde_json::to_string(model).ok()?.as_bytes());
                 out.extend_from_slice(&self.raw[span.end..]);
             }
-            _ => out.extend_from_slice(&self.raw[open + 1..]),
+            None => out.extend_from_slice(&self.raw[open..]),
         }
         Some(out.freeze())
     }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
@@ -144,26 +144,7 @@ async fn exact(
         _ => return None,
     };
     let mut req = Request::post(url);
-    let headers = req.headers_mut()?;
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (k, v) in inbound
-        .iter()
-        .filter(|(k, _)| k.as_str().starts_with("anthropic-"))
-    {
-        headers.append(k.clone(), v.clone());
-    }
-    for (k, v) in &p.headers {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.insert(k, v);
-        }
-    }
-    provider::adapter(p.type_).authorize(p, headers);
+    provider::upstream_headers(p, dialect, inbound, req.headers_mut()?);
     let req = req.body(Full::new(Bytes::from(body.to_string()))).ok()?;
     let send = shared.upstream.send(req, p.connect_timeout.0);
     let mut reply = tokio::time::timeout(COUNT_TIMEOUT, send).await.ok()?.ok()?;

@@ -260,8 +260,10 @@ impl UpstreamAnswer {
             }
         }
         if let Some(after) = hints::retry_after(headers) {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-            kept.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            kept.insert(
+                http::header::RETRY_AFTER,
+                crate::respond::retry_after_header(after),
+            );
         }
         UpstreamAnswer {
             status,

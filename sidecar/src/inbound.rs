@@ -301,31 +301,38 @@ fn check_messages(peek: &Peek<'_>) -> Result<(), Error> {
 }
 
 fn check_numbers(peek: &Peek<'_>) -> Result<(), Error> {
-    let numbers = [
+    numbers(&[
         ("temperature", peek.temperature),
         ("top_p", peek.top_p),
         ("presence_penalty", peek.presence_penalty),
         ("frequency_penalty", peek.frequency_penalty),
-    ];
-    for (key, raw) in numbers {
-        let v = small(raw);
-        if !v.is_null() && !v.is_number() {
-            return Err(Error::invalid(key, format!("{key} must be a number")));
-        }
-    }
-    let counts = [
+    ])?;
+    counts(&[
         ("max_tokens", peek.max_tokens),
         ("max_completion_tokens", peek.max_completion_tokens),
         ("n", peek.n),
         ("top_k", peek.top_k),
-    ];
-    for (key, raw) in counts {
-        let v = small(raw);
+    ])
+}
+
+/// Each of these fields, when present and not null, is a number.
+fn numbers(fields: &[(&str, Option<&RawValue>)]) -> Result<(), Error> {
+    for (key, raw) in fields {
+        let v = small(*raw);
+        if !v.is_null() && !v.is_number() {
+            return Err(Error::invalid(key, format!("{key} must be a number")));
+        }
+    }
+    Ok(())
+}
+
+/// Each of these fields, when present and not null, is a non-negative integer.
+fn counts(fields: &[(&str, Option<&RawValue>)]) -> Result<(), Error> {
+    for (key, raw) in fields {
+        let v = small(*raw);
         if !v.is_null() && !v.is_u64() {
-            return Err(Error::invalid(
-                key,
-                format!("{key} must be a non-negative integer"),
-            ));
+            let message = format!("{key} must be a non-negative integer");
+            return Err(Error::invalid(key, message));
         }
     }
     Ok(())
@@ -361,19 +368,8 @@ fn check_responses(peek: &Peek<'_>) -> Result<(), Error> {
             ))
         }
     }
-    for (key, raw) in [("temperature", peek.temperature), ("top_p", peek.top_p)] {
-        let v = small(raw);
-        if !v.is_null() && !v.is_number() {
-            return Err(Error::invalid(key, format!("{key} must be a number")));
-        }
-    }
-    let max = small(peek.max_output_tokens);
-    if !max.is_null() && !max.is_u64() {
-        return Err(Error::invalid(
-            "max_output_tokens",
-            "max_output_tokens must be a non-negative integer",
-        ));
-    }
+    numbers(&[("temperature", peek.temperature), ("top_p", peek.top_p)])?;
+    counts(&[("max_output_tokens", peek.max_output_tokens)])?;
     let previous = small(peek.previous_response_id);
     if !previous.is_null() && !previous.is_string() {
         return Err(Error::invalid(

@@ -41,11 +41,15 @@ pub fn error_response(dialect: Dialect, err: &Error, request_id: &str) -> Respon
     let body = error_body(dialect, err, request_id);
     let mut resp = json_response(status, body.to_string());
     if let Some(after) = err.retry_after() {
-        let secs = after.as_secs_f64().ceil().max(1.0) as u64;
         resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            .insert(header::RETRY_AFTER, retry_after_header(after));
     }
     resp
+}
+
+/// A `Retry-After` value: whole seconds, rounded up, at least one.
+pub fn retry_after_header(after: std::time::Duration) -> HeaderValue {
+    HeaderValue::from(after.as_secs_f64().ceil().max(1.0) as u64)
 }
 
 fn error_body(dialect: Dialect, err: &Error, request_id: &str) -> Value {

@@ -64,10 +64,6 @@ pub fn build(
     let mut req = Request::post(a.url(p, op, model, stream, single));
     let headers = req.headers_mut().expect("a fresh builder has headers");
     headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
         header::ACCEPT,
         HeaderValue::from_static(if stream {
             "text/event-stream"
@@ -78,6 +74,22 @@ pub fn build(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }
+    upstream_headers(p, caller, inbound, headers);
+    req.body(Full::new(body))
+}
+
+/// The headers every request to `p` carries: a JSON body, the API's own headers from a
+/// same-format caller, the provider's static headers, and its key where it documents it.
+pub fn upstream_headers(
+    p: &Provider,
+    caller: Dialect,
+    inbound: &HeaderMap,
+    headers: &mut HeaderMap,
+) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if caller == Dialect::of(p) {
         for (name, v) in inbound.iter().filter(|(n, _)| api_header(n.as_str())) {
             headers.append(name.clone(), v.clone());
@@ -88,8 +100,7 @@ pub fn build(
             headers.insert(k, v);
         }
     }
-    a.authorize(p, headers);
-    req.body(Full::new(body))
+    adapter(p.type_).authorize(p, headers);
 }
 
 /// A header value holding a secret, marked sensitive so it is never printed.

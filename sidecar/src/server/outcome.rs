@@ -39,7 +39,103 @@ pub(super) struct Outcome {
     pub(super) span: crate::telemetry::CallSpan,
 }
 
+/// A finished call's bookkeeping, the same whichever way it answered: the trace span, the
+/// limits' ticket, usage for the operator, the metrics and the log line.
+struct Tally {
+    shared: Arc<crate::Shared>,
+    op: Operation,
+    dialect: crate::dialect::Dialect,
+    started: std::time::Instant,
+    request_id: String,
+    report: Report,
+    ticket: Option<governor::Ticket>,
+    served: Option<String>,
+    model_label: String,
+    span: crate::telemetry::CallSpan,
+}
+
+/// What an answer needs besides its tally.
+struct Rest {
+    front: Front,
+    rt: Arc<crate::state::Runtime>,
+    report: Report,
+    prepared: Option<responses_api::Prepared>,
+    cache: Option<(CacheOutcome, Option<cache::Key>)>,
+}
+
+impl Tally {
+    /// Closes the call: `dollars` settles the ticket (none: the reservation stands), `sent`
+    /// says whether an upstream was asked, `error` labels a stream that did not complete.
+    fn close(
+        self,
+        status: StatusCode,
+        usage: Usage,
+        cost: f64,
+        dollars: Option<Money>,
+        sent: bool,
+        error: Option<&str>,
+    ) {
+        let r = &self.report;
+        self.span.end(&CallOutcome {
+            provider: &r.provider,
+            model: &r.model,
+            attempts: r.attempts,
+            status: status.as_u16(),
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            error,
+        });
+        if let Some(t) = self.ticket {
+            t.settle(usage.reported(), dollars, sent);
+        }
+        if let Some(model) = &self.served {
+            let failed = error.is_some();
+            self.shared
+                .governor
+                .account(model, &r.provider, usage, cost, failed);
+        }
+        let (op, dialect, model) = (self.op, self.dialect, &self.model_label);
+        record(
+            &self.shared,
+            op,
+            dialect,
+            model,
+            r,
+            status,
+            usage,
+            cost,
+            self.started,
+            error,
+        );
+        tracing::debug!(model = %model, provider = %r.provider, upstream_model = %r.model, attempts = r.attempts, status = status.as_u16(), error = ?error, ms = self.started.elapsed().as_millis() as u64, request_id = %self.request_id, "served");
+    }
+}
+
 impl Outcome {
+    /// Its tally, and the rest.
+    fn split(self) -> (Tally, Rest) {
+        let tally = Tally {
+            shared: self.front.shared.clone(),
+            op: self.front.op,
+            dialect: self.front.dialect,
+            started: self.front.started,
+            request_id: self.front.request_id.clone(),
+            report: self.report.clone(),
+            ticket: self.ticket,
+            served: self.served,
+            model_label: self.model_label,
+            span: self.span,
+        };
+        let rest = Rest {
+            front: self.front,
+            rt: self.rt,
+            report: self.report,
+            prepared: self.prepared,
+            cache: self.cache,
+        };
+        (tally, rest)
+    }
+
     /// The caller's response for what routing returned.
     pub(super) fn answer(self, result: Result<Answer, Error>) -> Response<Body> {
         match result {
@@ -85,39 +181,19 @@ impl Outcome {
         usage: Usage,
         cost: f64,
     ) -> Response<Body> {
-        let Outcome {
+        let sent = self.report.attempts > 0;
+        let dollars = Some(Money::from_dollars_ceil(cost));
+        let (tally, rest) = self.split();
+        let Rest {
             front,
             rt,
             report,
-            ticket,
-            served,
-            model_label,
             prepared,
             cache,
-            span,
-        } = self;
+        } = rest;
+        // Settled before the response: its x-ratelimit-* headers count the refund.
+        tally.close(status, usage, cost, dollars, sent, None);
         let shared = &front.shared;
-        span.end(&CallOutcome {
-            provider: &report.provider,
-            model: &report.model,
-            attempts: report.attempts,
-            status: status.as_u16(),
-            input_tokens: usage.input,
-            output_tokens: usage.output,
-            error: None,
-        });
-        if let Some(t) = ticket {
-            t.settle(
-                usage.reported(),
-                Some(Money::from_dollars_ceil(cost)),
-                report.attempts > 0,
-            );
-        }
-        if let Some(model) = &served {
-            shared
-                .governor
-                .account(model, &report.provider, usage, cost, false);
-        }
         if let Some(p) = prepared.as_ref().filter(|p| p.store) {
             if let Ok(response) = serde_json::from_slice::<Value>(&body) {
                 responses_api::remember(shared, &rt, p, &response, &report.provider);
@@ -135,19 +211,6 @@ impl Outcome {
         decorate(&mut resp, &report, &front.request_id, headers);
         shared.governor.headers(&rt, resp.headers_mut());
         mark(&mut resp, cache);
-        record(
-            shared,
-            front.op,
-            front.dialect,
-            &model_label,
-            &report,
-            status,
-            usage,
-            cost,
-            front.started,
-            None,
-        );
-        tracing::debug!(model = %model_label, provider = %report.provider, upstream_model = %report.model, attempts = report.attempts, status = status.as_u16(), ms = front.started.elapsed().as_millis() as u64, request_id = %front.request_id, "served");
         resp
     }
 
@@ -156,52 +219,27 @@ impl Outcome {
         headers: &HeaderMap,
         mut body: crate::relay::Relay,
     ) -> Response<Body> {
-        let Outcome {
+        let (tally, rest) = self.split();
+        let Rest {
             front,
             rt,
             report,
-            ticket,
-            served,
-            model_label,
             prepared,
             cache,
-            span,
-        } = self;
-        let (shared, report2, rt2) = (front.shared.clone(), report.clone(), rt.clone());
-        let (op, dialect, started, rid) = (
-            front.op,
-            front.dialect,
-            front.started,
-            front.request_id.clone(),
-        );
+        } = rest;
+        let (shared, provider, rt2) = (front.shared.clone(), report.provider.clone(), rt.clone());
         body.on_end(Box::new(move |end, usage, cost, completed| {
-            if let Some(t) = ticket {
-                // Unknown usage (a stream cut before it was reported): the reservation stands.
-                let known = usage.reported();
-                t.settle(known, known.map(|_| Money::from_dollars_ceil(cost)), true);
-            }
-            if let Some(model) = &served {
-                shared.governor.account(model, &report2.provider, usage, cost, end != End::Complete);
-            }
             if let (Some(p), Some(response)) = (&prepared, completed) {
-                responses_api::remember(&shared, &rt2, p, response, &report2.provider);
+                responses_api::remember(&shared, &rt2, p, response, &provider);
             }
             let error = match end {
                 End::Complete => None,
                 End::Interrupted => Some("stream_interrupted"),
                 End::Cancelled => Some("cancelled"),
             };
-            span.end(&CallOutcome {
-                provider: &report2.provider,
-                model: &report2.model,
-                attempts: report2.attempts,
-                status: 200,
-                input_tokens: usage.input,
-                output_tokens: usage.output,
-                error,
-            });
-            record(&shared, op, dialect, &model_label, &report2, StatusCode::OK, usage, cost, started, error);
-            tracing::debug!(model = %model_label, provider = %report2.provider, upstream_model = %report2.model, attempts = report2.attempts, status = 200, stream = ?end, ms = started.elapsed().as_millis() as u64, request_id = %rid, "served");
+            // Unknown usage (a stream cut before it was reported): the reservation stands.
+            let dollars = usage.reported().map(|_| Money::from_dollars_ceil(cost));
+            tally.close(StatusCode::OK, usage, cost, dollars, true, error);
         }));
         let mut resp = Response::new(body.boxed_unsync());
         resp.headers_mut().insert(

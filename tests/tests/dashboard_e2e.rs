@@ -125,15 +125,8 @@ spec: {{limit: "50.00", period: month}}
     }
     apply(&client, &yaml).await;
     wait_ready(&client, NS, "AIModel", "chat", ("True", "Ready")).await;
-    let ca: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), SYSTEM);
-    let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
-    std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
-    let mut sidecars = Vec::new();
-    for i in 0..2 {
-        let t = token(&client, NS, "app", &format!("dash-{i}"), "switchyard").await;
-        sidecars.push(start_sidecar(dir.path(), &format!("dash-{i}"), &op.url, &t));
-    }
+    let pods = (0..2).map(|i| format!("dash-{i}"));
+    let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
     for s in &sidecars {
         eventually("sidecar serves", Duration::from_secs(20), || async {
             models(s).await == ["chat"]

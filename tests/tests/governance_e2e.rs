@@ -157,15 +157,8 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     ] {
         wait_ready(&client, NS, kind, name, ("True", "Ready")).await;
     }
-    let ca: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), SYSTEM);
-    let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
-    std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
-    let mut sidecars = Vec::new();
-    for i in 0..PODS {
-        let t = token(&client, NS, "app", &format!("bot-{i}"), "switchyard").await;
-        sidecars.push(start_sidecar(dir.path(), &format!("bot-{i}"), &op.url, &t));
-    }
+    let pods = (0..PODS).map(|i| format!("bot-{i}"));
+    let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
     for s in &sidecars {
         eventually(
             "sidecar serves the namespace",

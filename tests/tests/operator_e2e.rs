@@ -411,9 +411,7 @@ webhooks:
     );
 
     // Sidecars get their own pod's config over TLS with a real bound token.
-    let ca: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), SYSTEM);
-    let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
-    std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
+    write_ca(&client, dir.path()).await;
     let chatbot_token = token(&client, TEAM_A, "app", "chatbot", "switchyard").await;
     let batch_token = token(&client, TEAM_A, "app", "batch", "switchyard").await;
     let other_token = token(&client, TEAM_B, "app", "other", "switchyard").await;

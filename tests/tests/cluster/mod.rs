@@ -345,6 +345,32 @@ pub fn restart_operator(dir: &std::path::Path, old: Operator) -> Operator {
     Operator { proc, ..old }
 }
 
+/// Writes the operator's CA bundle (ConfigMap `switchyard-ca`) to `dir/ca.crt`, where
+/// [`start_sidecar`] reads it.
+pub async fn write_ca(client: &Client, dir: &std::path::Path) {
+    let ca: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), SYSTEM);
+    let ca_pem = ca.get("switchyard-ca").await.unwrap().data.unwrap()["ca.crt"].clone();
+    std::fs::write(dir.join("ca.crt"), ca_pem).unwrap();
+}
+
+/// A managed sidecar for each pod (service account `app`) of `ns`, on `operator_url`.
+pub async fn pod_sidecars(
+    client: &Client,
+    dir: &std::path::Path,
+    ns: &str,
+    operator_url: &str,
+    pods: impl IntoIterator<Item = String>,
+) -> Vec<Sidecar> {
+    write_ca(client, dir).await;
+    let mut sidecars = Vec::new();
+    for pod in pods {
+        let t = token(client, ns, "app", &pod, "switchyard").await;
+        sidecars.push(start_sidecar(dir, &pod, operator_url, &t));
+    }
+    sidecars
+}
+
 pub struct Sidecar {
     pub proc: Proc,
     pub url: String,

@@ -15,19 +15,6 @@ use serde_json::{json, Value};
 
 use super::{chunks, json, openai::args_for, words, Fake, Received};
 
-/// The text of an input item list's last user message (or a string input).
-fn last_user(input: &[Value]) -> String {
-    input
-        .iter()
-        .rev()
-        .filter(|i| i["role"] == "user")
-        .find_map(|i| {
-            let t = super::text(&i["content"]);
-            (!t.is_empty()).then_some(t)
-        })
-        .unwrap_or_default()
-}
-
 fn input_items(b: &Value) -> Vec<Value> {
     match &b["input"] {
         Value::String(s) => vec![json!({"type": "message", "role": "user", "content": s})],
@@ -38,6 +25,7 @@ fn input_items(b: &Value) -> Vec<Value> {
 
 /// The output items and status for a request.
 fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str>) {
+    let prompt = super::last_user_text(conversation, "user");
     let last = conversation.last().cloned().unwrap_or_default();
     let after_tool = matches!(
         last["type"].as_str(),
@@ -49,31 +37,24 @@ fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str
         .filter(|t| matches!(t["type"].as_str(), Some("function" | "custom")))
         .collect();
     if !usable.is_empty() && !after_tool && b["tool_choice"] != "none" {
-        let n = if last_user(conversation).contains("parallel") {
-            2
-        } else {
-            1
-        };
+        let n = if prompt.contains("parallel") { 2 } else { 1 };
         let usable: Vec<Value> = usable.into_iter().cloned().collect();
-        let t = super::pick_tool(&usable, |t| &t["parameters"], &last_user(conversation));
+        let t = super::pick_tool(&usable, |t| &t["parameters"], &prompt);
         let calls = (0..n)
             .map(|i| {
                 if t["type"] == "custom" {
                     json!({"type": "custom_tool_call", "id": format!("ctc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "input": "*** Begin Patch\n*** End Patch", "status": "completed"})
                 } else {
-                    json!({"type": "function_call", "id": format!("fc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "arguments": args_for(&t["parameters"], i, &last_user(conversation)).to_string(), "status": "completed"})
+                    json!({"type": "function_call", "id": format!("fc_fake{i}"), "call_id": format!("call_fake{i}"), "name": t["name"], "arguments": args_for(&t["parameters"], i, &prompt).to_string(), "status": "completed"})
                 }
             })
             .collect();
         return (calls, None);
     }
     let mut text = if after_tool {
-        format!(
-            "the tool said {}",
-            super::text(&last["output"]).if_empty(last["output"].as_str().unwrap_or_default())
-        )
+        format!("the tool said {}", super::text(&last["output"]))
     } else {
-        last_user(conversation)
+        prompt
     };
     if b.pointer("/text/format/type")
         .and_then(Value::as_str)
@@ -95,20 +76,6 @@ fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str
     let msg = json!({"type": "message", "id": "msg_fake", "status": if incomplete.is_some() { "incomplete" } else { "completed" }, "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]});
     (vec![msg], incomplete)
-}
-
-trait IfEmpty {
-    fn if_empty(self, other: &str) -> String;
-}
-
-impl IfEmpty for String {
-    fn if_empty(self, other: &str) -> String {
-        if self.is_empty() {
-            other.to_string()
-        } else {
-            self
-        }
-    }
 }
 
 /// The realistic answer to a Responses request.

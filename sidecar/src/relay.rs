@@ -47,10 +47,17 @@ pub struct Relay {
     pricing: Option<Pricing>,
     finished: bool,
     on_end: Option<OnEnd>,
-    /// For translated streams: how long the upstream may be silent before a keep-alive goes
-    /// to the caller, and when the next one is due.
-    keepalive: Option<(std::time::Duration, Pin<Box<Sleep>>)>,
+    /// For translated streams: the keep-alive's timer.
+    keepalive: Option<Keepalive>,
     _guard: Option<InflightGuard>,
+}
+
+/// A translated stream's keep-alive: due `every` after the last bytes went out. Sending
+/// only notes the time; the timer is moved when it fires, not on every frame.
+struct Keepalive {
+    every: std::time::Duration,
+    last_sent: Instant,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Relay {
@@ -93,31 +100,42 @@ impl Relay {
     /// Sends a keep-alive after every `every` of upstream silence (translated streams: the
     /// upstream's own pings do not reach the caller).
     pub fn with_keepalive(mut self, every: std::time::Duration) -> Self {
-        let next = Box::pin(tokio::time::sleep(every));
-        self.keepalive = Some((every, next));
+        self.keepalive = Some(Keepalive {
+            every,
+            last_sent: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(every)),
+        });
         self
     }
 
     /// Polls the keep-alive timer: the keep-alive's bytes when one is due.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<&'static [u8]> {
-        let (every, next) = self.keepalive.as_mut()?;
-        if next.as_mut().poll(cx).is_pending() {
-            return None;
+        let k = self.keepalive.as_mut()?;
+        loop {
+            if k.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            let now = Instant::now();
+            let due = k.last_sent + k.every;
+            if due <= now {
+                k.last_sent = now;
+                k.timer.as_mut().reset(now + k.every);
+                let _ = k.timer.as_mut().poll(cx);
+                break;
+            }
+            // Something went out since the timer was set: wait out the rest.
+            k.timer.as_mut().reset(due);
         }
-        let every = *every;
-        next.as_mut().reset(Instant::now() + every);
-        let _ = next.as_mut().poll(cx);
         Some(match self.dialect {
             Dialect::Anthropic => b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
             _ => b": keep-alive\n\n",
         })
     }
 
-    /// Puts the keep-alive off: something was sent.
+    /// Notes that bytes went out (the keep-alive is due `every` after the last).
     fn sent(&mut self) {
-        if let Some((every, next)) = self.keepalive.as_mut() {
-            let at = Instant::now() + *every;
-            next.as_mut().reset(at);
+        if let Some(k) = self.keepalive.as_mut() {
+            k.last_sent = Instant::now();
         }
     }
 

@@ -32,9 +32,30 @@ pub enum End {
     Cancelled,
 }
 
-/// Called once when a stream ends, with its usage, its cost, and the whole response it
-/// amounted to when the caller's format has one (Responses).
-pub type OnEnd = Box<dyn FnOnce(End, Usage, f64, Option<&serde_json::Value>) + Send>;
+/// What a stream amounted to when it ended.
+pub struct Ended<'a> {
+    pub how: End,
+    /// What the upstream reported.
+    pub usage: Usage,
+    /// `usage` at the backend's prices.
+    pub cost: f64,
+    /// Upstream events relayed: each carried at least one output token, so a cut stream whose
+    /// usage never came is settled at no fewer.
+    pub events: u64,
+    /// The whole response when the caller's format has one (Responses).
+    pub completed: Option<&'a serde_json::Value>,
+    pricing: Option<&'a Pricing>,
+}
+
+impl Ended<'_> {
+    /// Dollars for `usage` at the backend's prices.
+    pub fn cost_of(&self, usage: Usage) -> f64 {
+        usage.cost(self.pricing)
+    }
+}
+
+/// Called once when a stream ends.
+pub type OnEnd = Box<dyn FnOnce(Ended<'_>) + Send>;
 
 /// A streaming response body.
 pub struct Relay {
@@ -45,6 +66,8 @@ pub struct Relay {
     pending: Option<Bytes>,
     deadline: Pin<Box<Sleep>>,
     pricing: Option<Pricing>,
+    /// Upstream events parsed so far.
+    events: u64,
     finished: bool,
     on_end: Option<OnEnd>,
     /// For translated streams: the keep-alive's timer.
@@ -81,6 +104,7 @@ impl Relay {
             pending: None,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             pricing,
+            events: 1,
             finished: false,
             on_end: None,
             keepalive: None,
@@ -146,6 +170,7 @@ impl Relay {
 
     fn drain(&mut self, out: &mut Vec<u8>) {
         while let Some(ev) = self.parser.next_event() {
+            self.events += 1;
             self.translator.event(&ev, out);
             if let Some(message) = self.translator.error() {
                 if !self.translator.error_forwarded() {
@@ -167,8 +192,14 @@ impl Relay {
         self.finished = true;
         if let Some(f) = self.on_end.take() {
             let usage = self.translator.usage();
-            let cost = usage.cost(self.pricing.as_ref());
-            f(how, usage, cost, self.translator.completed());
+            f(Ended {
+                how,
+                usage,
+                cost: usage.cost(self.pricing.as_ref()),
+                events: self.events,
+                completed: self.translator.completed(),
+                pricing: self.pricing.as_ref(),
+            });
         }
     }
 

@@ -154,3 +154,56 @@ async fn a_budget_admits_calls_while_it_can_reserve_their_maximum_cost_then_answ
     assert_eq!(a.status, 429);
     assert_eq!(a.json()["error"]["type"], "rate_limit_error");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_cut_before_its_usage_is_settled_at_the_input_estimate_and_the_tokens_streamed() {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    // One cent a token.
+    yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {name: chat}\nspec: {backends: [{provider: openai, model: gpt-4o, pricing: {inputPerMillionTokens: 10000, outputPerMillionTokens: 10000}}]}\n");
+    yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: tiny}\nspec: {limit: \"1.00\", period: month}\n");
+    let sc = start(&yaml);
+    let chunk = |t: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null}]})
+        )
+    };
+    // Two content events, then the connection is cut: no usage ever comes.
+    let cut = || Reply {
+        body: Body::Sse {
+            events: vec![
+                (std::time::Duration::ZERO, chunk("partial ")),
+                (std::time::Duration::ZERO, chunk("answer")),
+            ],
+            drop: true,
+        },
+        ..Reply::json(200, json!({}))
+    };
+    up.openai.script((0..10).map(|_| cut()));
+    let body = json!({"model": "chat", "max_tokens": 40, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut admitted = 0;
+    for _ in 0..10 {
+        let a = post(&sc, "/v1/chat/completions", &body).await;
+        if a.status == 429 {
+            break;
+        }
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert!(a.text.contains("partial"), "{}", a.text);
+        admitted += 1;
+    }
+    // Each call reserves its input estimate plus 40 output tokens; cut after two events, it
+    // is settled at the input estimate plus two, and the rest of the reservation comes back.
+    let input = (body.to_string().len() as u64).div_ceil(4);
+    let (reserve, settled) = (input + 40, input + 2);
+    let expected = (100 - reserve) / settled + 1;
+    assert_ne!(
+        expected,
+        (100 - reserve) / reserve + 1,
+        "the test tells the two apart"
+    );
+    assert_eq!(
+        admitted, expected,
+        "each call reserves {reserve} cents and settles at {settled}"
+    );
+}

@@ -25,7 +25,7 @@ use switchyard_crds::{
     Money,
 };
 
-use crate::{error::Error, state::Runtime};
+use crate::{error::Error, state::Runtime, translate};
 use meter::{Meter, Short, Span};
 
 /// Unix seconds now.
@@ -74,11 +74,14 @@ pub struct Demand {
     pub model: String,
     /// Input estimate plus maximum output tokens.
     pub tokens: u64,
+    /// The input estimate alone.
+    pub input: u64,
     /// Those tokens at the dearest candidate backend's prices.
     pub dollars: Money,
 }
 
 pub use switchyard_crds::lease::{Report, Usage, UsageBatch};
+type Tokens = translate::Usage;
 
 /// Usage not yet sealed, by (model, provider); and sealed batches not yet acknowledged.
 type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);
@@ -185,7 +188,11 @@ impl Governor {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match self.take_all(&asks).await {
-                Ok(taken) => return Ok(Ticket::new(self.clone(), taken)),
+                Ok(taken) => {
+                    let mut ticket = Ticket::new(self.clone(), taken);
+                    ticket.input = d.input;
+                    return Ok(ticket);
+                }
                 Err((ask, until)) => {
                     let left =
                         Duration::from_secs(until.saturating_sub((self.clock)()).max(0) as u64);
@@ -682,6 +689,8 @@ fn give_back(meters: &mut HashMap<Arc<str>, Meter>, taken: &[Taken]) {
 pub struct Ticket {
     governor: Arc<Governor>,
     taken: Vec<Taken>,
+    /// The call's input estimate, for a stream cut before its usage came.
+    input: u64,
     settled: bool,
 }
 
@@ -690,7 +699,18 @@ impl Ticket {
         Self {
             governor,
             taken,
+            input: 0,
             settled: false,
+        }
+    }
+
+    /// What a stream cut short used: what upstream reported, and no less than the input
+    /// estimate and one output token per event relayed (each carried at least one).
+    pub fn cut_usage(&self, reported: Tokens, events: u64) -> Tokens {
+        Tokens {
+            input: reported.input.max(self.input),
+            output: reported.output.max(events),
+            ..reported
         }
     }
 
@@ -768,6 +788,7 @@ pub fn demand(
     Demand {
         model: served.map_or_else(|| model.to_string(), |m| m.name.clone()),
         tokens: input + output,
+        input,
         dollars: Money::from_dollars_ceil(dearest),
     }
 }

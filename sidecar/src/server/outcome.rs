@@ -64,14 +64,15 @@ struct Rest {
 }
 
 impl Tally {
-    /// Closes the call: `dollars` settles the ticket (none: the reservation stands), `sent`
-    /// says whether an upstream was asked, `error` labels a stream that did not complete.
+    /// Closes the call: `settle` is what the ticket is settled at, tokens and dollars (none:
+    /// the reservation stands), `sent` says whether an upstream was asked, `error` labels a
+    /// stream that did not complete.
     fn close(
         self,
         status: StatusCode,
         usage: Usage,
         cost: f64,
-        dollars: Option<Money>,
+        settle: (Option<u64>, Option<Money>),
         sent: bool,
         error: Option<&str>,
     ) {
@@ -86,7 +87,7 @@ impl Tally {
             error,
         });
         if let Some(t) = self.ticket {
-            t.settle(usage.reported(), dollars, sent);
+            t.settle(settle.0, settle.1, sent);
         }
         if let Some(model) = &self.served {
             let failed = error.is_some();
@@ -182,7 +183,7 @@ impl Outcome {
         cost: f64,
     ) -> Response<Body> {
         let sent = self.report.attempts > 0;
-        let dollars = Some(Money::from_dollars_ceil(cost));
+        let settle = (usage.reported(), Some(Money::from_dollars_ceil(cost)));
         let (tally, rest) = self.split();
         let Rest {
             front,
@@ -192,7 +193,7 @@ impl Outcome {
             cache,
         } = rest;
         // Settled before the response: its x-ratelimit-* headers count the refund.
-        tally.close(status, usage, cost, dollars, sent, None);
+        tally.close(status, usage, cost, settle, sent, None);
         let shared = &front.shared;
         if let Some(p) = prepared.as_ref().filter(|p| p.store) {
             if let Ok(response) = serde_json::from_slice::<Value>(&body) {
@@ -228,18 +229,35 @@ impl Outcome {
             cache,
         } = rest;
         let (shared, provider, rt2) = (front.shared.clone(), report.provider.clone(), rt.clone());
-        body.on_end(Box::new(move |end, usage, cost, completed| {
-            if let (Some(p), Some(response)) = (&prepared, completed) {
+        body.on_end(Box::new(move |ended| {
+            if let (Some(p), Some(response)) = (&prepared, ended.completed) {
                 responses_api::remember(&shared, &rt2, p, response, &provider);
             }
-            let error = match end {
-                End::Complete => None,
-                End::Interrupted => Some("stream_interrupted"),
-                End::Cancelled => Some("cancelled"),
+            let (usage, cost) = (ended.usage, ended.cost);
+            let (error, settle) = match ended.how {
+                // Usage never reported on a whole stream: the reservation stands.
+                End::Complete => (
+                    None,
+                    (
+                        usage.reported(),
+                        usage.reported().map(|_| Money::from_dollars_ceil(cost)),
+                    ),
+                ),
+                how => {
+                    let used = tally
+                        .ticket
+                        .as_ref()
+                        .map_or(usage, |t| t.cut_usage(usage, ended.events));
+                    let dollars = Money::from_dollars_ceil(ended.cost_of(used));
+                    let error = if how == End::Cancelled {
+                        "cancelled"
+                    } else {
+                        "stream_interrupted"
+                    };
+                    (Some(error), (used.reported(), Some(dollars)))
+                }
             };
-            // Unknown usage (a stream cut before it was reported): the reservation stands.
-            let dollars = usage.reported().map(|_| Money::from_dollars_ceil(cost));
-            tally.close(StatusCode::OK, usage, cost, dollars, true, error);
+            tally.close(StatusCode::OK, usage, cost, settle, true, error);
         }));
         let mut resp = Response::new(body.boxed_unsync());
         resp.headers_mut().insert(

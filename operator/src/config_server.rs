@@ -3,8 +3,9 @@
 //! streams that pod's compiled ProxyConfig as newline-delimited JSON: a `snapshot` line now
 //! and on every change that alters it, a `heartbeat` line every 15 s in between.
 //! `POST /v1/leases` exchanges slices of shared limits and usage reports with the leader's
-//! [`Ledger`] (other replicas answer 503, and the sidecar uses its offline share). A pod only
-//! ever sees its own namespace.
+//! [`Ledger`]; another replica forwards the exchange to the leader (at the URL the leader
+//! published in its Lease), and answers 503 when no leader is known or reachable (the
+//! sidecar then uses its offline share). A pod only ever sees its own namespace.
 
 use std::{
     collections::HashMap,
@@ -51,6 +52,8 @@ pub struct Server {
     pub ledger: Arc<Ledger>,
     /// Whether this replica leads.
     pub leading: watch::Receiver<bool>,
+    /// How to reach the leader when this replica does not lead.
+    pub forward: Arc<Forward>,
     /// Tokens reviewed lately: a digest of the token, who it named, and when.
     pub identities: Arc<Mutex<HashMap<u64, (PodIdentity, Instant)>>>,
 }
@@ -95,7 +98,8 @@ async fn handle(server: Server, req: Request<hyper::body::Incoming>) -> Response
         Err(resp) => return resp,
     };
     if leases {
-        return lease(&server, &who, req.into_body()).await;
+        let (parts, body) = req.into_parts();
+        return lease(&server, &who, &parts.headers, body).await;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(stream_pod(server.clone(), who, tx));
@@ -114,18 +118,112 @@ async fn handle(server: Server, req: Request<hyper::body::Incoming>) -> Response
     resp
 }
 
-/// Answers `POST /v1/leases` for the leader.
-async fn lease(server: &Server, who: &PodIdentity, body: hyper::body::Incoming) -> Response<Body> {
+/// Marks an exchange one replica forwarded to another (which never forwards it again).
+const FORWARDED: &str = "x-switchyard-forwarded";
+/// How long a forwarded exchange may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a replica needs to forward lease exchanges to the leader.
+pub struct Forward {
+    /// The leader's config-server URL, from its Lease.
+    pub leader_url: watch::Receiver<Option<String>>,
+    /// The CA bundle every replica's serving certificate chains to.
+    pub ca: watch::Receiver<String>,
+    /// A name every replica's serving certificate covers (the Service's).
+    pub server_name: String,
+}
+
+impl Forward {
+    /// Sends an exchange on to the leader with the sidecar's own token (the leader checks it
+    /// again), and returns the leader's answer.
+    async fn send(&self, token: &http::HeaderValue, body: Bytes) -> Result<Response<Body>, String> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+
+        let url = self
+            .leader_url
+            .borrow()
+            .clone()
+            .ok_or("no leader is known")?;
+        let uri: http::Uri = url.parse().map_err(|e| format!("leader URL {url}: {e}"))?;
+        let authority = uri.authority().ok_or("the leader URL has no host")?.clone();
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = self.ca.borrow().clone();
+        for cert in CertificateDer::pem_slice_iter(ca.as_bytes()).flatten() {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = ServerName::try_from(self.server_name.clone()).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let port = authority.port_u16().unwrap_or(443);
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let tcp = tokio::net::TcpStream::connect((host, port))
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let req = Request::post(format!("{url}/v1/leases"))
+                .header(header::HOST, authority.as_str())
+                .header(header::AUTHORIZATION, token)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(FORWARDED, "1")
+                .body(Full::new(body))
+                .map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let (parts, body) = resp.into_parts();
+            let bytes = http_body_util::Limited::new(body, 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok(Response::from_parts(parts, Full::new(bytes).boxed()))
+        };
+        tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("{url} did not answer in time"))?
+    }
+}
+
+/// Answers `POST /v1/leases`: the leader exchanges, another replica forwards to it.
+async fn lease(
+    server: &Server,
+    who: &PodIdentity,
+    headers: &http::HeaderMap,
+    body: hyper::body::Incoming,
+) -> Response<Body> {
+    let Ok(bytes) = http_body_util::Limited::new(body, 1 << 20).collect().await else {
+        return error(StatusCode::BAD_REQUEST, "unreadable body");
+    };
+    let bytes = bytes.to_bytes();
     if !*server.leading.borrow() {
+        let token = headers.get(header::AUTHORIZATION);
+        if let (Some(token), false) = (token, headers.contains_key(FORWARDED)) {
+            match server.forward.send(token, bytes).await {
+                Ok(resp) => return resp,
+                Err(e) => tracing::info!("lease exchange not forwarded to the leader: {e}"),
+            }
+        }
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "not the leader: leases come from the replica holding the Lease",
         );
     }
-    let Ok(bytes) = http_body_util::Limited::new(body, 1 << 20).collect().await else {
-        return error(StatusCode::BAD_REQUEST, "unreadable body");
-    };
-    let Ok(msg) = serde_json::from_slice::<ledger::Exchange>(&bytes.to_bytes()) else {
+    let Ok(msg) = serde_json::from_slice::<ledger::Exchange>(&bytes) else {
         return error(StatusCode::BAD_REQUEST, "not a lease exchange");
     };
     let Some(pod) = server.world.pod(&who.namespace, &who.name) else {

@@ -1,5 +1,7 @@
 //! Leader election on a `coordination.k8s.io` Lease: every replica serves config streams;
-//! only the holder writes status. A crashed leader is replaced after the lease duration.
+//! only the holder writes status and keeps the shared counters. The holder writes where it
+//! serves leases into the Lease ([`LEADER_URL`]), so the others can forward sidecars' lease
+//! exchanges to it. A crashed leader is replaced after the lease duration.
 
 use std::time::Duration;
 
@@ -17,25 +19,54 @@ pub const LEASE: &str = "switchyard-operator-leader";
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews (and others retry).
 pub const RETRY: Duration = Duration::from_secs(2);
+/// The Lease annotation holding the leader's config-server URL.
+pub const LEADER_URL: &str = "switchyard.dev/leader-url";
 
-/// Campaigns until `stop` fires; the receiver says whether this replica leads now.
+/// What a replica knows of the election.
+#[derive(Clone)]
+pub struct Election {
+    /// Whether this replica leads now.
+    pub leading: watch::Receiver<bool>,
+    /// Where the current leader serves leases, when another replica leads and said so.
+    pub leader_url: watch::Receiver<Option<String>>,
+}
+
+/// Where a replica stands after one round.
+enum Standing {
+    Leading,
+    /// Another replica holds a valid lease; its URL if it published one.
+    Following(Option<String>),
+}
+
+/// Campaigns until `stop` fires, publishing `url` (where this replica serves leases) while
+/// it leads.
 pub fn spawn(
     client: Client,
     namespace: String,
     identity: String,
+    url: Option<String>,
     mut stop: watch::Receiver<bool>,
-) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+) -> (Election, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
+    let (url_tx, url_rx) = watch::channel(None);
     let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &namespace);
         let mut last_renewal: Option<tokio::time::Instant> = None;
         loop {
-            let leading = match try_lead(&api, &identity).await {
-                Ok(true) => {
+            let leading = match try_lead(&api, &identity, url.as_deref()).await {
+                Ok(Standing::Leading) => {
                     last_renewal = Some(tokio::time::Instant::now());
+                    url_tx.send_if_modified(|u| u.take().is_some());
                     true
                 }
-                Ok(false) => false,
+                Ok(Standing::Following(leader)) => {
+                    url_tx.send_if_modified(|u| {
+                        let changed = *u != leader;
+                        *u = leader;
+                        changed
+                    });
+                    false
+                }
                 Err(e) => {
                     tracing::warn!("lease: {e}");
                     // Keep leading only while the last renewal still holds.
@@ -58,22 +89,34 @@ pub fn spawn(
             }
         }
     });
-    (rx, task)
+    (
+        Election {
+            leading: rx,
+            leader_url: url_rx,
+        },
+        task,
+    )
 }
 
-async fn try_lead(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error> {
+async fn try_lead(
+    api: &Api<Lease>,
+    identity: &str,
+    url: Option<&str>,
+) -> Result<Standing, kube::Error> {
     let now = Timestamp::now();
+    let annotations = || url.map(|u| [(LEADER_URL.to_string(), u.to_string())].into());
     let Some(mut lease) = api.get_opt(LEASE).await? else {
         let lease = Lease {
             metadata: ObjectMeta {
                 name: Some(LEASE.into()),
+                annotations: annotations(),
                 ..ObjectMeta::default()
             },
             spec: Some(spec(identity, now, now, 0)),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Ok(_) => Ok(Standing::Leading),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Standing::Following(None)),
             Err(e) => Err(e),
         };
     };
@@ -105,12 +148,24 @@ async fn try_lead(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error>
             current.lease_transitions.unwrap_or(0) + 1,
         )
     } else {
-        return Ok(false);
+        let leader = lease
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LEADER_URL))
+            .cloned();
+        return Ok(Standing::Following(leader));
     };
     lease.spec = Some(next);
+    let mut published = lease.metadata.annotations.take().unwrap_or_default();
+    match url {
+        Some(u) => published.insert(LEADER_URL.to_string(), u.to_string()),
+        None => published.remove(LEADER_URL),
+    };
+    lease.metadata.annotations = Some(published);
     match api.replace(LEASE, &PostParams::default(), &lease).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Ok(_) => Ok(Standing::Leading),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Standing::Following(None)),
         Err(e) => Err(e),
     }
 }

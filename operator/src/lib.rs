@@ -80,12 +80,14 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let webhook_listener = bind(settings.webhook_listen).await?;
     let world = world::World::start(&client);
     let metrics = Arc::new(metrics::Metrics::default());
-    let (leading, lease_task) = leader::spawn(
+    let (election, lease_task) = leader::spawn(
         client.clone(),
         settings.namespace.clone(),
         identity.clone(),
+        settings.advertised_url(),
         stop_rx.clone(),
     );
+    let leading = election.leading.clone();
     let mut lead_watch = leading.clone();
     let lead_metric = metrics.clone();
     tokio::spawn(async move {
@@ -124,6 +126,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         metrics: metrics.clone(),
         ledger: ledger.clone(),
         leading: leading.clone(),
+        forward: Arc::new(config_server::Forward {
+            leader_url: election.leader_url,
+            ca: tls.bundle.clone(),
+            server_name: format!("{}.{}.svc", settings::SERVICE, settings.namespace),
+        }),
         identities: Arc::default(),
     };
     let tasks = vec![

@@ -80,6 +80,29 @@ pub struct Settings {
     /// This replica's identity for leader election (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Where other replicas reach this one's config server, to forward lease exchanges to it
+    /// while it leads (default: `https://$POD_IP:<config port>`, or the config address when
+    /// it names one host).
+    #[arg(long, env = "SWITCHYARD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+}
+
+impl Settings {
+    /// Where other replicas reach this one's config server, if that can be known.
+    pub fn advertised_url(&self) -> Option<String> {
+        if let Some(url) = &self.advertise_url {
+            return Some(url.clone());
+        }
+        let port = self.config_listen.port();
+        let ip = std::env::var("POD_IP")
+            .ok()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .or_else(|| {
+                let ip = self.config_listen.ip();
+                (!ip.is_unspecified()).then_some(ip)
+            })?;
+        Some(format!("https://{}", std::net::SocketAddr::new(ip, port)))
+    }
 }
 
 /// The name of the operator's Service (its certificate covers it).

@@ -105,7 +105,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         }
         (None, Some(source)) => {
             managed::restore(&source, &shared);
-            tokio::spawn(governor::flush_every(governor, stop_rx.clone()));
+            tokio::spawn(governor::flush_every(shared.clone(), stop_rx.clone()));
             tokio::spawn(managed::run(source, shared.clone(), stop_rx.clone()))
         }
         (None, None) => return Err(StartError::NoSource),

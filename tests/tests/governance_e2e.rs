@@ -378,3 +378,142 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         "still counted once: {written} vs {offline}"
     );
 }
+
+/// Whether an operator's `/metrics` says it leads.
+async fn leads(op: &Operator) -> bool {
+    match reqwest::get(format!("{}/metrics", op.admin)).await {
+        Ok(r) => r
+            .text()
+            .await
+            .is_ok_and(|m| m.lines().any(|l| l == "switchyard_operator_leader 1")),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_dies_mid_window_and_no_limit_is_passed() {
+    const NS: &str = "sy-e2e-gov-ha";
+    const PODS: usize = 4;
+    let (_turn, client) = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    for ns in [SYSTEM, NS] {
+        apply(
+            &client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+        )
+        .await;
+    }
+    operator_kubeconfig(&client, dir.path()).await;
+    // Two replicas: A leads (once an earlier holder's lease has run out), B follows.
+    let a = start_operator(dir.path(), "ha-a", free_addr());
+    eventually("A leads", Duration::from_secs(40), || leads(&a)).await;
+    let b = start_operator(dir.path(), "ha-b", free_addr());
+    eventually("B ready", Duration::from_secs(30), || {
+        http_ok(format!("{}/readyz", b.admin))
+    })
+    .await;
+    assert!(!leads(&b).await, "one leader");
+    let upstream = Fake::start(FakeApi::OpenAi).await;
+    let mut yaml = format!(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: app, namespace: {NS}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys, namespace: {NS}}}
+stringData: {{key: {KEY}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: primary, namespace: {NS}}}
+spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: chat, namespace: {NS}}}
+spec: {{backends: [{{provider: primary, model: gpt-4o}}]}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIRoutingPolicy
+metadata: {{name: shared, namespace: {NS}}}
+spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
+"#,
+        upstream.base_url()
+    );
+    for i in 0..PODS {
+        yaml.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: ha-{i}, namespace: {NS}, labels: {{app: ha}}}}\nspec: {{serviceAccountName: app, containers: [{{name: app, image: busybox}}]}}\n"));
+    }
+    apply(&client, &yaml).await;
+    wait_ready(&client, NS, "AIRoutingPolicy", "shared", ("True", "Ready")).await;
+    // Every sidecar talks to B, which does not lead.
+    let pods = (0..PODS).map(|i| format!("ha-{i}"));
+    let sidecars = pod_sidecars(&client, dir.path(), NS, &b.url, pods).await;
+    for s in &sidecars {
+        eventually("sidecar serves", Duration::from_secs(20), || async {
+            models(s).await == ["chat"]
+        })
+        .await;
+    }
+
+    // B forwards lease exchanges to A: one busy pod gets the whole limit (its offline share
+    // would be a quarter of it).
+    let window = next_minute().await;
+    let mut ok = 0;
+    for _ in 0..22 {
+        if ask(&sidecars[0], "chat").await.0 == 200 {
+            ok += 1;
+        }
+    }
+    if unix() / 60 == window {
+        assert_eq!(ok, 20, "the leader's leases, through the follower");
+    }
+
+    // Mid-window the leader dies. Traffic keeps flowing within each pod's share of what was
+    // left, B takes over (granting nothing more in a window A may have granted), and the
+    // upstream never sees more than the limit in any minute.
+    let window = next_minute().await;
+    let first = sidecars
+        .iter()
+        .flat_map(|s| [ask(s, "chat"), ask(s, "chat")]);
+    let before = futures_util::future::join_all(first).await;
+    assert!(before.iter().all(|(s, _)| *s == 200), "{before:?}");
+    // A flush (every 2 s) tells each pod what is left.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut a = a;
+    a.proc.kill();
+    let mut after = 0;
+    while unix() / 60 == window && unix() % 60 < 55 {
+        let round = futures_util::future::join_all(sidecars.iter().map(|s| ask(s, "chat"))).await;
+        for (status, body) in &round {
+            match status {
+                200 => after += 1,
+                429 => assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}"),
+                s => panic!("{s}: {body}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(after > 0, "traffic kept flowing without a leader");
+    eventually("B leads", Duration::from_secs(40), || leads(&b)).await;
+
+    // The next window is B's: one pod gets the whole limit again.
+    let window = next_minute().await;
+    let mut ok = 0;
+    for _ in 0..22 {
+        if ask(&sidecars[1], "chat").await.0 == 200 {
+            ok += 1;
+        }
+    }
+    if unix() / 60 == window {
+        assert_eq!(ok, 20, "the new leader's leases");
+    }
+    let times: Vec<u64> = upstream.received().iter().map(|r| r.at).collect();
+    for (minute, n) in per_minute(&times) {
+        assert!(
+            n <= 20,
+            "minute {minute}: the upstream saw {n} calls under a shared limit of 20"
+        );
+    }
+}

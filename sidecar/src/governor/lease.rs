@@ -92,8 +92,9 @@ impl Client {
         };
         let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
         let url = format!("{}/v1/leases", self.source.url.trim_end_matches('/'));
-        // Only the leader grants; a non-leader replica answers 503. Each try is a new
-        // connection, which the operator's Service may send to another replica.
+        // Only the leader grants; another replica forwards to it, and answers 503 when it
+        // cannot. Each try is a new connection, which the operator's Service may send to
+        // another replica.
         let mut last = String::new();
         for _ in 0..NON_LEADER_TRIES {
             let req = Request::post(&url)

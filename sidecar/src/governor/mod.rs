@@ -258,12 +258,7 @@ impl Governor {
             match leases.exchange(&needs, &holdings, &reports).await {
                 Ok(reply) => {
                     self.accepted(&reply.accepted);
-                    let mut meters = self.meters();
-                    for g in reply.grants {
-                        if let Some(m) = meters.get_mut(g.counter.as_str()) {
-                            m.grant(g.window, g.amount, g.remaining);
-                        }
-                    }
+                    self.granted(reply.grants);
                 }
                 Err(e) => {
                     tracing::debug!("no lease from the operator ({e}); using the offline share");
@@ -499,38 +494,66 @@ impl Governor {
         state.1.retain(|b| !ids.contains(&b.id));
     }
 
-    /// Sends settled reports and current holdings to the operator, returning idle balances;
-    /// keeps what could not be sent (in the state directory too) for the next time.
-    pub async fn flush(&self) {
+    /// Sends settled reports and current holdings to the operator, returning idle balances,
+    /// and learns what is left of every shared limit of `rt`'s config in its current window
+    /// (the offline share is divided from that, so it is never older than one flush); keeps
+    /// what could not be sent (in the state directory too) for the next time.
+    pub async fn flush(&self, rt: Option<&Runtime>) {
         let Some(leases) = &self.leases else { return };
         // Exchanges go one at a time, so the operator sees this pod's holdings in order, each
         // after every grant before it. Holdings are read before reports: a call settling in
         // between is then counted twice for a moment (held and reported), never not at all.
         let _turn = self.exchanging.lock().await;
+        let asks = rt.map(|rt| self.templates(rt));
+        let mut refresh = Vec::new();
         {
-            // A balance nobody is spending goes back, so that other pods can use it.
+            let now = (self.clock)();
             let mut meters = self.meters();
+            // A balance nobody is spending goes back, so that other pods can use it.
             for (k, m) in meters.iter_mut() {
                 if m.shared && k.starts_with("budget/") && m.inflight == 0 {
                     m.balance = 0;
                 }
             }
+            for ask in asks.iter().flat_map(|t| t.all()).filter(|a| a.shared) {
+                let m = meter(&mut meters, ask);
+                m.roll(now);
+                refresh.push(lease::Want {
+                    counter: ask.key.to_string(),
+                    window: m.window,
+                    amount: 0,
+                });
+            }
         }
         let holdings = self.holdings();
         let reports = self.pending_reports();
         let usage = self.usage_batches();
-        if reports.is_empty() && holdings.is_empty() && usage.is_empty() {
+        if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {
             return;
         }
-        match leases.exchange_all(&[], &holdings, &reports, &usage).await {
+        match leases
+            .exchange_all(&refresh, &holdings, &reports, &usage)
+            .await
+        {
             Ok(reply) => {
                 self.accepted(&reply.accepted);
                 self.usage_accepted(&reply.accepted);
+                self.granted(reply.grants);
                 leases.keep_unsent(&self.pending_reports());
             }
             Err(e) => {
                 tracing::debug!("usage reports kept for later: {e}");
                 leases.keep_unsent(&reports);
+            }
+        }
+    }
+
+    /// Adds what the operator granted, and what it said is left.
+    fn granted(&self, grants: Vec<lease::Grant>) {
+        let mut meters = self.meters();
+        for g in grants {
+            if let Some(m) = meters.get_mut(g.counter.as_str()) {
+                m.grant(g.window, g.amount, g.remaining);
             }
         }
     }
@@ -605,6 +628,16 @@ impl Templates {
             budgets,
             providers,
         }
+    }
+}
+
+impl Templates {
+    /// Every ask of the config.
+    fn all(&self) -> impl Iterator<Item = &Ask> {
+        self.policy
+            .iter()
+            .chain(self.budgets.iter().map(|(_, a)| a))
+            .chain(self.providers.values().flatten())
     }
 }
 
@@ -733,15 +766,18 @@ impl Drop for Ticket {
 /// How often settled reports and holdings go to the operator.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
-/// Flushes reports and holdings until `stop` fires, and once more then.
-pub async fn flush_every(governor: Arc<Governor>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Flushes reports and holdings, and refreshes what is left of the shared limits, until
+/// `stop` fires, and once more then.
+pub async fn flush_every(shared: Arc<crate::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(FLUSH_EVERY) => governor.flush().await,
-            _ = stop.changed() => {
-                governor.flush().await;
-                return;
-            }
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = stop.changed() => true,
+        };
+        let rt = shared.runtime.load_full();
+        shared.governor.flush(rt.as_deref()).await;
+        if stopping {
+            return;
         }
     }
 }

@@ -260,7 +260,13 @@ pub async fn operator_kubeconfig(client: &Client, dir: &std::path::Path) -> Path
     let mut rbac = rbac
         .replace(cluster_wide, "")
         .replace("switchyard-system", SYSTEM);
-    for ns in [TEAM_A, TEAM_B, "sy-e2e-examples", "sy-e2e-gov"] {
+    for ns in [
+        TEAM_A,
+        TEAM_B,
+        "sy-e2e-examples",
+        "sy-e2e-gov",
+        "sy-e2e-gov-ha",
+    ] {
         rbac.push_str(&format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: switchyard-operator-secrets, namespace: {ns}}}\nrules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get, list, watch]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: switchyard-operator-secrets, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: switchyard-operator-secrets}}\nsubjects: [{{kind: ServiceAccount, name: switchyard-operator, namespace: {SYSTEM}}}]\n"));
     }
     apply(client, &rbac).await;

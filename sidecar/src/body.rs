@@ -53,6 +53,11 @@ impl CallBody {
         &self.facts
     }
 
+    /// The bytes as received, while they still say what the call is (no edit since).
+    pub fn wire(&self) -> Option<&[u8]> {
+        self.edited.is_none().then_some(&self.raw[..])
+    }
+
     /// The size of the body as received.
     pub fn len(&self) -> usize {
         self.raw.len()

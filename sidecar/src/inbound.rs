@@ -110,8 +110,7 @@ struct Peek<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow)]
     stream: Option<&'a RawValue>,
-    #[serde(borrow)]
-    messages: Option<&'a RawValue>,
+    messages: Messages,
     #[serde(borrow)]
     input: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -151,13 +150,134 @@ struct Peek<'a> {
 }
 
 /// One message, read for its role only.
-#[derive(Deserialize)]
-struct RoleOnly<'a> {
-    #[serde(borrow, default)]
-    role: Option<&'a RawValue>,
+/// `messages` as far as the gateway checks it, found while the body is read (one pass, no
+/// copy): absent, not an array of objects, the first message without a string role, or fine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Messages {
+    #[default]
+    Absent,
+    NotObjects,
+    NoRole(usize),
+    Fine,
 }
 
-/// A small raw value as a tree (scalars and the few small objects the gateway reads).
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MessagesVisitor)
+    }
+}
+
+struct MessagesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MessagesVisitor {
+    type Value = Messages;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of messages")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+        let mut found = Messages::Fine;
+        let mut i = 0;
+        while let Some(role) = seq.next_element::<Role>()? {
+            if found == Messages::Fine {
+                found = match role {
+                    Role::String => Messages::Fine,
+                    Role::Other => Messages::NoRole(i),
+                    Role::NotObject => Messages::NotObjects,
+                };
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Messages, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Messages::NotObjects)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+    fn visit_unit<E>(self) -> Result<Messages, E> {
+        Ok(Messages::NotObjects)
+    }
+}
+
+/// One message as far as its role goes.
+enum Role {
+    String,
+    Other,
+    NotObject,
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Role;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
+                let mut role = Role::Other;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "role" {
+                        let v: &RawValue = map.next_value()?;
+                        role = if v.get().starts_with('"') {
+                            Role::String
+                        } else {
+                            Role::Other
+                        };
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(role)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Role, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Role::NotObject)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+            fn visit_unit<E>(self) -> Result<Role, E> {
+                Ok(Role::NotObject)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 fn small(raw: Option<&RawValue>) -> Value {
     raw.and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or(Value::Null)
@@ -285,18 +405,16 @@ fn check(dialect: Dialect, op: Operation, peek: &Peek<'_>) -> Result<(String, bo
 }
 
 fn check_messages(peek: &Peek<'_>) -> Result<(), Error> {
-    let invalid = || Error::invalid("messages", "messages must be an array of message objects");
-    let raw = peek
-        .messages
-        .filter(|m| m.get().starts_with('['))
-        .ok_or_else(invalid)?;
-    let messages: Vec<RoleOnly<'_>> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
-    match messages.iter().position(|m| starts(m.role) != Some(b'"')) {
-        Some(i) => Err(Error::invalid(
+    match peek.messages {
+        Messages::Fine => Ok(()),
+        Messages::NoRole(i) => Err(Error::invalid(
             &format!("messages[{i}].role"),
             "each message needs a string role",
         )),
-        None => Ok(()),
+        Messages::Absent | Messages::NotObjects => Err(Error::invalid(
+            "messages",
+            "messages must be an array of message objects",
+        )),
     }
 }
 
@@ -378,4 +496,60 @@ fn check_responses(peek: &Peek<'_>) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(body: &str) -> Option<String> {
+        match parse(
+            Dialect::OpenAi,
+            Operation::Chat,
+            Bytes::from(body.to_string()),
+            None,
+        ) {
+            Ok(_) => None,
+            Err(e) => Some(e.param().unwrap_or("-").to_string()),
+        }
+    }
+
+    #[test]
+    fn messages_are_checked_in_the_one_pass_that_reads_the_body() {
+        let ok = r#"{"model":"m","messages":[{"role":"user","content":"a"},{"content":[1,{"x":[]}],"role":"assistant"}]}"#;
+        assert_eq!(param(ok), None);
+        for (body, expected) in [
+            (r#"{"model":"m"}"#, "messages"),
+            (r#"{"model":"m","messages":null}"#, "messages"),
+            (r#"{"model":"m","messages":{"role":"user"}}"#, "messages"),
+            (r#"{"model":"m","messages":"hi"}"#, "messages"),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},"hi"]}"#,
+                "messages",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},[1]]}"#,
+                "messages",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},{"content":"x"}]}"#,
+                "messages[1].role",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":3},{"role":"user"}]}"#,
+                "messages[0].role",
+            ),
+        ] {
+            assert_eq!(param(body).as_deref(), Some(expected), "{body}");
+        }
+        assert!(matches!(
+            parse(
+                Dialect::OpenAi,
+                Operation::Chat,
+                Bytes::from_static(b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\""),
+                None
+            ),
+            Err(Error::MalformedJson(_))
+        ));
+    }
 }

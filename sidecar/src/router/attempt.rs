@@ -82,6 +82,15 @@ fn upstream_body(
             return Ok((bytes, None));
         }
     }
+    // Agents' usual road, Anthropic callers on OpenAI-format upstreams, is written from the
+    // wire without a tree.
+    let wire = (call.dialect, to, call.op, mock)
+        == (Dialect::Anthropic, Dialect::OpenAi, Operation::Chat, false);
+    if let Some(raw) = call.body.wire().filter(|_| wire) {
+        if let Some(bytes) = translate::anthropic_wire::request(raw, model, call.stream) {
+            return Ok((Bytes::from(bytes), None));
+        }
+    }
     let body = translate::request(
         call.dialect,
         to,

@@ -6,6 +6,7 @@
 //! (`X_openai`: an X caller served through the hub; `openai_Y`: the hub served by Y).
 
 pub mod anthropic_openai;
+pub mod anthropic_wire;
 pub mod embeddings;
 pub mod gemini_openai;
 pub mod gemini_schema;

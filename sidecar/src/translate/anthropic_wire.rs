@@ -1,0 +1,686 @@
+//! The wire-speed road from an Anthropic Messages request to an OpenAI chat request: the body
+//! is read once into borrowed, typed pieces and the upstream body is written straight from
+//! them. Strings are never unescaped, copied into a tree, or escaped again: a text, a tool
+//! schema or an image travels as the JSON bytes the caller sent. It answers exactly what
+//! [`super::anthropic_openai::request`] answers (a test holds the two equal); a body it does
+//! not know how to write (an unknown role or block, structured output, anything oddly
+//! typed) gets `None`, and the tree-based translation takes it, errors included.
+
+use std::borrow::Cow;
+
+use serde::{
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
+use serde_json::value::RawValue;
+
+/// A field as sent, `null` included; `None` when absent.
+#[derive(Clone, Copy, Default)]
+struct Raw<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|r| Raw(Some(r)))
+    }
+}
+
+impl<'a> Raw<'a> {
+    /// The JSON text, `null` when absent (as indexing a tree gives).
+    fn json(self) -> &'a str {
+        self.0.map_or("null", RawValue::get)
+    }
+
+    /// A JSON string's escaped contents, without the quotes.
+    fn inner(self) -> Option<&'a str> {
+        let s = self.0?.get();
+        (s.len() >= 2 && s.starts_with('"')).then(|| &s[1..s.len() - 1])
+    }
+
+    fn first(self) -> Option<u8> {
+        self.0.and_then(|r| r.get().bytes().next())
+    }
+
+    /// Read as `T` when it is a JSON object or array (`open` is `{` or `[`).
+    fn parse<T: Deserialize<'a>>(self, open: u8) -> Option<Result<T, ()>> {
+        let r = self.0.filter(|_| self.first() == Some(open))?;
+        Some(serde_json::from_str(r.get()).map_err(|_| ()))
+    }
+}
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+    #[serde(borrow, default)]
+    system: Raw<'a>,
+    #[serde(borrow, default)]
+    max_tokens: Raw<'a>,
+    #[serde(borrow, default)]
+    temperature: Raw<'a>,
+    #[serde(borrow, default)]
+    top_p: Raw<'a>,
+    #[serde(borrow, default)]
+    stop_sequences: Raw<'a>,
+    #[serde(borrow, default)]
+    metadata: Raw<'a>,
+    #[serde(borrow, default)]
+    tools: Listed<Tool<'a>>,
+    #[serde(borrow, default)]
+    tool_choice: Raw<'a>,
+    #[serde(borrow, default)]
+    output_config: Raw<'a>,
+    #[serde(borrow, default)]
+    output_format: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: &'a str,
+    #[serde(borrow, default)]
+    content: Blocks<'a>,
+}
+
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    text: Raw<'a>,
+    #[serde(borrow, default)]
+    source: Raw<'a>,
+    #[serde(borrow, default)]
+    id: Raw<'a>,
+    #[serde(borrow, default)]
+    name: Raw<'a>,
+    #[serde(borrow, default)]
+    input: Raw<'a>,
+    #[serde(borrow, default)]
+    tool_use_id: Raw<'a>,
+    #[serde(borrow, default)]
+    content: Raw<'a>,
+    #[serde(borrow, default)]
+    is_error: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Raw<'a>,
+    #[serde(borrow, default)]
+    media_type: Raw<'a>,
+    #[serde(borrow, default)]
+    data: Raw<'a>,
+    #[serde(borrow, default)]
+    url: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(borrow, default)]
+    name: Raw<'a>,
+    #[serde(borrow, default)]
+    description: Raw<'a>,
+    #[serde(borrow, default)]
+    input_schema: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Raw<'a>,
+    #[serde(borrow, default)]
+    name: Raw<'a>,
+    #[serde(borrow, default)]
+    disable_parallel_tool_use: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    user_id: Raw<'a>,
+}
+
+/// A JSON array as a list, anything else as none (as a tree's `as_array` sees it), read in
+/// the one pass.
+#[derive(Default)]
+enum Listed<T> {
+    List(Vec<T>),
+    #[default]
+    Not,
+}
+
+/// Visits a value: an array's elements as `T`; any other value is skipped.
+struct ListVisitor<T>(std::marker::PhantomData<T>);
+
+macro_rules! not_a_list {
+    ($($visit:ident: $ty:ty),*) => {
+        $(fn $visit<E>(self, _: $ty) -> Result<Listed<T>, E> {
+            Ok(Listed::Not)
+        })*
+    };
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+    type Value = Listed<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<T>, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            list.push(item);
+        }
+        Ok(Listed::List(list))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Listed<T>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Listed::Not)
+    }
+
+    fn visit_unit<E>(self) -> Result<Listed<T>, E> {
+        Ok(Listed::Not)
+    }
+
+    not_a_list!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A message's `content`: a string is one text block (held escaped, as sent), an array its
+/// blocks, anything else none. Read in the one pass.
+enum Blocks<'a> {
+    Text(Cow<'a, str>),
+    List(Vec<Block<'a>>),
+}
+
+impl Default for Blocks<'_> {
+    fn default() -> Self {
+        Blocks::List(Vec::new())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Blocks<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Blocks<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            // Handed over whole: the string had no escapes, so it is as sent.
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::Text(Cow::Borrowed(s)))
+            }
+            // Unescaped on the way: escaped again (what a tree would have cost).
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Blocks<'a>, E> {
+                let quoted = serde_json::to_string(s).map_err(E::custom)?;
+                Ok(Blocks::Text(Cow::Owned(
+                    quoted[1..quoted.len() - 1].to_string(),
+                )))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Blocks<'a>, A::Error> {
+                match ListVisitor::<Block<'a>>(std::marker::PhantomData).visit_seq(seq)? {
+                    Listed::List(list) => Ok(Blocks::List(list)),
+                    Listed::Not => Ok(Blocks::default()),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Blocks<'a>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Blocks::default())
+            }
+            fn visit_unit<E>(self) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Blocks<'a>, E> {
+                Ok(Blocks::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Blocks<'a> {
+    /// The texts of its text-bearing blocks (`text` a string), as a tree's `as_str` sees them.
+    fn texts(&self) -> Vec<&str> {
+        match self {
+            Blocks::Text(t) => vec![t.as_ref()],
+            Blocks::List(list) => texts_of(list),
+        }
+    }
+}
+
+/// The texts of blocks whose `text` is a string.
+fn texts_of<'a>(list: &[Block<'a>]) -> Vec<&'a str> {
+    list.iter().filter_map(|b| b.text.inner()).collect()
+}
+
+/// Writes a JSON string made of escaped pieces joined by an escaped separator.
+fn joined(out: &mut Vec<u8>, pieces: &[&str], sep: &str) {
+    out.push(b'"');
+    for (i, p) in pieces.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(sep.as_bytes());
+        }
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// Writes `,"key":` (the comma unless first in its object).
+fn key(out: &mut Vec<u8>, k: &str) {
+    if !matches!(out.last(), Some(b'{' | b'[')) {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn raw(out: &mut Vec<u8>, r: Raw<'_>) {
+    out.extend_from_slice(r.json().as_bytes());
+}
+
+/// The OpenAI chat request for an Anthropic one, with the model and streaming set; `None`
+/// when the tree-based translation must take it.
+pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
+    // Checked once here, so no borrowed piece is checked again.
+    let req: Request<'_> = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
+    if req.output_config.0.is_some() || req.output_format.0.is_some() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 256);
+    out.extend_from_slice(b"{\"messages\":[");
+    let mut first = true;
+    let mut open = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    match req.system.first() {
+        Some(b'"') => {
+            open(&mut out);
+            out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
+            raw(&mut out, req.system);
+            out.push(b'}');
+        }
+        Some(b'[') => {
+            let blocks = Blocks::List(req.system.parse(b'[')?.ok()?);
+            open(&mut out);
+            out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
+            joined(&mut out, &blocks.texts(), "\\n\\n");
+            out.push(b'}');
+        }
+        _ => {}
+    }
+    for m in &req.messages {
+        let blocks = &m.content;
+        match m.role {
+            "user" => user(&mut out, &mut open, blocks)?,
+            "assistant" => {
+                open(&mut out);
+                assistant(&mut out, blocks)?;
+            }
+            "system" => {
+                open(&mut out);
+                out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
+                joined(&mut out, &blocks.texts(), "\\n");
+                out.push(b'}');
+            }
+            _ => return None,
+        }
+    }
+    out.push(b']');
+    settings(&mut out, &req)?;
+    tools(&mut out, &req)?;
+    key(&mut out, "model");
+    out.extend_from_slice(serde_json::to_string(model).ok()?.as_bytes());
+    if stream {
+        out.extend_from_slice(b",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+/// A user turn: its tool results as `tool` messages, in place, then the rest as one message.
+fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<'_>) -> Option<()> {
+    let list = match blocks {
+        Blocks::Text(t) => {
+            open(out);
+            out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
+            joined(out, &[t], "");
+            out.push(b'}');
+            return Some(());
+        }
+        Blocks::List(list) => list,
+    };
+    let mut parts: Vec<u8> = Vec::new();
+    let mut count = 0;
+    let mut only_text: Option<Raw<'_>> = None;
+    for b in list {
+        let kind = b.kind?;
+        if kind != "tool_result" && !parts.is_empty() {
+            parts.push(b',');
+        }
+        match kind {
+            "text" => {
+                parts.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                raw(&mut parts, b.text);
+                parts.push(b'}');
+                only_text = Some(b.text);
+            }
+            "image" => {
+                let src: Source<'_> = b.source.parse(b'{')?.ok()?;
+                parts.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
+                if src.kind.inner() == Some("base64") {
+                    data_url(&mut parts, src.media_type, "image/png", src.data);
+                } else {
+                    joined(&mut parts, &[src.url.inner().unwrap_or_default()], "");
+                }
+                parts.extend_from_slice(b"}}");
+                only_text = None;
+            }
+            "document" => {
+                let src: Source<'_> = b.source.parse(b'{')?.ok()?;
+                if src.kind.inner() != Some("base64") {
+                    return None;
+                }
+                parts.extend_from_slice(
+                    b"{\"type\":\"file\",\"file\":{\"filename\":\"document.pdf\",\"file_data\":",
+                );
+                data_url(&mut parts, src.media_type, "application/pdf", src.data);
+                parts.extend_from_slice(b"}}");
+                only_text = None;
+            }
+            "tool_result" => {
+                open(out);
+                out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
+                raw(out, b.tool_use_id);
+                out.extend_from_slice(b",\"content\":");
+                let texts = match b.content.first() {
+                    Some(b'"') => b.content.inner().into_iter().collect(),
+                    Some(b'[') => texts_of(&b.content.parse::<Vec<Block<'_>>>(b'[')?.ok()?),
+                    _ => Vec::new(),
+                };
+                let error = b.is_error.0.is_some_and(|r| r.get() == "true");
+                out.push(b'"');
+                if error {
+                    out.extend_from_slice(b"Error: ");
+                }
+                for (i, t) in texts.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b"\\n");
+                    }
+                    out.extend_from_slice(t.as_bytes());
+                }
+                out.extend_from_slice(b"\"}");
+                continue;
+            }
+            _ => return None,
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Some(());
+    }
+    open(out);
+    out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
+    match (count, only_text) {
+        (1, Some(text)) => raw(out, text),
+        _ => {
+            out.push(b'[');
+            out.extend_from_slice(&parts);
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// `"data:<media type>;base64,<data>"`.
+fn data_url(out: &mut Vec<u8>, media: Raw<'_>, default: &str, data: Raw<'_>) {
+    out.extend_from_slice(b"\"data:");
+    out.extend_from_slice(media.inner().unwrap_or(default).as_bytes());
+    out.extend_from_slice(b";base64,");
+    out.extend_from_slice(data.inner().unwrap_or_default().as_bytes());
+    out.push(b'"');
+}
+
+/// An assistant turn: its text blocks joined, its tool uses as tool calls.
+fn assistant(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
+    let texts: Vec<&str> = match blocks {
+        Blocks::Text(t) => vec![t.as_ref()],
+        Blocks::List(list) => list
+            .iter()
+            .filter(|b| b.kind == Some("text"))
+            .map(|b| b.text.inner().unwrap_or_default())
+            .collect(),
+    };
+    let text_len: usize = texts.iter().map(|t| t.len()).sum();
+    let mut calls: Vec<u8> = Vec::new();
+    if let Blocks::List(list) = blocks {
+        for b in list.iter().filter(|b| b.kind == Some("tool_use")) {
+            calls.push(if calls.is_empty() { b'[' } else { b',' });
+            calls.extend_from_slice(b"{\"id\":");
+            raw(&mut calls, b.id);
+            calls.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            raw(&mut calls, b.name);
+            calls.extend_from_slice(b",\"arguments\":");
+            // As a tree prints it: compact, keys sorted.
+            let input: serde_json::Value = serde_json::from_str(b.input.json()).ok()?;
+            let args = serde_json::to_string(&input).ok()?;
+            calls.extend_from_slice(serde_json::to_string(&args).ok()?.as_bytes());
+            calls.extend_from_slice(b"}}");
+        }
+    }
+    out.extend_from_slice(b"{\"role\":\"assistant\",\"content\":");
+    if text_len == 0 && !calls.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        joined(out, &texts, "");
+    }
+    if !calls.is_empty() {
+        calls.push(b']');
+        out.extend_from_slice(b",\"tool_calls\":");
+        out.extend_from_slice(&calls);
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// Sampling, stop sequences and the end user.
+fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
+    if req.max_tokens.0.is_some() {
+        key(out, "max_tokens");
+        raw(out, req.max_tokens);
+    }
+    for (name, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
+        if v.0.is_some_and(|r| r.get() != "null") {
+            key(out, name);
+            raw(out, v);
+        }
+    }
+    if let Some(stop) = req.stop_sequences.parse::<Vec<&RawValue>>(b'[') {
+        if !stop.ok()?.is_empty() {
+            key(out, "stop");
+            raw(out, req.stop_sequences);
+        }
+    }
+    if let Some(meta) = req.metadata.parse::<Metadata<'_>>(b'{') {
+        let meta = meta.ok()?;
+        if meta.user_id.0.is_some() {
+            key(out, "user");
+            raw(out, meta.user_id);
+        }
+    }
+    Some(())
+}
+
+/// Tools with an input schema as functions, and the tool choice.
+fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
+    let Listed::List(list) = &req.tools else {
+        return Some(());
+    };
+    let mut any = false;
+    for t in list.iter().filter(|t| t.input_schema.0.is_some()) {
+        if any {
+            out.push(b',');
+        } else {
+            key(out, "tools");
+            out.push(b'[');
+            any = true;
+        }
+        out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
+        raw(out, t.name);
+        out.extend_from_slice(b",\"parameters\":");
+        raw(out, t.input_schema);
+        if t.description.0.is_some() {
+            out.extend_from_slice(b",\"description\":");
+            raw(out, t.description);
+        }
+        out.extend_from_slice(b"}}");
+    }
+    if !any {
+        return Some(());
+    }
+    out.push(b']');
+    if req.tool_choice.0.is_none() {
+        return Some(());
+    }
+    let choice = match req.tool_choice.parse::<Choice<'_>>(b'{') {
+        Some(c) => Some(c.ok()?),
+        None => None,
+    };
+    key(out, "tool_choice");
+    match choice.as_ref().and_then(|c| c.kind.inner()) {
+        Some("any") => out.extend_from_slice(b"\"required\""),
+        Some("none") => out.extend_from_slice(b"\"none\""),
+        Some("tool") => {
+            out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
+            raw(out, choice.as_ref()?.name);
+            out.extend_from_slice(b"}}");
+        }
+        _ => out.extend_from_slice(b"\"auto\""),
+    }
+    if choice.is_some_and(|c| {
+        c.disable_parallel_tool_use
+            .0
+            .is_some_and(|r| r.get() == "true")
+    }) {
+        key(out, "parallel_tool_calls");
+        out.extend_from_slice(b"false");
+    }
+    Some(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::translate::anthropic_openai;
+
+    /// What the tree-based translation answers, model and streaming set as `request` sets them.
+    fn by_tree(body: &Value, stream: bool) -> Option<Value> {
+        let mut out = anthropic_openai::request(body).ok()?;
+        out["model"] = json!("gpt-4o");
+        if stream {
+            out["stream"] = json!(true);
+            out["stream_options"]["include_usage"] = json!(true);
+        }
+        Some(out)
+    }
+
+    fn same(body: &Value) {
+        for stream in [false, true] {
+            let bytes = serde_json::to_vec(body).unwrap();
+            let Some(fast) = request(&bytes, "gpt-4o", stream) else {
+                continue;
+            };
+            let fast: Value = serde_json::from_slice(&fast).unwrap_or_else(|e| {
+                panic!("{e}: {}", String::from_utf8_lossy(&fast));
+            });
+            assert_eq!(Some(fast), by_tree(body, stream), "{body}");
+        }
+    }
+
+    #[test]
+    fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
+        let scenarios: Vec<Value> =
+            serde_json::from_str(include_str!("../../tests/golden/scenarios.json")).unwrap();
+        let mut taken = 0;
+        for s in &scenarios {
+            let body = &s["anthropic"];
+            same(body);
+            taken += usize::from(request(&serde_json::to_vec(body).unwrap(), "m", false).is_some());
+        }
+        assert!(
+            taken >= scenarios.len() - 2,
+            "the fast road takes most calls"
+        );
+        let agentic: Value = serde_json::from_str(include_str!(
+            "../../../bench/payloads/agentic-anthropic.json"
+        ))
+        .unwrap();
+        assert!(request(&serde_json::to_vec(&agentic).unwrap(), "m", true).is_some());
+        same(&agentic);
+    }
+
+    #[test]
+    fn answers_what_the_tree_answers_for_odd_shapes() {
+        for body in [
+            json!({"messages": [{"role": "user", "content": "a \"quoted\" \\ \u{e9}\n"}], "max_tokens": null, "temperature": null, "top_p": 0.5}),
+            json!({"system": [{"type": "text", "text": "one"}, {"type": "text", "text": "two\n"}, {"type": "x"}], "messages": []}),
+            json!({"system": 7, "messages": [{"role": "system", "content": [{"type": "text", "text": "mid"}, {"text": 3}]}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "only"}]}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "is_error": true}, {"type": "tool_result", "tool_use_id": "t2", "content": "plain"}, {"type": "tool_result", "tool_use_id": "t3"}, {"type": "text", "text": "after"}]}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "QUJD"}}, {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}, {"type": "document", "source": {"type": "base64", "data": "JVBE"}}, {"type": "text", "text": "see"}]}]}),
+            json!({"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "a"}, {"type": "tool_use", "id": "c1", "name": "f", "input": {"z": 1, "a": [1, 2.5, "x"]}}, {"type": "tool_use", "id": "c2", "name": "g"}]}]}),
+            json!({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]}, {"role": "assistant", "content": 5}, {"role": "user", "content": []}]}),
+            json!({"messages": [], "stop_sequences": [], "metadata": {"user_id": "u"}, "tools": [{"name": "f", "input_schema": {"type": "object"}, "description": "d"}, {"name": "server", "type": "web_search"}], "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true}}),
+            json!({"messages": [], "stop_sequences": ["x", "y"], "metadata": 3, "tools": [{"name": "f", "input_schema": null}], "tool_choice": "auto"}),
+            json!({"messages": [], "tools": [{"name": "server"}], "tool_choice": {"type": "any"}}),
+            json!({"messages": [], "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "none"}}),
+        ] {
+            same(&body);
+            assert!(
+                request(&serde_json::to_vec(&body).unwrap(), "m", false).is_some(),
+                "taken: {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn leaves_to_the_tree_what_it_does_not_write() {
+        for body in [
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "server_tool_use"}]}]}),
+            json!({"messages": [], "output_config": {"format": {"type": "json_schema", "schema": {}}}}),
+            json!({"messages": "nope"}),
+            json!({"model": "m"}),
+        ] {
+            assert!(
+                request(&serde_json::to_vec(&body).unwrap(), "m", false).is_none(),
+                "{body}"
+            );
+        }
+        assert!(request(b"{\"messages\":[],\"messages\":[]}", "m", false).is_none());
+    }
+}

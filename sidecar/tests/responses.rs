@@ -460,3 +460,81 @@ async fn reasoning_effort_becomes_geminis_thinking_budget() {
         1_024
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_effort_becomes_anthropics_thinking_and_its_thinking_comes_back_as_reasoning() {
+    let up = Upstreams::start().await;
+    let sc = start(&yaml(&up));
+    // Not streamed: the budget goes up, room is made for it, and the thinking comes back as
+    // a reasoning item with its summary before the message.
+    let body = json!({"model": "via-anthropic", "input": "why is the sky blue", "reasoning": {"effort": "medium"}, "max_output_tokens": 500, "temperature": 0.2});
+    let a = post(&sc, "/v1/responses", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let sent = up.anthropic.received().last().cloned().unwrap();
+    assert_eq!(
+        sent.body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 8192})
+    );
+    assert_eq!(sent.body["max_tokens"], 8692);
+    assert!(sent.body.get("temperature").is_none(), "{}", sent.body);
+    let v = a.json();
+    let output = v["output"].as_array().unwrap();
+    assert_eq!(output[0]["type"], "reasoning", "{v}");
+    assert_eq!(output[0]["summary"][0]["type"], "summary_text");
+    assert!(output[0]["summary"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("The user wants"));
+    assert_eq!(output[1]["type"], "message");
+    // Streamed: the reasoning summary's events, in order, then the message's.
+    let mut body = body;
+    body["stream"] = json!(true);
+    let a = post(&sc, "/v1/responses", &body).await;
+    let done = closing(&a, "reasoning stream");
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["output"][1]["type"], "message");
+    let types: Vec<String> = a
+        .events()
+        .iter()
+        .filter_map(|(_, d)| d["type"].as_str().map(str::to_string))
+        .collect();
+    let at = |t: &str| types.iter().position(|x| x == t).unwrap_or(usize::MAX);
+    assert!(
+        at("response.reasoning_summary_part.added") < at("response.reasoning_summary_text.delta")
+    );
+    assert!(
+        at("response.reasoning_summary_text.delta") < at("response.reasoning_summary_text.done")
+    );
+    assert!(at("response.reasoning_summary_part.done") < at("response.output_text.delta"));
+    let streamed: String = a
+        .events()
+        .iter()
+        .filter(|(_, d)| d["type"] == "response.reasoning_summary_text.delta")
+        .filter_map(|(_, d)| d["delta"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(json!(streamed), done["output"][0]["summary"][0]["text"]);
+    // A chat caller sees the thinking as `reasoning_content`.
+    let body = json!({"model": "via-anthropic", "reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]});
+    let a = post(&sc, "/v1/chat/completions", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.json()["choices"][0]["message"]["reasoning_content"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    // In the middle of a tool loop the history has no signed thinking to send back, which
+    // Anthropic would require: thinking is left off for that turn, and the call succeeds.
+    let body = json!({"model": "via-anthropic", "reasoning_effort": "high", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "sunny"}],
+        "tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]});
+    let a = post(&sc, "/v1/chat/completions", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(up
+        .anthropic
+        .received()
+        .last()
+        .unwrap()
+        .body
+        .get("thinking")
+        .is_none());
+}

@@ -54,6 +54,18 @@ def test_responses_stream_helper_accumulates_every_event(oai, provider):
     assert final.usage.output_tokens == 4
 
 
+def test_reasoning_effort_on_anthropic_comes_back_as_a_typed_reasoning_summary(oai):
+    r = oai.responses.create(model="via-anthropic", input="why is the sky blue", reasoning={"effort": "low"})
+    assert [item.type for item in r.output] == ["reasoning", "message"]
+    assert r.output[0].summary[0].text.startswith("The user wants")
+    assert r.output_text == "why is the sky blue"
+    with oai.responses.stream(model="via-anthropic", input="why is the sky blue", reasoning={"effort": "low"}) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.reasoning_summary_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output[0].summary[0].text
+    assert final.output_text == "why is the sky blue"
+
+
 class Answer(BaseModel):
     answer: str
 

@@ -263,6 +263,18 @@ fn from_hub(to: Dialect, hub: Cow<'_, Value>, ctx: &mut Context) -> Result<Value
     }
 }
 
+/// The thinking budget (tokens) for an OpenAI `reasoning_effort`: Gemini's `thinkingBudget`,
+/// Anthropic's `budget_tokens`; none for a value OpenAI does not define.
+pub(crate) fn thinking_budget(effort: &str) -> Option<u32> {
+    match effort {
+        "none" | "minimal" => Some(0),
+        "low" => Some(1_024),
+        "medium" => Some(8_192),
+        "high" => Some(24_576),
+        _ => None,
+    }
+}
+
 fn with_model(mut body: Value, model: &str) -> Value {
     if let Value::Object(map) = &mut body {
         map.insert("model".into(), Value::String(model.to_string()));

@@ -177,7 +177,60 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
             "n > 1 is not supported by this model's provider",
         ));
     }
+    thinking(&mut out, body);
     Ok(Value::Object(out))
+}
+
+/// `reasoning_effort` as Anthropic's extended thinking: a token budget below `max_tokens`
+/// (raised to make room), without the sampling settings thinking refuses. Left off where
+/// Anthropic would refuse it: a forced tool choice, and in the middle of a tool loop, where
+/// Anthropic wants the last assistant turn's signed thinking blocks back and an OpenAI
+/// history does not have them.
+fn thinking(out: &mut Map<String, Value>, body: &Value) {
+    let Some(budget) = body
+        .get("reasoning_effort")
+        .and_then(Value::as_str)
+        .and_then(super::thinking_budget)
+        .filter(|b| *b > 0)
+    else {
+        return;
+    };
+    let forced = out
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "any" || t == "tool");
+    let mid_loop = out
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+    if forced || mid_loop {
+        return;
+    }
+    let budget = u64::from(budget);
+    let max = out
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    if max <= budget {
+        out.insert("max_tokens".into(), json!(budget + max));
+    }
+    out.remove("temperature");
+    out.remove("top_k");
+    if out
+        .get("top_p")
+        .and_then(Value::as_f64)
+        .is_some_and(|p| p < 0.95)
+    {
+        out.remove("top_p");
+    }
+    out.insert(
+        "thinking".into(),
+        json!({"type": "enabled", "budget_tokens": budget}),
+    );
 }
 
 fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, Error> {
@@ -269,6 +322,7 @@ pub fn usage(u: &Value) -> Usage {
 /// Translates an Anthropic Messages response into an OpenAI chat completion.
 pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let mut text = String::new();
+    let mut thinking = String::new();
     let mut calls = Vec::new();
     for block in body
         .get("content")
@@ -280,6 +334,12 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
             Some("text") => text.push_str(
                 block
                     .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
+            Some("thinking") => thinking.push_str(
+                block
+                    .get("thinking")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
             ),
@@ -310,6 +370,10 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    // Extended thinking, as the chat completions servers that reason aloud name it.
+    if !thinking.is_empty() {
+        message["reasoning_content"] = Value::String(thinking);
     }
     let id = body.get("id").and_then(Value::as_str).unwrap_or("msg");
     let out = json!({
@@ -389,6 +453,9 @@ impl super::StreamTranslator for Stream {
                 let delta = &data["delta"];
                 match delta["type"].as_str().unwrap_or_default() {
                     "text_delta" => self.chunk(out, json!({"content": delta["text"]}), None),
+                    "thinking_delta" => {
+                        self.chunk(out, json!({"reasoning_content": delta["thinking"]}), None)
+                    }
                     "input_json_delta" if self.ctx.json_tool => {
                         self.chunk(out, json!({"content": delta["partial_json"]}), None)
                     }

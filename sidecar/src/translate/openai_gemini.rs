@@ -6,17 +6,6 @@ use serde_json::{json, Map, Value};
 use super::{data_url, error_message, gemini_schema, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
-/// Gemini's thinking budget (tokens) for an OpenAI `reasoning_effort`.
-fn thinking_budget(effort: &str) -> Option<u32> {
-    match effort {
-        "none" | "minimal" => Some(0),
-        "low" => Some(1_024),
-        "medium" => Some(8_192),
-        "high" => Some(24_576),
-        _ => None,
-    }
-}
-
 /// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
 pub fn request(body: &Value) -> Result<Value, Error> {
     let mut system = Vec::new();
@@ -154,7 +143,7 @@ pub fn request(body: &Value) -> Result<Value, Error> {
     if let Some(budget) = body
         .get("reasoning_effort")
         .and_then(Value::as_str)
-        .and_then(thinking_budget)
+        .and_then(super::thinking_budget)
     {
         config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
     }

@@ -417,16 +417,28 @@ pub fn message_item(id: String, text: &str, refusal: Option<&str>) -> Value {
     json!({"type": "message", "id": id, "status": "completed", "role": "assistant", "content": content})
 }
 
+/// A finished reasoning item: the upstream's reasoning, as its summary.
+pub fn reasoning_item(id: String, text: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
+}
+
 /// Translates a chat completion into a Responses response object.
 pub fn response(body: &Value, ctx: &Context) -> (Value, super::Usage) {
     let call = ctx.responses.clone().unwrap_or_default();
     let choice = body.pointer("/choices/0").unwrap_or(&Value::Null);
     let msg = &choice["message"];
     let mut output = Vec::new();
+    if let Some(reasoning) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+        output.push(reasoning_item(call.item_id("rs", 0), reasoning));
+    }
     let text = msg["content"].as_str().unwrap_or_default();
     let refusal = msg["refusal"].as_str();
     if !text.is_empty() || refusal.is_some() {
-        output.push(message_item(call.item_id("msg", 0), text, refusal));
+        output.push(message_item(
+            call.item_id("msg", output.len()),
+            text,
+            refusal,
+        ));
     }
     for c in msg["tool_calls"].as_array().into_iter().flatten() {
         let name = c

@@ -45,6 +45,62 @@ fn user_text(messages: &[Value]) -> (String, Option<String>) {
 }
 
 /// The realistic answer: tool_use blocks when tools are offered, else an echo.
+/// Why the Messages API refuses extended thinking with this request, if it does: the budget
+/// (at least 1,024, below `max_tokens`), sampling changes, a forced tool, and a tool loop
+/// whose last assistant turn does not start with its thinking block.
+fn thinking_refusal(b: &Value, messages: &[Value]) -> Option<String> {
+    let budget = b
+        .pointer("/thinking/budget_tokens")
+        .and_then(Value::as_u64)?;
+    let max = b["max_tokens"].as_u64().unwrap_or(0);
+    if budget < 1024 {
+        return Some(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
+    }
+    if budget >= max {
+        return Some("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size".into());
+    }
+    if b.get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| t != 1.0)
+    {
+        return Some("`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility".into());
+    }
+    if b.get("top_k").is_some() {
+        return Some("`top_k` must be unset when thinking is enabled. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility".into());
+    }
+    if matches!(
+        b.pointer("/tool_choice/type").and_then(Value::as_str),
+        Some("any" | "tool")
+    ) {
+        return Some("Thinking may not be enabled when tool_choice forces tool use.".into());
+    }
+    let in_loop = messages.last().is_some_and(|m| {
+        m["content"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
+    });
+    let at = messages
+        .iter()
+        .rposition(|m| m["role"] == "assistant")
+        .unwrap_or(0);
+    let first = messages
+        .get(at)
+        .and_then(|m| m["content"].as_array()?.first().cloned());
+    if in_loop
+        && !first
+            .as_ref()
+            .is_some_and(|f| f["type"] == "thinking" || f["type"] == "redacted_thinking")
+    {
+        let found = first.map_or("text".to_string(), |f| {
+            f["type"].as_str().unwrap_or("text").to_string()
+        });
+        return Some(format!("messages.{}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking", at));
+    }
+    None
+}
+
 pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Error>> {
     let b = &r.body;
     if !b["max_tokens"].is_u64() {
@@ -52,6 +108,12 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     }
     let model = b["model"].as_str().unwrap_or("claude").to_string();
     let messages = b["messages"].as_array().cloned().unwrap_or_default();
+    let thinking = b.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled");
+    if thinking {
+        if let Some(refusal) = thinking_refusal(b, &messages) {
+            return fake.error(400, "invalid_request_error", &refusal);
+        }
+    }
     let prompt: u64 = messages
         .iter()
         .map(|m| words(&text(&m["content"])))
@@ -122,17 +184,27 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         5 * uses.len() as u64
     };
     let usage = json!({"input_tokens": prompt, "output_tokens": output, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"});
-    let blocks: Vec<Value> = if uses.is_empty() {
+    let mut blocks: Vec<Value> = if uses.is_empty() {
         vec![json!({"type": "text", "text": content})]
     } else {
         uses.clone()
     };
+    if thinking {
+        let thought = format!("The user wants: {content}");
+        blocks.insert(0, json!({"type": "thinking", "thinking": thought, "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}));
+    }
     if b["stream"] == true {
         let start = json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": prompt, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"}}});
         let mut events = vec![event("message_start", &start)];
         for (i, block) in blocks.iter().enumerate() {
-            if block["type"] == "text" {
+            if block["type"] == "thinking" {
+                events.push(event("content_block_start", &json!({"type": "content_block_start", "index": i, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+                for piece in chunks(block["thinking"].as_str().unwrap_or_default()) {
+                    events.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": piece}})));
+                }
+                events.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}})));
+            } else if block["type"] == "text" {
                 events.push(event("content_block_start", &json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
                 if i == 0 {
                     events.push(event("ping", &json!({"type": "ping"})));

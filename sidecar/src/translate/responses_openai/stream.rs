@@ -1,12 +1,13 @@
 //! Chat-completion chunks in, Responses events out: `response.created` and
-//! `response.in_progress` at the first chunk, an output item per text run and per tool call
-//! (keyed by the chunk's tool-call `index`), and exactly one closing event.
+//! `response.in_progress` at the first chunk, an output item per run of reasoning (its
+//! summary) and of text and per tool call (keyed by the chunk's tool-call `index`), and
+//! exactly one closing event.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::{json, Value};
 
-use super::{call_item, message_item};
+use super::{call_item, message_item, reasoning_item};
 use crate::{
     sse,
     translate::{
@@ -17,7 +18,7 @@ use crate::{
     },
 };
 
-/// The message item being streamed.
+/// The message or reasoning item being streamed.
 struct OpenText {
     index: usize,
     id: String,
@@ -43,6 +44,7 @@ pub struct Stream {
     /// Output items by output index; `Null` while one is still open.
     output: Vec<Value>,
     text: Option<OpenText>,
+    reasoning: Option<OpenText>,
     calls: BTreeMap<u64, OpenCall>,
     finish: Option<String>,
     usage: Usage,
@@ -61,6 +63,7 @@ impl Stream {
             started: false,
             output: Vec::new(),
             text: None,
+            reasoning: None,
             calls: BTreeMap::new(),
             finish: None,
             usage: Usage::default(),
@@ -85,7 +88,63 @@ impl Stream {
             .write(out, "response.in_progress", json!({"response": obj}));
     }
 
+    fn reasoning(&mut self, delta: &str, out: &mut Vec<u8>) {
+        let open = match &mut self.reasoning {
+            Some(r) => r,
+            None => {
+                self.close_text(out);
+                let index = self.output.len();
+                self.output.push(Value::Null);
+                let id = self.call.item_id("rs", index);
+                let item = json!({"id": id, "type": "reasoning", "summary": []});
+                self.events.write(
+                    out,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                );
+                let part = json!({"type": "summary_text", "text": ""});
+                self.events.write(
+                    out,
+                    "response.reasoning_summary_part.added",
+                    json!({"item_id": id, "output_index": index, "summary_index": 0, "part": part}),
+                );
+                self.reasoning.insert(OpenText {
+                    index,
+                    id,
+                    text: String::new(),
+                })
+            }
+        };
+        open.text.push_str(delta);
+        let ev = json!({"item_id": open.id, "output_index": open.index, "summary_index": 0, "delta": delta});
+        self.events
+            .write(out, "response.reasoning_summary_text.delta", ev);
+    }
+
+    fn close_reasoning(&mut self, out: &mut Vec<u8>) {
+        let Some(r) = self.reasoning.take() else {
+            return;
+        };
+        let at = json!({"item_id": r.id, "output_index": r.index, "summary_index": 0});
+        let mut done = at.clone();
+        done["text"] = json!(r.text);
+        self.events
+            .write(out, "response.reasoning_summary_text.done", done);
+        let mut part = at;
+        part["part"] = json!({"type": "summary_text", "text": r.text});
+        self.events
+            .write(out, "response.reasoning_summary_part.done", part);
+        let item = reasoning_item(r.id, &r.text);
+        self.events.write(
+            out,
+            "response.output_item.done",
+            json!({"output_index": r.index, "item": item}),
+        );
+        self.output[r.index] = item;
+    }
+
     fn text(&mut self, delta: &str, out: &mut Vec<u8>) {
+        self.close_reasoning(out);
         let open = match &mut self.text {
             Some(t) => t,
             None => {
@@ -141,6 +200,7 @@ impl Stream {
         let key = delta["index"].as_u64().unwrap_or(0);
         let f = &delta["function"];
         if !self.calls.contains_key(&key) {
+            self.close_reasoning(out);
             self.close_text(out);
             let index = self.output.len();
             self.output.push(Value::Null);
@@ -263,6 +323,12 @@ impl StreamTranslator for Stream {
             return;
         };
         let delta = &choice["delta"];
+        if let Some(r) = delta["reasoning_content"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+        {
+            self.reasoning(r, out);
+        }
         for key in ["content", "refusal"] {
             if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
                 self.text(text, out);
@@ -283,6 +349,7 @@ impl StreamTranslator for Stream {
         let Some(finish) = self.finish.clone().filter(|_| self.started) else {
             return false;
         };
+        self.close_reasoning(out);
         self.close_text(out);
         self.close_calls(out);
         self.close(status_of(&finish), out);

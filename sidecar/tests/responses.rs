@@ -446,12 +446,30 @@ async fn reasoning_effort_becomes_geminis_thinking_budget() {
     let up = Upstreams::start().await;
     let sc = start(&yaml(&up));
     let body = json!({"model": "via-gemini", "input": "think", "reasoning": {"effort": "high"}});
-    assert_eq!(post(&sc, "/v1/responses", &body).await.status, 200);
+    let a = post(&sc, "/v1/responses", &body).await;
+    assert_eq!(a.status, 200);
     let sent = up.gemini.received().last().cloned().unwrap();
     assert_eq!(
-        sent.body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
-        24_576
+        sent.body["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 24_576, "includeThoughts": true})
     );
+    // Gemini's thought summary comes back as the reasoning item's summary; its tokens count
+    // as reasoning.
+    let v = a.json();
+    assert_eq!(v["output"][0]["type"], "reasoning", "{v}");
+    assert!(v["output"][0]["summary"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Considering"));
+    assert!(v["usage"]["output_tokens_details"]["reasoning_tokens"].as_u64() > Some(0));
+    let mut body = body;
+    body["stream"] = json!(true);
+    let done = closing(
+        &post(&sc, "/v1/responses", &body).await,
+        "gemini reasoning stream",
+    );
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["output"][1]["type"], "message");
     let body = json!({"model": "via-gemini", "reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]});
     assert_eq!(post(&sc, "/v1/chat/completions", &body).await.status, 200);
     let sent = up.gemini.received().last().cloned().unwrap();

@@ -145,7 +145,13 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         .and_then(Value::as_str)
         .and_then(super::thinking_budget)
     {
-        config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+        // Thought summaries too, so the reasoning reaches the caller as it does from OpenAI.
+        let thinking = if budget > 0 {
+            json!({"thinkingBudget": budget, "includeThoughts": true})
+        } else {
+            json!({"thinkingBudget": budget})
+        };
+        config.insert("thinkingConfig".into(), thinking);
     }
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
@@ -277,8 +283,10 @@ pub fn usage(u: &Value) -> Usage {
 }
 
 /// Splits a candidate's parts into text and OpenAI tool calls (ids numbered from `first_call`).
-fn parts(candidate: &Value, first_call: usize) -> (String, Vec<Value>) {
+/// A candidate's text, thought summaries and function calls (numbered from `first_call`).
+fn parts(candidate: &Value, first_call: usize) -> (String, String, Vec<Value>) {
     let mut text = String::new();
+    let mut thoughts = String::new();
     let mut calls = Vec::new();
     for part in candidate
         .pointer("/content/parts")
@@ -287,6 +295,7 @@ fn parts(candidate: &Value, first_call: usize) -> (String, Vec<Value>) {
         .flatten()
     {
         if part.get("thought") == Some(&Value::Bool(true)) {
+            thoughts.push_str(part.get("text").and_then(Value::as_str).unwrap_or_default());
             continue;
         }
         if let Some(t) = part.get("text").and_then(Value::as_str) {
@@ -304,7 +313,7 @@ fn parts(candidate: &Value, first_call: usize) -> (String, Vec<Value>) {
             }));
         }
     }
-    (text, calls)
+    (text, thoughts, calls)
 }
 
 /// Translates a Gemini `generateContent` response into an OpenAI chat completion.
@@ -317,7 +326,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         .flatten()
         .enumerate()
     {
-        let (text, mut calls) = parts(candidate, 0);
+        let (text, thoughts, mut calls) = parts(candidate, 0);
         for c in &mut calls {
             if let Some(o) = c.as_object_mut() {
                 o.remove("index");
@@ -330,6 +339,9 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
         if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
+        }
+        if !thoughts.is_empty() {
+            message["reasoning_content"] = Value::String(thoughts);
         }
         choices.push(
             json!({"index": i, "message": message, "logprobs": null, "finish_reason": finish}),
@@ -415,8 +427,11 @@ impl super::StreamTranslator for Stream {
             }
             return;
         };
-        let (text, calls) = parts(candidate, self.calls);
+        let (text, thoughts, calls) = parts(candidate, self.calls);
         self.calls += calls.len();
+        if !thoughts.is_empty() {
+            self.chunk(out, json!({"reasoning_content": thoughts}), None);
+        }
         if !text.is_empty() {
             self.chunk(out, json!({"content": text}), None);
         }

@@ -134,7 +134,18 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     } else {
         5 * calls.len() as u64
     };
-    let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens, "totalTokenCount": prompt + candidates_tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]});
+    let mut usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens, "totalTokenCount": prompt + candidates_tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]});
+    // With `includeThoughts`, a thought summary part comes first and its tokens are counted
+    // in `thoughtsTokenCount` (outside `candidatesTokenCount`).
+    let thought = (b.pointer("/generationConfig/thinkingConfig/includeThoughts")
+        == Some(&json!(true)))
+    .then(|| format!("**Considering the request** The user asks: {text}"));
+    if let Some(t) = &thought {
+        let n = words(t);
+        usage["thoughtsTokenCount"] = json!(n);
+        usage["totalTokenCount"] = json!(prompt + candidates_tokens + n);
+    }
+    let thought_part = thought.map(|t| json!({"text": t, "thought": true}));
     let response = |parts: Value, finish: Option<&str>, usage: Option<&Value>| {
         let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
         if let Some(f) = finish {
@@ -148,6 +159,9 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
     };
     if r.path.ends_with(":streamGenerateContent") {
         let mut events = Vec::new();
+        if let Some(p) = &thought_part {
+            events.push(response(json!([p]), None, None));
+        }
         if calls.is_empty() {
             let pieces = chunks(&text);
             let n = pieces.len();
@@ -171,12 +185,15 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
             .collect();
         return fake.sse(events, false);
     }
-    let parts = if calls.is_empty() {
-        json!([{"text": text}])
+    let mut parts = if calls.is_empty() {
+        vec![json!({"text": text})]
     } else {
-        json!(calls)
+        calls
     };
-    json(200, &response(parts, Some(finish), Some(&usage)))
+    if let Some(p) = thought_part {
+        parts.insert(0, p);
+    }
+    json(200, &response(json!(parts), Some(finish), Some(&usage)))
 }
 
 fn vector(text: &str, dims: Option<u64>) -> Vec<f64> {

@@ -1,4 +1,5 @@
-//! A fast OpenAI-compatible upstream for benchmarks: canned answers, no JSON parsing.
+//! A fast OpenAI-compatible upstream for benchmarks: canned answers, no JSON parsing (an
+//! Anthropic Messages answer at `/v1/messages`).
 //! A body with `"stream":true` gets a short SSE stream; one naming the model `hold` gets a
 //! stream that sends a chunk a second for a minute (to hold many streams open).
 //!
@@ -13,6 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1731000000,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"The quick brown fox jumps over the lazy dog.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":10,"total_tokens":22}}"#;
 
+const MESSAGE: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"The quick brown fox jumps over the lazy dog."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}"#;
+
 fn chunk(content: &str, finish: &str) -> String {
     format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1731000000,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"logprobs\":null,\"finish_reason\":{finish}}}]}}\n\n")
 }
@@ -20,6 +23,7 @@ fn chunk(content: &str, finish: &str) -> String {
 type Body = BoxBody<Bytes, Infallible>;
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    let anthropic = req.uri().path().ends_with("/v1/messages");
     let body = req
         .into_body()
         .collect()
@@ -56,9 +60,10 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, I
             .header("content-type", "text/event-stream")
             .body(Full::new(Bytes::from(sse)).boxed())
     } else {
+        let answer = if anthropic { MESSAGE } else { ANSWER };
         Response::builder()
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(ANSWER.as_bytes())).boxed())
+            .body(Full::new(Bytes::from_static(answer.as_bytes())).boxed())
     };
     Ok(resp.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed())))
 }

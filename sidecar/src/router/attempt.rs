@@ -82,12 +82,13 @@ fn upstream_body(
             return Ok((bytes, None));
         }
     }
-    // Agents' usual road, Anthropic callers on OpenAI-format upstreams, is written from the
-    // wire without a tree.
-    let wire = (call.dialect, to, call.op, mock)
-        == (Dialect::Anthropic, Dialect::OpenAi, Operation::Chat, false);
-    if let Some(raw) = call.body.wire().filter(|_| wire) {
-        if let Some(bytes) = translate::anthropic_wire::request(raw, model, call.stream) {
+    // The roads agents take most are written from the wire, without a tree.
+    if let Some(raw) = call
+        .body
+        .wire()
+        .filter(|_| call.op == Operation::Chat && !mock)
+    {
+        if let Some(bytes) = translate::wire::request(call.dialect, to, raw, model, call.stream) {
             return Ok((Bytes::from(bytes), None));
         }
     }

@@ -6,7 +6,6 @@
 //! (`X_openai`: an X caller served through the hub; `openai_Y`: the hub served by Y).
 
 pub mod anthropic_openai;
-pub mod anthropic_wire;
 pub mod embeddings;
 pub mod gemini_openai;
 pub mod gemini_schema;
@@ -16,6 +15,7 @@ pub mod openai_responses;
 pub mod responses;
 pub mod responses_openai;
 mod stream;
+pub mod wire;
 
 pub use stream::stream;
 

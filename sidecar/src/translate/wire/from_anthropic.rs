@@ -1,51 +1,12 @@
-//! The wire-speed road from an Anthropic Messages request to an OpenAI chat request: the body
-//! is read once into borrowed, typed pieces and the upstream body is written straight from
-//! them. Strings are never unescaped, copied into a tree, or escaped again: a text, a tool
-//! schema or an image travels as the JSON bytes the caller sent. It answers exactly what
-//! [`super::anthropic_openai::request`] answers (a test holds the two equal); a body it does
+//! An Anthropic Messages request as an OpenAI chat request, from the wire. It answers exactly
+//! what [`crate::translate::anthropic_openai::request`] answers (a test holds the two equal); a body it does
 //! not know how to write (an unknown role or block, structured output, anything oddly
 //! typed) gets `None`, and the tree-based translation takes it, errors included.
 
-use std::borrow::Cow;
-
-use serde::{
-    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
-    Deserialize, Deserializer,
-};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// A field as sent, `null` included; `None` when absent.
-#[derive(Clone, Copy, Default)]
-struct Raw<'a>(Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(d).map(|r| Raw(Some(r)))
-    }
-}
-
-impl<'a> Raw<'a> {
-    /// The JSON text, `null` when absent (as indexing a tree gives).
-    fn json(self) -> &'a str {
-        self.0.map_or("null", RawValue::get)
-    }
-
-    /// A JSON string's escaped contents, without the quotes.
-    fn inner(self) -> Option<&'a str> {
-        let s = self.0?.get();
-        (s.len() >= 2 && s.starts_with('"')).then(|| &s[1..s.len() - 1])
-    }
-
-    fn first(self) -> Option<u8> {
-        self.0.and_then(|r| r.get().bytes().next())
-    }
-
-    /// Read as `T` when it is a JSON object or array (`open` is `{` or `[`).
-    fn parse<T: Deserialize<'a>>(self, open: u8) -> Option<Result<T, ()>> {
-        let r = self.0.filter(|_| self.first() == Some(open))?;
-        Some(serde_json::from_str(r.get()).map_err(|_| ()))
-    }
-}
+use super::{joined, key, raw, Content, Listed, Raw};
 
 #[derive(Deserialize)]
 struct Request<'a> {
@@ -141,127 +102,16 @@ struct Metadata<'a> {
     user_id: Raw<'a>,
 }
 
-/// A JSON array as a list, anything else as none (as a tree's `as_array` sees it), read in
-/// the one pass.
-#[derive(Default)]
-enum Listed<T> {
-    List(Vec<T>),
-    #[default]
-    Not,
-}
+/// A message's `content`: a string is one text block, an array its blocks.
+type Blocks<'a> = Content<'a, Block<'a>>;
 
-/// Visits a value: an array's elements as `T`; any other value is skipped.
-struct ListVisitor<T>(std::marker::PhantomData<T>);
-
-macro_rules! not_a_list {
-    ($($visit:ident: $ty:ty),*) => {
-        $(fn $visit<E>(self, _: $ty) -> Result<Listed<T>, E> {
-            Ok(Listed::Not)
-        })*
-    };
-}
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
-    type Value = Listed<T>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<T>, A::Error> {
-        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            list.push(item);
-        }
-        Ok(Listed::List(list))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Listed<T>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Listed::Not)
-    }
-
-    fn visit_unit<E>(self) -> Result<Listed<T>, E> {
-        Ok(Listed::Not)
-    }
-
-    not_a_list!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listed<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ListVisitor(std::marker::PhantomData))
-    }
-}
-
-/// A message's `content`: a string is one text block (held escaped, as sent), an array its
-/// blocks, anything else none. Read in the one pass.
-enum Blocks<'a> {
-    Text(Cow<'a, str>),
-    List(Vec<Block<'a>>),
-}
-
-impl Default for Blocks<'_> {
-    fn default() -> Self {
-        Blocks::List(Vec::new())
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Blocks<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Blocks<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            // Handed over whole: the string had no escapes, so it is as sent.
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::Text(Cow::Borrowed(s)))
-            }
-            // Unescaped on the way: escaped again (what a tree would have cost).
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Blocks<'a>, E> {
-                let quoted = serde_json::to_string(s).map_err(E::custom)?;
-                Ok(Blocks::Text(Cow::Owned(
-                    quoted[1..quoted.len() - 1].to_string(),
-                )))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Blocks<'a>, A::Error> {
-                match ListVisitor::<Block<'a>>(std::marker::PhantomData).visit_seq(seq)? {
-                    Listed::List(list) => Ok(Blocks::List(list)),
-                    Listed::Not => Ok(Blocks::default()),
-                }
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Blocks<'a>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Blocks::default())
-            }
-            fn visit_unit<E>(self) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Blocks<'a>, E> {
-                Ok(Blocks::default())
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-impl<'a> Blocks<'a> {
+impl Blocks<'_> {
     /// The texts of its text-bearing blocks (`text` a string), as a tree's `as_str` sees them.
     fn texts(&self) -> Vec<&str> {
         match self {
-            Blocks::Text(t) => vec![t.as_ref()],
-            Blocks::List(list) => texts_of(list),
+            Content::Text(t) => vec![t.as_ref()],
+            Content::List(list) => texts_of(list),
+            Content::Other => Vec::new(),
         }
     }
 }
@@ -269,32 +119,6 @@ impl<'a> Blocks<'a> {
 /// The texts of blocks whose `text` is a string.
 fn texts_of<'a>(list: &[Block<'a>]) -> Vec<&'a str> {
     list.iter().filter_map(|b| b.text.inner()).collect()
-}
-
-/// Writes a JSON string made of escaped pieces joined by an escaped separator.
-fn joined(out: &mut Vec<u8>, pieces: &[&str], sep: &str) {
-    out.push(b'"');
-    for (i, p) in pieces.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(sep.as_bytes());
-        }
-        out.extend_from_slice(p.as_bytes());
-    }
-    out.push(b'"');
-}
-
-/// Writes `,"key":` (the comma unless first in its object).
-fn key(out: &mut Vec<u8>, k: &str) {
-    if !matches!(out.last(), Some(b'{' | b'[')) {
-        out.push(b',');
-    }
-    out.push(b'"');
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-fn raw(out: &mut Vec<u8>, r: Raw<'_>) {
-    out.extend_from_slice(r.json().as_bytes());
 }
 
 /// The OpenAI chat request for an Anthropic one, with the model and streaming set; `None`
@@ -321,7 +145,7 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
             out.push(b'}');
         }
         Some(b'[') => {
-            let blocks = Blocks::List(req.system.parse(b'[')?.ok()?);
+            let blocks = Content::List(req.system.parse(b'[')?.ok()?);
             open(&mut out);
             out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
             joined(&mut out, &blocks.texts(), "\\n\\n");
@@ -361,14 +185,15 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
 /// A user turn: its tool results as `tool` messages, in place, then the rest as one message.
 fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<'_>) -> Option<()> {
     let list = match blocks {
-        Blocks::Text(t) => {
+        Content::Other => return Some(()),
+        Content::Text(t) => {
             open(out);
             out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
             joined(out, &[t], "");
             out.push(b'}');
             return Some(());
         }
-        Blocks::List(list) => list,
+        Content::List(list) => list,
     };
     let mut parts: Vec<u8> = Vec::new();
     let mut count = 0;
@@ -465,8 +290,9 @@ fn data_url(out: &mut Vec<u8>, media: Raw<'_>, default: &str, data: Raw<'_>) {
 /// An assistant turn: its text blocks joined, its tool uses as tool calls.
 fn assistant(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
     let texts: Vec<&str> = match blocks {
-        Blocks::Text(t) => vec![t.as_ref()],
-        Blocks::List(list) => list
+        Content::Other => Vec::new(),
+        Content::Text(t) => vec![t.as_ref()],
+        Content::List(list) => list
             .iter()
             .filter(|b| b.kind == Some("text"))
             .map(|b| b.text.inner().unwrap_or_default())
@@ -474,7 +300,7 @@ fn assistant(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
     };
     let text_len: usize = texts.iter().map(|t| t.len()).sum();
     let mut calls: Vec<u8> = Vec::new();
-    if let Blocks::List(list) = blocks {
+    if let Content::List(list) = blocks {
         for b in list.iter().filter(|b| b.kind == Some("tool_use")) {
             calls.push(if calls.is_empty() { b'[' } else { b',' });
             calls.extend_from_slice(b"{\"id\":");
@@ -624,7 +450,7 @@ mod tests {
     #[test]
     fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
         let scenarios: Vec<Value> =
-            serde_json::from_str(include_str!("../../tests/golden/scenarios.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/golden/scenarios.json")).unwrap();
         let mut taken = 0;
         for s in &scenarios {
             let body = &s["anthropic"];
@@ -636,7 +462,7 @@ mod tests {
             "the fast road takes most calls"
         );
         let agentic: Value = serde_json::from_str(include_str!(
-            "../../../bench/payloads/agentic-anthropic.json"
+            "../../../../bench/payloads/agentic-anthropic.json"
         ))
         .unwrap();
         assert!(request(&serde_json::to_vec(&agentic).unwrap(), "m", true).is_some());

@@ -1,0 +1,513 @@
+//! An OpenAI chat request as an Anthropic Messages request, from the wire. It answers exactly
+//! what [`crate::translate::openai_anthropic::request`] answers; structured output, reasoning
+//! effort, `n`, and anything it refuses go to it.
+
+use serde::Deserialize;
+
+use super::{joined, key, raw, Content, Listed, Raw};
+use crate::translate::openai_anthropic::DEFAULT_MAX_TOKENS;
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+    #[serde(borrow, default)]
+    max_tokens: Raw<'a>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Raw<'a>,
+    #[serde(borrow, default)]
+    temperature: Raw<'a>,
+    #[serde(borrow, default)]
+    top_p: Raw<'a>,
+    #[serde(borrow, default)]
+    top_k: Raw<'a>,
+    #[serde(borrow, default)]
+    stop: Raw<'a>,
+    #[serde(borrow, default)]
+    user: Raw<'a>,
+    #[serde(borrow, default)]
+    tools: Listed<Tool<'a>>,
+    #[serde(borrow, default)]
+    tool_choice: Raw<'a>,
+    #[serde(borrow, default)]
+    parallel_tool_calls: Raw<'a>,
+    #[serde(borrow, default)]
+    response_format: Raw<'a>,
+    #[serde(borrow, default)]
+    reasoning_effort: Raw<'a>,
+    #[serde(borrow, default)]
+    n: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    role: Option<&'a str>,
+    #[serde(borrow, default)]
+    content: Content<'a, Part<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Listed<Call<'a>>,
+    #[serde(borrow, default)]
+    tool_call_id: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    text: Raw<'a>,
+    #[serde(borrow, default)]
+    image_url: Raw<'a>,
+    #[serde(borrow, default)]
+    file: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Call<'a> {
+    #[serde(borrow, default)]
+    id: Raw<'a>,
+    #[serde(borrow, default)]
+    function: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Raw<'a>,
+    #[serde(borrow, default)]
+    arguments: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(borrow, default)]
+    function: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+struct ToolFunction<'a> {
+    #[serde(borrow, default)]
+    name: Raw<'a>,
+    #[serde(borrow, default)]
+    description: Raw<'a>,
+    #[serde(borrow, default)]
+    parameters: Raw<'a>,
+}
+
+/// The concatenated texts of a content (a tree's `text_of`), escaped.
+fn text_of<'b>(content: &'b Content<'_, Part<'_>>) -> Vec<&'b str> {
+    match content {
+        Content::Text(t) => vec![t.as_ref()],
+        Content::List(parts) => parts.iter().filter_map(|p| p.text.inner()).collect(),
+        Content::Other => Vec::new(),
+    }
+}
+
+/// Messages being written: consecutive turns of one role become one message, as Anthropic
+/// requires alternating roles.
+struct Turns {
+    out: Vec<u8>,
+    role: Option<&'static str>,
+    /// Whether the open message has a block yet.
+    blocks: bool,
+}
+
+impl Turns {
+    /// Starts a block in a `role` message, opening one when the role changes.
+    fn block(&mut self, role: &'static str) -> &mut Vec<u8> {
+        self.turn(role);
+        if self.blocks {
+            self.out.push(b',');
+        }
+        self.blocks = true;
+        &mut self.out
+    }
+
+    /// Makes sure a `role` message is open (it may stay without blocks).
+    fn turn(&mut self, role: &'static str) {
+        if self.role == Some(role) {
+            return;
+        }
+        if self.role.is_some() {
+            self.out.extend_from_slice(b"]},");
+        }
+        self.out.extend_from_slice(b"{\"role\":\"");
+        self.out.extend_from_slice(role.as_bytes());
+        self.out.extend_from_slice(b"\",\"content\":[");
+        self.role = Some(role);
+        self.blocks = false;
+    }
+
+    fn close(&mut self) {
+        if self.role.is_some() {
+            self.out.extend_from_slice(b"]}");
+        }
+    }
+}
+
+/// The Anthropic request for an OpenAI chat one, with the model and streaming set; `None`
+/// when the tree-based translation must take it.
+pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
+    let req: Request<'_> = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
+    if req.response_format.0.is_some() || req.reasoning_effort.0.is_some() || req.n.0.is_some() {
+        return None;
+    }
+    let mut system: Vec<Vec<&str>> = Vec::new();
+    let mut turns = Turns {
+        out: Vec::with_capacity(body.len() + body.len() / 8 + 256),
+        role: None,
+        blocks: false,
+    };
+    turns.out.extend_from_slice(b"{\"messages\":[");
+    for m in &req.messages {
+        match m.role? {
+            "system" | "developer" => system.push(text_of(&m.content)),
+            "user" => user(&mut turns, &m.content)?,
+            "assistant" => assistant(&mut turns, m)?,
+            "tool" => {
+                let out = turns.block("user");
+                out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
+                raw(out, m.tool_call_id);
+                out.extend_from_slice(b",\"content\":");
+                joined(out, &text_of(&m.content), "");
+                out.push(b'}');
+            }
+            _ => return None,
+        }
+    }
+    turns.close();
+    let mut out = turns.out;
+    out.push(b']');
+    if !system.is_empty() {
+        key(&mut out, "system");
+        out.push(b'"');
+        for (i, texts) in system.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\\n\\n");
+            }
+            for t in texts {
+                out.extend_from_slice(t.as_bytes());
+            }
+        }
+        out.push(b'"');
+    }
+    settings(&mut out, &req)?;
+    tools(&mut out, &req)?;
+    key(&mut out, "model");
+    out.extend_from_slice(serde_json::to_string(model).ok()?.as_bytes());
+    if stream {
+        out.extend_from_slice(b",\"stream\":true");
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+/// A user turn's parts as blocks (a string or anything else is one text block).
+fn user(turns: &mut Turns, content: &Content<'_, Part<'_>>) -> Option<()> {
+    let parts = match content {
+        Content::List(parts) => parts,
+        other => {
+            let out = turns.block("user");
+            out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+            joined(out, &text_of(other), "");
+            out.push(b'}');
+            return Some(());
+        }
+    };
+    turns.turn("user");
+    for p in parts {
+        match p.kind? {
+            "text" => {
+                let out = turns.block("user");
+                out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                raw(out, p.text);
+                out.push(b'}');
+            }
+            "image_url" => {
+                let url = p.image_url.field("url")?.inner().unwrap_or_default();
+                let out = turns.block("user");
+                out.extend_from_slice(b"{\"type\":\"image\",\"source\":");
+                match data_url(url) {
+                    Some((media, data)) => {
+                        out.extend_from_slice(b"{\"type\":\"base64\",\"media_type\":");
+                        joined(out, &[media], "");
+                        out.extend_from_slice(b",\"data\":");
+                        joined(out, &[data], "");
+                    }
+                    None => {
+                        out.extend_from_slice(b"{\"type\":\"url\",\"url\":");
+                        joined(out, &[url], "");
+                    }
+                }
+                out.extend_from_slice(b"}}");
+            }
+            "file" => {
+                let data = p.file.field("file_data")?.inner().unwrap_or_default();
+                let (media, data) = data_url(data)?;
+                let out = turns.block("user");
+                out.extend_from_slice(
+                    b"{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":",
+                );
+                joined(out, &[media], "");
+                out.extend_from_slice(b",\"data\":");
+                joined(out, &[data], "");
+                out.extend_from_slice(b"}}");
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// A data URL's media type and data, escaped as they came (neither holds a backslash, or
+/// the tree takes the call: its reading unescapes them first).
+fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    (!meta.contains('\\')).then_some((media, data))
+}
+
+/// An assistant turn: its text and its tool calls as blocks; nothing when it has neither.
+fn assistant(turns: &mut Turns, m: &Message<'_>) -> Option<()> {
+    let text = text_of(&m.content);
+    if text.iter().any(|t| !t.is_empty()) {
+        let out = turns.block("assistant");
+        out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+        joined(out, &text, "");
+        out.push(b'}');
+    }
+    let Listed::List(calls) = &m.tool_calls else {
+        return Some(());
+    };
+    for c in calls {
+        let f: Option<Function<'_>> = match c.function.parse(b'{') {
+            Some(f) => Some(f.ok()?),
+            None => None,
+        };
+        // The arguments string holds JSON: unescaped once, checked, and written as it is.
+        let args: String = match f.as_ref().map(|f| f.arguments) {
+            Some(a) if a.first() == Some(b'"') => serde_json::from_str(a.json()).ok()?,
+            _ => "{}".to_string(),
+        };
+        let input: Box<serde_json::value::RawValue> = if args.trim().is_empty() {
+            serde_json::value::RawValue::from_string("{}".into()).ok()?
+        } else {
+            serde_json::from_str(&args).ok()?
+        };
+        let out = turns.block("assistant");
+        out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+        raw(out, c.id);
+        out.extend_from_slice(b",\"name\":");
+        raw(out, f.as_ref().map_or(Raw::default(), |f| f.name));
+        out.extend_from_slice(b",\"input\":");
+        out.extend_from_slice(input.get().as_bytes());
+        out.push(b'}');
+    }
+    Some(())
+}
+
+/// `max_tokens`, sampling, stop sequences and the end user.
+fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
+    let max = [req.max_completion_tokens, req.max_tokens]
+        .into_iter()
+        .find(|r| r.0.is_some())
+        .and_then(|r| r.json().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    key(out, "max_tokens");
+    out.extend_from_slice(max.to_string().as_bytes());
+    for (name, v) in [
+        ("temperature", req.temperature),
+        ("top_p", req.top_p),
+        ("top_k", req.top_k),
+    ] {
+        if v.0.is_some_and(|r| r.get() != "null") {
+            key(out, name);
+            raw(out, v);
+        }
+    }
+    match req.stop.first() {
+        Some(b'"') => {
+            key(out, "stop_sequences");
+            out.push(b'[');
+            raw(out, req.stop);
+            out.push(b']');
+        }
+        Some(b'[') => {
+            let stops: Vec<&serde_json::value::RawValue> = req.stop.parse(b'[')?.ok()?;
+            if !stops.is_empty() {
+                key(out, "stop_sequences");
+                raw(out, req.stop);
+            }
+        }
+        _ => {}
+    }
+    if req.user.first() == Some(b'"') {
+        key(out, "metadata");
+        out.extend_from_slice(b"{\"user_id\":");
+        raw(out, req.user);
+        out.push(b'}');
+    }
+    Some(())
+}
+
+/// Function tools, and the tool choice.
+fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
+    let Listed::List(list) = &req.tools else {
+        return Some(());
+    };
+    let mut any = false;
+    for t in list {
+        let Some(f) = t.function.parse::<ToolFunction<'_>>(b'{') else {
+            // No `function`: skipped; one that is not an object goes to the tree.
+            if t.function.0.is_some() {
+                return None;
+            }
+            continue;
+        };
+        let f = f.ok()?;
+        if any {
+            out.push(b',');
+        } else {
+            key(out, "tools");
+            out.push(b'[');
+            any = true;
+        }
+        out.extend_from_slice(b"{\"name\":");
+        raw(out, f.name);
+        out.extend_from_slice(b",\"input_schema\":");
+        match f.parameters.0 {
+            Some(p) => out.extend_from_slice(p.get().as_bytes()),
+            None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
+        }
+        if f.description.0.is_some() {
+            out.extend_from_slice(b",\"description\":");
+            raw(out, f.description);
+        }
+        out.push(b'}');
+    }
+    if !any {
+        return Some(());
+    }
+    out.push(b']');
+    key(out, "tool_choice");
+    let choice = req.tool_choice;
+    match choice.first() {
+        Some(b'"') if choice.inner() == Some("required") => {
+            out.extend_from_slice(b"{\"type\":\"any\"")
+        }
+        Some(b'"') if choice.inner() == Some("none") => {
+            out.extend_from_slice(b"{\"type\":\"none\"")
+        }
+        Some(b'{') => {
+            out.extend_from_slice(b"{\"type\":\"tool\",\"name\":");
+            let name = choice.field("function").and_then(|f| f.field("name"));
+            raw(out, name.unwrap_or_default());
+        }
+        _ => out.extend_from_slice(b"{\"type\":\"auto\""),
+    }
+    if req
+        .parallel_tool_calls
+        .0
+        .is_some_and(|r| r.get() == "false")
+    {
+        out.extend_from_slice(b",\"disable_parallel_tool_use\":true");
+    }
+    out.push(b'}');
+    Some(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::translate::{openai_anthropic, Context};
+
+    /// What the tree-based translation answers, model and streaming set as `request` sets them.
+    fn by_tree(body: &Value, stream: bool) -> Option<Value> {
+        let mut out = openai_anthropic::request(body, &mut Context::default()).ok()?;
+        out["model"] = json!("claude");
+        if stream {
+            out["stream"] = json!(true);
+        }
+        Some(out)
+    }
+
+    fn same(body: &Value) {
+        for stream in [false, true] {
+            let bytes = serde_json::to_vec(body).unwrap();
+            let Some(fast) = request(&bytes, "claude", stream) else {
+                continue;
+            };
+            let fast: Value = serde_json::from_slice(&fast).unwrap_or_else(|e| {
+                panic!("{e}: {}", String::from_utf8_lossy(&fast));
+            });
+            assert_eq!(Some(fast), by_tree(body, stream), "{body}");
+        }
+    }
+
+    #[test]
+    fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
+        let scenarios: Vec<Value> =
+            serde_json::from_str(include_str!("../../../tests/golden/scenarios.json")).unwrap();
+        let mut taken = 0;
+        for s in &scenarios {
+            let body = &s["openai"];
+            same(body);
+            taken += usize::from(request(&serde_json::to_vec(body).unwrap(), "m", false).is_some());
+        }
+        assert!(
+            taken >= scenarios.len() - 3,
+            "the fast road takes most calls"
+        );
+        let agentic: Value = serde_json::from_str(include_str!(
+            "../../../../bench/payloads/agentic-openai.json"
+        ))
+        .unwrap();
+        assert!(request(&serde_json::to_vec(&agentic).unwrap(), "m", true).is_some());
+        same(&agentic);
+    }
+
+    #[test]
+    fn answers_what_the_tree_answers_for_odd_shapes() {
+        for body in [
+            json!({"messages": [{"role": "system", "content": "a \"b\"\n"}, {"role": "developer", "content": [{"type": "text", "text": "c"}, {"type": "text", "text": "d"}]}, {"role": "user", "content": "hi"}, {"role": "user", "content": "again"}], "max_tokens": 5, "temperature": null, "top_p": 0.5, "top_k": 3}),
+            json!({"messages": [{"role": "user", "content": null}, {"role": "user", "content": []}, {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE"}}]}]}),
+            json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "let me look", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"z\": 1, \"a\": [1, 2.5]}"}}, {"id": "c2", "type": "function", "function": {"name": "g", "arguments": ""}}]}, {"role": "tool", "tool_call_id": "c1", "content": "r1"}, {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "r2"}]}, {"role": "user", "content": "and?"}]}),
+            json!({"messages": [{"role": "assistant", "content": null}, {"role": "assistant", "content": "", "tool_calls": []}, {"role": "assistant", "content": [{"type": "text", "text": "t"}], "tool_calls": "x"}], "max_completion_tokens": 9, "max_tokens": 3}),
+            json!({"messages": [], "stop": "END", "user": "u1", "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "g"}}, {"type": "web"}], "tool_choice": "required", "parallel_tool_calls": false}),
+            json!({"messages": [], "stop": ["a", "b"], "user": 5, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "f"}}}),
+            json!({"messages": [], "stop": [], "tools": [{"function": {"name": "f"}}], "tool_choice": "none"}),
+            json!({"messages": [], "tools": [], "tool_choice": "required"}),
+            json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "allowed_tools"}}),
+        ] {
+            same(&body);
+            assert!(
+                request(&serde_json::to_vec(&body).unwrap(), "m", false).is_some(),
+                "taken: {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn leaves_to_the_tree_what_it_does_not_write() {
+        for body in [
+            json!({"messages": [{"role": "function", "content": "x"}]}),
+            json!({"messages": [{"content": "x"}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}]}),
+            json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "not json"}}]}]}),
+            json!({"messages": [], "response_format": {"type": "json_object"}}),
+            json!({"messages": [], "reasoning_effort": "low"}),
+            json!({"messages": [], "n": 2}),
+        ] {
+            assert!(
+                request(&serde_json::to_vec(&body).unwrap(), "m", false).is_none(),
+                "{body}"
+            );
+        }
+    }
+}

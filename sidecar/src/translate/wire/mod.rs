@@ -1,0 +1,214 @@
+//! The wire-speed roads between formats for the calls agents make most (Anthropic callers on
+//! OpenAI-format upstreams and the reverse): the body is read once into borrowed, typed
+//! pieces and the upstream body is written straight from them. Strings are never unescaped,
+//! copied into a tree or escaped again: a text, a tool schema or an image travels as the JSON
+//! bytes the caller sent. Each road answers exactly what the tree-based translation answers
+//! (its tests hold the two equal); a body a road does not know how to write (an unknown role
+//! or part, structured output, anything oddly typed, anything the translation refuses) gets
+//! `None`, and the tree-based translation takes it, errors included.
+
+pub mod from_anthropic;
+pub mod from_openai;
+
+use crate::dialect::Dialect;
+
+/// A chat call's upstream body written from the wire, when a road goes from `from` to `to`
+/// and takes this body.
+pub fn request(
+    from: Dialect,
+    to: Dialect,
+    raw: &[u8],
+    model: &str,
+    stream: bool,
+) -> Option<Vec<u8>> {
+    match (from, to) {
+        (Dialect::Anthropic, Dialect::OpenAi) => from_anthropic::request(raw, model, stream),
+        (Dialect::OpenAi, Dialect::Anthropic) => from_openai::request(raw, model, stream),
+        _ => None,
+    }
+}
+
+use std::borrow::Cow;
+
+use serde::{
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
+use serde_json::value::RawValue;
+
+/// A field as sent, `null` included; `None` when absent.
+#[derive(Clone, Copy, Default)]
+struct Raw<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|r| Raw(Some(r)))
+    }
+}
+
+impl<'a> Raw<'a> {
+    /// The JSON text, `null` when absent (as indexing a tree gives).
+    fn json(self) -> &'a str {
+        self.0.map_or("null", RawValue::get)
+    }
+
+    /// A JSON string's escaped contents, without the quotes.
+    fn inner(self) -> Option<&'a str> {
+        let s = self.0?.get();
+        (s.len() >= 2 && s.starts_with('"')).then(|| &s[1..s.len() - 1])
+    }
+
+    fn first(self) -> Option<u8> {
+        self.0.and_then(|r| r.get().bytes().next())
+    }
+
+    /// A member of this object (`Raw(None)` when absent); `None` when it is not an object.
+    fn field(self, name: &str) -> Option<Raw<'a>> {
+        let members: std::collections::HashMap<Cow<'a, str>, Raw<'a>> = self.parse(b'{')?.ok()?;
+        Some(members.get(name).copied().unwrap_or_default())
+    }
+
+    /// Read as `T` when it is a JSON object or array (`open` is `{` or `[`).
+    fn parse<T: Deserialize<'a>>(self, open: u8) -> Option<Result<T, ()>> {
+        let r = self.0.filter(|_| self.first() == Some(open))?;
+        Some(serde_json::from_str(r.get()).map_err(|_| ()))
+    }
+}
+
+/// Writes a JSON string made of escaped pieces joined by an escaped separator.
+fn joined(out: &mut Vec<u8>, pieces: &[&str], sep: &str) {
+    out.push(b'"');
+    for (i, p) in pieces.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(sep.as_bytes());
+        }
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// Writes `,"key":` (the comma unless first in its object).
+fn key(out: &mut Vec<u8>, k: &str) {
+    if !matches!(out.last(), Some(b'{' | b'[')) {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn raw(out: &mut Vec<u8>, r: Raw<'_>) {
+    out.extend_from_slice(r.json().as_bytes());
+}
+
+/// A JSON array as a list, anything else as none (as a tree's `as_array` sees it), read in
+/// the one pass.
+#[derive(Default)]
+enum Listed<T> {
+    List(Vec<T>),
+    #[default]
+    Not,
+}
+
+/// Visits a value: an array's elements as `T`; any other value is skipped.
+struct ListVisitor<T>(std::marker::PhantomData<T>);
+
+macro_rules! not_a_list {
+    ($($visit:ident: $ty:ty),*) => {
+        $(fn $visit<E>(self, _: $ty) -> Result<Listed<T>, E> {
+            Ok(Listed::Not)
+        })*
+    };
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+    type Value = Listed<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<T>, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            list.push(item);
+        }
+        Ok(Listed::List(list))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Listed<T>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Listed::Not)
+    }
+
+    fn visit_unit<E>(self) -> Result<Listed<T>, E> {
+        Ok(Listed::Not)
+    }
+
+    not_a_list!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A message's `content`: a string (held escaped, as sent), an array of parts, or anything
+/// else. Read in the one pass.
+#[derive(Default)]
+enum Content<'a, T> {
+    Text(Cow<'a, str>),
+    List(Vec<T>),
+    #[default]
+    Other,
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Content<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a, T>(std::marker::PhantomData<(&'a (), T)>);
+        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
+            type Value = Content<'a, T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            // Handed over whole: the string had no escapes, so it is as sent.
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Content<'a, T>, E> {
+                Ok(Content::Text(Cow::Borrowed(s)))
+            }
+            // Unescaped on the way: escaped again (what a tree would have cost).
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Content<'a, T>, E> {
+                let quoted = serde_json::to_string(s).map_err(E::custom)?;
+                Ok(Content::Text(Cow::Owned(
+                    quoted[1..quoted.len() - 1].to_string(),
+                )))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Content<'a, T>, A::Error> {
+                match ListVisitor::<T>(std::marker::PhantomData).visit_seq(seq)? {
+                    Listed::List(list) => Ok(Content::List(list)),
+                    Listed::Not => Ok(Content::Other),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content<'a, T>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Content::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Content<'a, T>, E> {
+                Ok(Content::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Content<'a, T>, E> {
+                Ok(Content::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Content<'a, T>, E> {
+                Ok(Content::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Content<'a, T>, E> {
+                Ok(Content::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Content<'a, T>, E> {
+                Ok(Content::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}

@@ -43,8 +43,10 @@ struct Request<'a> {
 struct Message<'a> {
     #[serde(borrow, default)]
     role: Option<&'a str>,
+    /// Taken as sent and read after: a chat message's content is most often one long
+    /// string, which is then never unescaped.
     #[serde(borrow, default)]
-    content: Content<'a, Part<'a>>,
+    content: Raw<'a>,
     #[serde(borrow, default)]
     tool_calls: Listed<Call<'a>>,
     #[serde(borrow, default)]
@@ -93,6 +95,15 @@ struct ToolFunction<'a> {
     description: Raw<'a>,
     #[serde(borrow, default)]
     parameters: Raw<'a>,
+}
+
+/// A message's content: a string as sent (escaped), an array read into parts.
+fn content(raw: Raw<'_>) -> Option<Content<'_, Part<'_>>> {
+    Some(match raw.first() {
+        Some(b'"') => Content::Text(std::borrow::Cow::Borrowed(raw.inner()?)),
+        Some(b'[') => Content::List(raw.parse(b'[')?.ok()?),
+        _ => Content::Other,
+    })
 }
 
 /// The concatenated texts of a content (a tree's `text_of`), escaped.
@@ -160,17 +171,22 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
         blocks: false,
     };
     turns.out.extend_from_slice(b"{\"messages\":[");
-    for m in &req.messages {
+    let contents = req
+        .messages
+        .iter()
+        .map(|m| content(m.content))
+        .collect::<Option<Vec<_>>>()?;
+    for (m, content) in req.messages.iter().zip(&contents) {
         match m.role? {
-            "system" | "developer" => system.push(text_of(&m.content)),
-            "user" => user(&mut turns, &m.content)?,
-            "assistant" => assistant(&mut turns, m)?,
+            "system" | "developer" => system.push(text_of(content)),
+            "user" => user(&mut turns, content)?,
+            "assistant" => assistant(&mut turns, m, content)?,
             "tool" => {
                 let out = turns.block("user");
                 out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
                 raw(out, m.tool_call_id);
                 out.extend_from_slice(b",\"content\":");
-                joined(out, &text_of(&m.content), "");
+                joined(out, &text_of(content), "");
                 out.push(b'}');
             }
             _ => return None,
@@ -270,8 +286,8 @@ fn data_url(url: &str) -> Option<(&str, &str)> {
 }
 
 /// An assistant turn: its text and its tool calls as blocks; nothing when it has neither.
-fn assistant(turns: &mut Turns, m: &Message<'_>) -> Option<()> {
-    let text = text_of(&m.content);
+fn assistant(turns: &mut Turns, m: &Message<'_>, content: &Content<'_, Part<'_>>) -> Option<()> {
+    let text = text_of(content);
     if text.iter().any(|t| !t.is_empty()) {
         let out = turns.block("assistant");
         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");

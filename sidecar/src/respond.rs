@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use serde_json::{json, Value};
 
@@ -19,9 +19,15 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// A JSON response with the given status.
+/// How many headers a response has room for from the start.
+pub const HEADERS: usize = 24;
+
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
+    // Room for what a response gathers (upstream headers, `x-switchyard-*`, `x-ratelimit-*`)
+    // without growing the map on the way.
+    *resp.headers_mut() = HeaderMap::with_capacity(HEADERS);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -354,37 +354,51 @@ impl Governor {
 
     /// OpenAI's `x-ratelimit-*` headers for the policy's rate limit, when it has one.
     pub fn headers(&self, rt: &Runtime, out: &mut HeaderMap) {
+        const REQUESTS: [&str; 3] = [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ];
+        const TOKENS: [&str; 3] = [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ];
         if rt.config.policy.rate_limit.is_none() {
             return;
         }
         let t = self.templates(rt);
-        let meters = self.meters();
         let now = (self.clock)();
-        for a in &t.policy {
-            let (left, reset) = match meters.get(&a.key) {
-                Some(m) if m.window == Span::Minute.bounds(now).0 => {
-                    (m.left().min(a.limit), m.reset_at() - now)
-                }
-                _ => (a.limit, 60 - now.rem_euclid(60)),
-            };
-            let names = if a.unit == Unit::Requests {
-                [
-                    "x-ratelimit-limit-requests",
-                    "x-ratelimit-remaining-requests",
-                    "x-ratelimit-reset-requests",
-                ]
+        let counts: Vec<(Unit, u64, u64, i64)> = {
+            let meters = self.meters();
+            t.policy
+                .iter()
+                .map(|a| {
+                    let (left, reset) = match meters.get(&a.key) {
+                        Some(m) if m.window == Span::Minute.bounds(now).0 => {
+                            (m.left().min(a.limit), m.reset_at() - now)
+                        }
+                        _ => (a.limit, 60 - now.rem_euclid(60)),
+                    };
+                    (a.unit, a.limit, left, reset)
+                })
+                .collect()
+        };
+        for (unit, limit, left, reset) in counts {
+            let names = if unit == Unit::Requests {
+                REQUESTS
             } else {
-                [
-                    "x-ratelimit-limit-tokens",
-                    "x-ratelimit-remaining-tokens",
-                    "x-ratelimit-reset-tokens",
-                ]
+                TOKENS
             };
-            let values = [a.limit.to_string(), left.to_string(), format!("{reset}s")];
+            let mut reset = reset.to_string();
+            reset.push('s');
+            let values = [
+                HeaderValue::from(limit),
+                HeaderValue::from(left),
+                HeaderValue::try_from(reset).unwrap_or(HeaderValue::from_static("0s")),
+            ];
             for (name, value) in names.into_iter().zip(values) {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    out.insert(http::HeaderName::from_static(name), v);
-                }
+                out.insert(http::HeaderName::from_static(name), value);
             }
         }
     }

@@ -260,6 +260,7 @@ impl Outcome {
             tally.close(StatusCode::OK, usage, cost, settle, true, error);
         }));
         let mut resp = Response::new(body.boxed_unsync());
+        *resp.headers_mut() = HeaderMap::with_capacity(respond::HEADERS);
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),

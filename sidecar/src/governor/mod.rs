@@ -10,8 +10,16 @@
 //! waits for the operator, and without the operator it keeps to its share of what was last
 //! known to remain.
 
+mod asks;
+mod demand;
 pub mod lease;
 pub mod meter;
+mod report;
+mod ticket;
+
+pub use demand::{demand, governs, Demand};
+pub use report::flush_every;
+pub use ticket::Ticket;
 
 use std::{
     collections::HashMap,
@@ -20,12 +28,10 @@ use std::{
 };
 
 use http::{HeaderMap, HeaderValue};
-use switchyard_crds::{
-    proxy::{Limits, RateLimitScope},
-    Money,
-};
+use switchyard_crds::Money;
 
-use crate::{error::Error, state::Runtime, translate};
+use crate::{error::Error, state::Runtime};
+use asks::{chunk, taken_of, Ask, Taken, Templates, Unit};
 use meter::{Meter, Short, Span};
 
 /// Unix seconds now.
@@ -35,53 +41,7 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// What a limit counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
-    Requests,
-    Tokens,
-    Dollars,
-}
-
-/// One amount to take from one limit.
-#[derive(Clone, Debug)]
-struct Ask {
-    key: Arc<str>,
-    unit: Unit,
-    limit: u64,
-    span: Span,
-    shared: bool,
-    pods: u32,
-    amount: u64,
-    /// Who owns the limit, for the caller's error (`AIRoutingPolicy default`).
-    owner: Arc<str>,
-}
-
-/// One amount taken, to settle later.
-#[derive(Clone, Debug)]
-struct Taken {
-    key: Arc<str>,
-    unit: Unit,
-    window: i64,
-    amount: u64,
-    shared: bool,
-}
-
-/// What a call asks of the limits.
-#[derive(Clone, Debug, Default)]
-pub struct Demand {
-    /// The served AIModel (budgets cover models).
-    pub model: String,
-    /// Input estimate plus maximum output tokens.
-    pub tokens: u64,
-    /// The input estimate alone.
-    pub input: u64,
-    /// Those tokens at the dearest candidate backend's prices.
-    pub dollars: Money,
-}
-
 pub use switchyard_crds::lease::{Report, Usage, UsageBatch};
-type Tokens = translate::Usage;
 
 /// Usage not yet sealed, by (model, provider); and sealed batches not yet acknowledged.
 type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);
@@ -433,272 +393,11 @@ impl Governor {
                 .extend(reports);
         }
     }
-
-    fn pending_reports(&self) -> Vec<Report> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn accepted(&self, ids: &[String]) {
-        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        reports.retain(|r| !ids.contains(&r.id));
-    }
-
-    /// What this pod holds of each shared budget (the operator counts it as spent until
-    /// it is settled or returned).
-    fn holdings(&self) -> Vec<lease::Want> {
-        self.meters()
-            .iter()
-            .filter(|(k, m)| m.shared && k.starts_with("budget/"))
-            .map(|(k, m)| lease::Want {
-                counter: k.to_string(),
-                window: m.window,
-                amount: m.holding(),
-            })
-            .collect()
-    }
-
-    /// Counts one finished call for the operator (managed mode only; standalone sidecars
-    /// have their Prometheus metrics).
-    #[allow(clippy::too_many_arguments)]
-    pub fn account(
-        &self,
-        model: &str,
-        provider: &str,
-        usage: crate::translate::Usage,
-        cost: f64,
-        failed: bool,
-    ) {
-        if !self.managed() {
-            return;
-        }
-        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let u = state
-            .0
-            .entry((model.to_string(), provider.to_string()))
-            .or_insert_with(|| Usage {
-                model: model.to_string(),
-                provider: provider.to_string(),
-                ..Usage::default()
-            });
-        u.requests += 1;
-        u.errors += u64::from(failed);
-        u.input_tokens += usage.input;
-        u.output_tokens += usage.output;
-        u.cached_input_tokens += usage.cached;
-        u.reasoning_tokens += usage.reasoning;
-        u.cost += Money::from_dollars_ceil(cost).0;
-    }
-
-    /// Seals pending usage into a batch and returns every unacknowledged batch.
-    fn usage_batches(&self) -> Vec<UsageBatch> {
-        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        if !state.0.is_empty() {
-            let items = std::mem::take(&mut state.0).into_values().collect();
-            let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            state.1.push(UsageBatch { id, items });
-        }
-        state.1.clone()
-    }
-
-    fn usage_accepted(&self, ids: &[String]) {
-        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        state.1.retain(|b| !ids.contains(&b.id));
-    }
-
-    /// Sends settled reports and current holdings to the operator, returning idle balances,
-    /// and learns what is left of every shared limit of `rt`'s config in its current window
-    /// (the offline share is divided from that, so it is never older than one flush); keeps
-    /// what could not be sent (in the state directory too) for the next time.
-    pub async fn flush(&self, rt: Option<&Runtime>) {
-        let Some(leases) = &self.leases else { return };
-        // Exchanges go one at a time, so the operator sees this pod's holdings in order, each
-        // after every grant before it. Holdings are read before reports: a call settling in
-        // between is then counted twice for a moment (held and reported), never not at all.
-        let _turn = self.exchanging.lock().await;
-        let asks = rt.map(|rt| self.templates(rt));
-        let mut refresh = Vec::new();
-        {
-            let now = (self.clock)();
-            let mut meters = self.meters();
-            // A balance nobody is spending goes back, so that other pods can use it.
-            for (k, m) in meters.iter_mut() {
-                if m.shared && k.starts_with("budget/") && m.inflight == 0 {
-                    m.balance = 0;
-                }
-            }
-            for ask in asks.iter().flat_map(|t| t.all()).filter(|a| a.shared) {
-                let m = meter(&mut meters, ask);
-                m.roll(now);
-                refresh.push(lease::Want {
-                    counter: ask.key.to_string(),
-                    window: m.window,
-                    amount: 0,
-                });
-            }
-        }
-        let holdings = self.holdings();
-        let reports = self.pending_reports();
-        let usage = self.usage_batches();
-        if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {
-            return;
-        }
-        match leases
-            .exchange_all(&refresh, &holdings, &reports, &usage)
-            .await
-        {
-            Ok(reply) => {
-                self.accepted(&reply.accepted);
-                self.usage_accepted(&reply.accepted);
-                self.granted(reply.grants);
-                leases.keep_unsent(&self.pending_reports());
-            }
-            Err(e) => {
-                tracing::debug!("usage reports kept for later: {e}");
-                leases.keep_unsent(&reports);
-            }
-        }
-    }
-
-    /// Adds what the operator granted, and what it said is left.
-    fn granted(&self, grants: Vec<lease::Grant>) {
-        let mut meters = self.meters();
-        for g in grants {
-            if let Some(m) = meters.get_mut(g.counter.as_str()) {
-                m.grant(g.window, g.amount, g.remaining);
-            }
-        }
-    }
-}
-
-/// A config's asks with their amounts left to fill in: the policy's, each budget's (with
-/// the models it covers) and each provider's.
-struct Templates {
-    policy: Vec<Ask>,
-    budgets: Vec<(Option<Vec<String>>, Ask)>,
-    providers: HashMap<String, Vec<Ask>>,
-}
-
-impl Templates {
-    fn new(rt: &Runtime, managed: bool) -> Self {
-        let mut policy = Vec::new();
-        let p = &rt.config.policy;
-        if let Some(rl) = &p.rate_limit {
-            let name = p.name.clone().unwrap_or_default();
-            let shared = rl.scope == RateLimitScope::Policy && managed;
-            let owner = format!("AIRoutingPolicy {name}");
-            limit_asks(
-                &mut policy,
-                &format!("policy/{name}"),
-                &rl.limits,
-                shared,
-                rl.pods,
-                &owner,
-                0,
-            );
-        }
-        let budgets = rt
-            .config
-            .budgets
-            .iter()
-            .map(|b| {
-                let ask = Ask {
-                    key: format!("budget/{}", b.name).into(),
-                    unit: Unit::Dollars,
-                    limit: b.limit.0,
-                    span: Span::Period(b.period),
-                    shared: managed,
-                    pods: b.pods,
-                    amount: 0,
-                    owner: format!("AIBudget {}", b.name).into(),
-                };
-                (b.models.clone(), ask)
-            })
-            .collect();
-        let providers = rt
-            .config
-            .providers
-            .iter()
-            .filter_map(|(name, p)| {
-                let limits = p.limits.as_ref()?;
-                let mut asks = Vec::new();
-                let owner = format!("AIProvider {name}");
-                limit_asks(
-                    &mut asks,
-                    &format!("provider/{name}"),
-                    limits,
-                    managed,
-                    p.pods,
-                    &owner,
-                    0,
-                );
-                Some((name.clone(), asks))
-            })
-            .collect();
-        Self {
-            policy,
-            budgets,
-            providers,
-        }
-    }
-}
-
-impl Templates {
-    /// Every ask of the config.
-    fn all(&self) -> impl Iterator<Item = &Ask> {
-        self.policy
-            .iter()
-            .chain(self.budgets.iter().map(|(_, a)| a))
-            .chain(self.providers.values().flatten())
-    }
 }
 
 enum Blocked {
     Until(Ask, i64),
     Lease(Vec<lease::Want>),
-}
-
-fn limit_asks(
-    asks: &mut Vec<Ask>,
-    prefix: &str,
-    limits: &Limits,
-    shared: bool,
-    pods: u32,
-    owner: &str,
-    tokens: u64,
-) {
-    for (unit, limit, amount) in [
-        (Unit::Requests, limits.requests_per_minute, 1),
-        (Unit::Tokens, limits.tokens_per_minute, tokens),
-    ] {
-        let Some(limit) = limit else { continue };
-        let name = if unit == Unit::Requests {
-            "requests"
-        } else {
-            "tokens"
-        };
-        asks.push(Ask {
-            key: format!("{prefix}/{name}").into(),
-            unit,
-            limit,
-            span: Span::Minute,
-            shared,
-            pods,
-            amount,
-            owner: owner.into(),
-        });
-    }
-}
-
-/// How much to lease at a time beyond the need: a small slice of the limit, so an idle pod
-/// holds next to nothing and a busy one asks again soon.
-fn chunk(ask: &Ask) -> u64 {
-    match ask.unit {
-        Unit::Requests => (ask.limit / 64).max(1),
-        Unit::Tokens | Unit::Dollars => ask.limit / 64,
-    }
 }
 
 fn meter<'a>(meters: &'a mut HashMap<Arc<str>, Meter>, ask: &Ask) -> &'a mut Meter {
@@ -713,16 +412,6 @@ fn meter<'a>(meters: &'a mut HashMap<Arc<str>, Meter>, ask: &Ask) -> &'a mut Met
     m
 }
 
-fn taken_of(ask: &Ask, window: i64) -> Taken {
-    Taken {
-        key: ask.key.clone(),
-        unit: ask.unit,
-        window,
-        amount: ask.amount,
-        shared: ask.shared,
-    }
-}
-
 fn give_back(meters: &mut HashMap<Arc<str>, Meter>, taken: &[Taken]) {
     for t in taken {
         if let Some(m) = meters.get_mut(&t.key) {
@@ -731,123 +420,11 @@ fn give_back(meters: &mut HashMap<Arc<str>, Meter>, taken: &[Taken]) {
     }
 }
 
-/// A call's reservations. Settle it with what upstream reported; dropped unsettled (the call
-/// failed before any upstream answered), it releases everything.
-pub struct Ticket {
-    governor: Arc<Governor>,
-    taken: Vec<Taken>,
-    /// The call's input estimate, for a stream cut before its usage came.
-    input: u64,
-    settled: bool,
-}
-
-impl Ticket {
-    fn new(governor: Arc<Governor>, taken: Vec<Taken>) -> Self {
-        Self {
-            governor,
-            taken,
-            input: 0,
-            settled: false,
-        }
-    }
-
-    /// What a stream cut short used: what upstream reported, and no less than the input
-    /// estimate and one output token per event relayed (each carried at least one).
-    pub fn cut_usage(&self, reported: Tokens, events: u64) -> Tokens {
-        Tokens {
-            input: reported.input.max(self.input),
-            output: reported.output.max(events),
-            ..reported
-        }
-    }
-
-    /// Replaces the reservation with what was used: `tokens` and `dollars` (None: unknown,
-    /// the reservation stands); `sent` is false when no upstream received the call.
-    pub fn settle(mut self, tokens: Option<u64>, dollars: Option<Money>, sent: bool) {
-        self.governor.settle(&self.taken, tokens, dollars, sent);
-        self.settled = true;
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.governor.settle(&self.taken, None, None, false);
-        }
-    }
-}
-
-/// How often settled reports and holdings go to the operator.
-const FLUSH_EVERY: Duration = Duration::from_secs(2);
-
-/// Flushes reports and holdings, and refreshes what is left of the shared limits, until
-/// `stop` fires, and once more then.
-pub async fn flush_every(shared: Arc<crate::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let stopping = tokio::select! {
-            _ = tokio::time::sleep(FLUSH_EVERY) => false,
-            _ = stop.changed() => true,
-        };
-        let rt = shared.runtime.load_full();
-        shared.governor.flush(rt.as_deref()).await;
-        if stopping {
-            return;
-        }
-    }
-}
-
-/// Whether a call must be counted at all (any rate limit, budget or provider limit).
-pub fn governs(rt: &Runtime) -> bool {
-    rt.config.policy.rate_limit.is_some()
-        || !rt.config.budgets.is_empty()
-        || rt.config.providers.values().any(|p| p.limits.is_some())
-}
-
-/// What a call may use at most: its input estimated from the body's size (about four bytes a
-/// token) plus its maximum output (`max_tokens`, `max_completion_tokens`, `max_output_tokens`,
-/// `generationConfig.maxOutputTokens`, else 4,096; none for embeddings), and those tokens at
-/// the dearest prices among the model's candidate backends.
-pub fn demand(
-    rt: &Runtime,
-    model: &str,
-    max_output: Option<u64>,
-    body_len: usize,
-    embeddings: bool,
-) -> Demand {
-    let input = (body_len as u64).div_ceil(4);
-    let output = if embeddings {
-        0
-    } else {
-        max_output.unwrap_or(4_096)
-    };
-    let served = rt.served(model);
-    let mut models: Vec<&switchyard_crds::proxy::Model> = served.into_iter().collect();
-    if let Some(m) = served {
-        models.extend(m.fallbacks.iter().filter_map(|f| rt.model(f)));
-    }
-    let dearest = models
-        .iter()
-        .flat_map(|m| &m.backends)
-        .filter_map(|b| b.pricing.as_ref())
-        .map(|p| {
-            (input as f64 * p.input_per_million_tokens
-                + output as f64 * p.output_per_million_tokens)
-                / 1_000_000.0
-        })
-        .fold(0.0, f64::max);
-    Demand {
-        model: served.map_or_else(|| model.to_string(), |m| m.name.clone()),
-        tokens: input + output,
-        input,
-        dollars: Money::from_dollars_ceil(dearest),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
 
-    use switchyard_crds::proxy::{Policy, ProxyConfig, RateLimit};
+    use switchyard_crds::proxy::{Limits, Policy, ProxyConfig, RateLimit, RateLimitScope};
 
     use super::*;
     use crate::health::Health;

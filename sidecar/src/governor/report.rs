@@ -1,0 +1,168 @@
+//! What a managed sidecar tells the operator: settled spend (with ids, counted once), what it
+//! holds of each budget, and its usage; and what it learns back.
+
+use std::{sync::Arc, time::Duration};
+
+use switchyard_crds::Money;
+
+use super::{lease, meter, Governor, Report, Usage, UsageBatch};
+use crate::state::Runtime;
+
+impl Governor {
+    pub(super) fn pending_reports(&self) -> Vec<Report> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(super) fn accepted(&self, ids: &[String]) {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.retain(|r| !ids.contains(&r.id));
+    }
+
+    /// What this pod holds of each shared budget (the operator counts it as spent until
+    /// it is settled or returned).
+    pub(super) fn holdings(&self) -> Vec<lease::Want> {
+        self.meters()
+            .iter()
+            .filter(|(k, m)| m.shared && k.starts_with("budget/"))
+            .map(|(k, m)| lease::Want {
+                counter: k.to_string(),
+                window: m.window,
+                amount: m.holding(),
+            })
+            .collect()
+    }
+
+    /// Counts one finished call for the operator (managed mode only; standalone sidecars
+    /// have their Prometheus metrics).
+    #[allow(clippy::too_many_arguments)]
+    pub fn account(
+        &self,
+        model: &str,
+        provider: &str,
+        usage: crate::translate::Usage,
+        cost: f64,
+        failed: bool,
+    ) {
+        if !self.managed() {
+            return;
+        }
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = state
+            .0
+            .entry((model.to_string(), provider.to_string()))
+            .or_insert_with(|| Usage {
+                model: model.to_string(),
+                provider: provider.to_string(),
+                ..Usage::default()
+            });
+        u.requests += 1;
+        u.errors += u64::from(failed);
+        u.input_tokens += usage.input;
+        u.output_tokens += usage.output;
+        u.cached_input_tokens += usage.cached;
+        u.reasoning_tokens += usage.reasoning;
+        u.cost += Money::from_dollars_ceil(cost).0;
+    }
+
+    /// Seals pending usage into a batch and returns every unacknowledged batch.
+    pub(super) fn usage_batches(&self) -> Vec<UsageBatch> {
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.0.is_empty() {
+            let items = std::mem::take(&mut state.0).into_values().collect();
+            let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            state.1.push(UsageBatch { id, items });
+        }
+        state.1.clone()
+    }
+
+    pub(super) fn usage_accepted(&self, ids: &[String]) {
+        let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        state.1.retain(|b| !ids.contains(&b.id));
+    }
+
+    /// Sends settled reports and current holdings to the operator, returning idle balances,
+    /// and learns what is left of every shared limit of `rt`'s config in its current window
+    /// (the offline share is divided from that, so it is never older than one flush); keeps
+    /// what could not be sent (in the state directory too) for the next time.
+    pub async fn flush(&self, rt: Option<&Runtime>) {
+        let Some(leases) = &self.leases else { return };
+        // Exchanges go one at a time, so the operator sees this pod's holdings in order, each
+        // after every grant before it. Holdings are read before reports: a call settling in
+        // between is then counted twice for a moment (held and reported), never not at all.
+        let _turn = self.exchanging.lock().await;
+        let asks = rt.map(|rt| self.templates(rt));
+        let mut refresh = Vec::new();
+        {
+            let now = (self.clock)();
+            let mut meters = self.meters();
+            // A balance nobody is spending goes back, so that other pods can use it.
+            for (k, m) in meters.iter_mut() {
+                if m.shared && k.starts_with("budget/") && m.inflight == 0 {
+                    m.balance = 0;
+                }
+            }
+            for ask in asks.iter().flat_map(|t| t.all()).filter(|a| a.shared) {
+                let m = meter(&mut meters, ask);
+                m.roll(now);
+                refresh.push(lease::Want {
+                    counter: ask.key.to_string(),
+                    window: m.window,
+                    amount: 0,
+                });
+            }
+        }
+        let holdings = self.holdings();
+        let reports = self.pending_reports();
+        let usage = self.usage_batches();
+        if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {
+            return;
+        }
+        match leases
+            .exchange_all(&refresh, &holdings, &reports, &usage)
+            .await
+        {
+            Ok(reply) => {
+                self.accepted(&reply.accepted);
+                self.usage_accepted(&reply.accepted);
+                self.granted(reply.grants);
+                leases.keep_unsent(&self.pending_reports());
+            }
+            Err(e) => {
+                tracing::debug!("usage reports kept for later: {e}");
+                leases.keep_unsent(&reports);
+            }
+        }
+    }
+
+    /// Adds what the operator granted, and what it said is left.
+    pub(super) fn granted(&self, grants: Vec<lease::Grant>) {
+        let mut meters = self.meters();
+        for g in grants {
+            if let Some(m) = meters.get_mut(g.counter.as_str()) {
+                m.grant(g.window, g.amount, g.remaining);
+            }
+        }
+    }
+}
+
+/// How often settled reports and holdings go to the operator.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Flushes reports and holdings, and refreshes what is left of the shared limits, until
+/// `stop` fires, and once more then.
+pub async fn flush_every(shared: Arc<crate::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = stop.changed() => true,
+        };
+        let rt = shared.runtime.load_full();
+        shared.governor.flush(rt.as_deref()).await;
+        if stopping {
+            return;
+        }
+    }
+}

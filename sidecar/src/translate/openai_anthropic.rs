@@ -15,6 +15,28 @@ pub const JSON_TOOL: &str = "json_response";
 /// Translates an OpenAI chat completion request into an Anthropic Messages request.
 pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
     let mut out = Map::new();
+    let (mut system, messages) = messages(body)?;
+    response_format(body, &mut out, &mut system, ctx);
+    if !system.is_empty() {
+        out.insert("system".into(), Value::String(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    settings(body, &mut out);
+    if !ctx.json_tool {
+        tools(body, &mut out);
+    }
+    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        return Err(Error::invalid(
+            "n",
+            "n > 1 is not supported by this model's provider",
+        ));
+    }
+    thinking(&mut out, body);
+    Ok(Value::Object(out))
+}
+
+/// The turns, merged where a role repeats, and the system texts found among them.
+fn messages(body: &Value) -> Result<(Vec<String>, Vec<Value>), Error> {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     let empty = Vec::new();
@@ -79,6 +101,16 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
             }
         }
     }
+    Ok((system, messages))
+}
+
+/// `response_format`: JSON mode as an instruction, a JSON schema as a forced tool.
+fn response_format(
+    body: &Value,
+    out: &mut Map<String, Value>,
+    system: &mut Vec<String>,
+    ctx: &mut Context,
+) {
     if let Some(format) = body.get("response_format") {
         match format.get("type").and_then(Value::as_str) {
             Some("json_object") => {
@@ -106,10 +138,10 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
             _ => {}
         }
     }
-    if !system.is_empty() {
-        out.insert("system".into(), Value::String(system.join("\n\n")));
-    }
-    out.insert("messages".into(), Value::Array(messages));
+}
+
+/// `max_tokens` (Anthropic requires one), sampling, stop sequences and the end user.
+fn settings(body: &Value, out: &mut Map<String, Value>) {
     let max = body
         .get("max_completion_tokens")
         .or_else(|| body.get("max_tokens"))
@@ -137,48 +169,42 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
     if let Some(user) = body.get("user").and_then(Value::as_str) {
         out.insert("metadata".into(), json!({"user_id": user}));
     }
-    if !ctx.json_tool {
-        if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-            let tools: Vec<Value> = tools
-                .iter()
-                .filter_map(|t| t.get("function"))
-                .map(|f| {
-                    let mut tool = json!({
-                        "name": f.get("name").cloned().unwrap_or(Value::Null),
-                        "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object", "properties": {}})),
-                    });
-                    if let Some(d) = f.get("description") {
-                        tool["description"] = d.clone();
-                    }
-                    tool
-                })
-                .collect();
-            if !tools.is_empty() {
-                out.insert("tools".into(), Value::Array(tools));
-                let mut choice = match body.get("tool_choice") {
-                    Some(Value::String(s)) if s == "required" => json!({"type": "any"}),
-                    Some(Value::String(s)) if s == "none" => json!({"type": "none"}),
-                    Some(Value::Object(o)) => {
-                        let name = o.get("function").and_then(|f| f.get("name")).cloned();
-                        json!({"type": "tool", "name": name.unwrap_or(Value::Null)})
-                    }
-                    _ => json!({"type": "auto"}),
-                };
-                if body.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
-                    choice["disable_parallel_tool_use"] = Value::Bool(true);
+}
+
+/// Function tools and the tool choice.
+fn tools(body: &Value, out: &mut Map<String, Value>) {
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools
+            .iter()
+            .filter_map(|t| t.get("function"))
+            .map(|f| {
+                let mut tool = json!({
+                    "name": f.get("name").cloned().unwrap_or(Value::Null),
+                    "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object", "properties": {}})),
+                });
+                if let Some(d) = f.get("description") {
+                    tool["description"] = d.clone();
                 }
-                out.insert("tool_choice".into(), choice);
+                tool
+            })
+            .collect();
+        if !tools.is_empty() {
+            out.insert("tools".into(), Value::Array(tools));
+            let mut choice = match body.get("tool_choice") {
+                Some(Value::String(s)) if s == "required" => json!({"type": "any"}),
+                Some(Value::String(s)) if s == "none" => json!({"type": "none"}),
+                Some(Value::Object(o)) => {
+                    let name = o.get("function").and_then(|f| f.get("name")).cloned();
+                    json!({"type": "tool", "name": name.unwrap_or(Value::Null)})
+                }
+                _ => json!({"type": "auto"}),
+            };
+            if body.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+                choice["disable_parallel_tool_use"] = Value::Bool(true);
             }
+            out.insert("tool_choice".into(), choice);
         }
     }
-    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(Error::invalid(
-            "n",
-            "n > 1 is not supported by this model's provider",
-        ));
-    }
-    thinking(&mut out, body);
-    Ok(Value::Object(out))
 }
 
 /// `reasoning_effort` as Anthropic's extended thinking: a token budget below `max_tokens`

@@ -56,6 +56,13 @@ pub fn request(body: &Value) -> Result<Value, Error> {
     }
     let mut out = Map::new();
     out.insert("messages".into(), Value::Array(messages));
+    settings(body, &mut out);
+    tools(body, &mut out);
+    Ok(Value::Object(out))
+}
+
+/// `max_tokens`, sampling, stop sequences, the end user and structured output.
+fn settings(body: &Value, out: &mut Map<String, Value>) {
     if let Some(max) = body.get("max_tokens") {
         out.insert("max_tokens".into(), max.clone());
     }
@@ -85,6 +92,10 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             json!({"type": "json_schema", "json_schema": schema}),
         );
     }
+}
+
+/// Tools with an input schema as functions, and the tool choice.
+fn tools(body: &Value, out: &mut Map<String, Value>) {
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
         let tools: Vec<Value> = tools
             .iter()
@@ -115,7 +126,6 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             }
         }
     }
-    Ok(Value::Object(out))
 }
 
 fn user(messages: &mut Vec<Value>, blocks: &[Value], i: usize) -> Result<(), Error> {

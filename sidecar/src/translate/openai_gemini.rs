@@ -8,6 +8,23 @@ use crate::{error::Error, sse};
 
 /// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
 pub fn request(body: &Value) -> Result<Value, Error> {
+    let (system, contents) = turns(body)?;
+    let mut out = Map::new();
+    out.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        out.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    let config = generation_config(body)?;
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    tools(body, &mut out);
+    Ok(Value::Object(out))
+}
+
+/// The turns as Gemini contents (calls and their responses matched by name), and the
+/// system instruction's parts.
+fn turns(body: &Value) -> Result<(Vec<Value>, Vec<Value>), Error> {
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     let mut call_names: Vec<(String, String)> = Vec::new();
@@ -91,11 +108,11 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("contents".into(), Value::Array(contents));
-    if !system.is_empty() {
-        out.insert("systemInstruction".into(), json!({"parts": system}));
-    }
+    Ok((system, contents))
+}
+
+/// `generationConfig`: sampling, limits, stop sequences, JSON output and thinking.
+fn generation_config(body: &Value) -> Result<Map<String, Value>, Error> {
     let mut config = Map::new();
     let max = body
         .get("max_completion_tokens")
@@ -153,9 +170,11 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         };
         config.insert("thinkingConfig".into(), thinking);
     }
-    if !config.is_empty() {
-        out.insert("generationConfig".into(), Value::Object(config));
-    }
+    Ok(config)
+}
+
+/// Function declarations and the tool config.
+fn tools(body: &Value, out: &mut Map<String, Value>) {
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
         let decls: Vec<Value> = tools
             .iter()
@@ -187,7 +206,6 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             );
         }
     }
-    Ok(Value::Object(out))
 }
 
 fn user_parts(content: &Value, i: usize) -> Result<Vec<Value>, Error> {

@@ -11,6 +11,17 @@ use crate::{error::Error, sse};
 
 /// Translates a Gemini `generateContent` request into an OpenAI chat completion request.
 pub fn request(body: &Value) -> Result<Value, Error> {
+    let messages = turns(body)?;
+    let mut out = Map::new();
+    out.insert("messages".into(), Value::Array(messages));
+    settings(body, &mut out);
+    tools(body, &mut out);
+    Ok(Value::Object(out))
+}
+
+/// The system instruction and the turns as chat messages (calls given ids, responses
+/// matched to them).
+fn turns(body: &Value) -> Result<Vec<Value>, Error> {
     let mut messages = Vec::new();
     if let Some(system) = body.get("systemInstruction") {
         messages.push(json!({"role": "system", "content": parts_text(system)}));
@@ -121,8 +132,11 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             messages.push(json!({"role": "user", "content": content}));
         }
     }
-    let mut out = Map::new();
-    out.insert("messages".into(), Value::Array(messages));
+    Ok(messages)
+}
+
+/// `generationConfig`: sampling, limits, stop sequences and the response format.
+fn settings(body: &Value, out: &mut Map<String, Value>) {
     let config = body.get("generationConfig").cloned().unwrap_or_default();
     for (from, to) in [
         ("temperature", "temperature"),
@@ -160,6 +174,10 @@ pub fn request(body: &Value) -> Result<Value, Error> {
         }
         None => {}
     }
+}
+
+/// Function declarations as tools, and the tool config as the tool choice.
+fn tools(body: &Value, out: &mut Map<String, Value>) {
     let decls: Vec<Value> = body
         .get("tools")
         .and_then(Value::as_array)
@@ -199,7 +217,6 @@ pub fn request(body: &Value) -> Result<Value, Error> {
             out.insert("tool_choice".into(), choice);
         }
     }
-    Ok(Value::Object(out))
 }
 
 fn parts_text(content: &Value) -> String {

@@ -46,26 +46,57 @@ pub enum StartError {
     },
 }
 
-/// Runs until `shutdown` resolves.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let client = Client::try_default().await?;
-    let identity = settings.identity.clone().unwrap_or_else(|| {
+/// This replica's name in the leader election: `--identity`, else the host name.
+fn identity(settings: &Settings) -> String {
+    settings.identity.clone().unwrap_or_else(|| {
         std::env::var("HOSTNAME")
             .unwrap_or_else(|_| format!("switchyard-operator-{:08x}", fastrand::u32(..)))
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let cert_mode = match &settings.tls_dir {
+    })
+}
+
+/// Where the serving certificates come from: mounted files, or the operator's own CA.
+fn cert_mode(settings: &Settings) -> certs::Mode {
+    match &settings.tls_dir {
         Some(dir) => certs::Mode::Files(dir.clone()),
         None => certs::Mode::Own {
             ca: settings.ca_validity.into(),
             serving: settings.cert_validity.into(),
         },
-    };
+    }
+}
+
+/// What the injector puts into pods.
+async fn injection(settings: &Settings, client: &Client, tls: &certs::Tls) -> inject::Settings {
+    inject::Settings {
+        image: settings.sidecar_image.clone(),
+        operator_url: settings.sidecar_operator_url.clone().unwrap_or_else(|| {
+            format!(
+                "https://{}.{}.svc:{}",
+                settings::SERVICE,
+                settings.namespace,
+                settings.config_listen.port()
+            )
+        }),
+        ca_pem: tls.bundle.borrow().clone(),
+        operator_namespace: settings.namespace.clone(),
+        native_sidecars: webhook::native_sidecars(client).await,
+        resources: settings.sidecar_resources.clone(),
+        env: settings.sidecar_env.clone(),
+        port: settings.sidecar_port,
+        admin_port: settings.sidecar_admin_port,
+    }
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let client = Client::try_default().await?;
+    let identity = identity(&settings);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let tls = certs::start(
         &client,
         &settings.namespace,
         &settings.tls_san,
-        cert_mode,
+        cert_mode(&settings),
         &settings.webhook_configuration,
         stop_rx.clone(),
     )
@@ -95,24 +126,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             lead_metric.leader.set(i64::from(*lead_watch.borrow()));
         }
     });
-    let inject_settings = inject::Settings {
-        image: settings.sidecar_image.clone(),
-        operator_url: settings.sidecar_operator_url.clone().unwrap_or_else(|| {
-            format!(
-                "https://{}.{}.svc:{}",
-                settings::SERVICE,
-                settings.namespace,
-                settings.config_listen.port()
-            )
-        }),
-        ca_pem: tls.bundle.borrow().clone(),
-        operator_namespace: settings.namespace.clone(),
-        native_sidecars: webhook::native_sidecars(&client).await,
-        resources: settings.sidecar_resources.clone(),
-        env: settings.sidecar_env.clone(),
-        port: settings.sidecar_port,
-        admin_port: settings.sidecar_admin_port,
-    };
+    let inject_settings = injection(&settings, &client, &tls).await;
     let inject_settings = Arc::new(inject_settings);
     let webhook = webhook::Webhook {
         client: client.clone(),

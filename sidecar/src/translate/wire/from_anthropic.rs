@@ -426,7 +426,7 @@ mod tests {
     /// What the tree-based translation answers, model and streaming set as `request` sets them.
     fn by_tree(body: &Value, stream: bool) -> Option<Value> {
         let mut out = anthropic_openai::request(body).ok()?;
-        out["model"] = json!("gpt-4o");
+        out["model"] = json!("up");
         if stream {
             out["stream"] = json!(true);
             out["stream_options"]["include_usage"] = json!(true);
@@ -434,39 +434,19 @@ mod tests {
         Some(out)
     }
 
-    fn same(body: &Value) {
-        for stream in [false, true] {
-            let bytes = serde_json::to_vec(body).unwrap();
-            let Some(fast) = request(&bytes, "gpt-4o", stream) else {
-                continue;
-            };
-            let fast: Value = serde_json::from_slice(&fast).unwrap_or_else(|e| {
-                panic!("{e}: {}", String::from_utf8_lossy(&fast));
-            });
-            assert_eq!(Some(fast), by_tree(body, stream), "{body}");
-        }
+    fn same(body: &Value) -> bool {
+        super::super::harness::same(request, by_tree, body)
     }
 
     #[test]
     fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
-        let scenarios: Vec<Value> =
-            serde_json::from_str(include_str!("../../../tests/golden/scenarios.json")).unwrap();
-        let mut taken = 0;
-        for s in &scenarios {
-            let body = &s["anthropic"];
-            same(body);
-            taken += usize::from(request(&serde_json::to_vec(body).unwrap(), "m", false).is_some());
-        }
-        assert!(
-            taken >= scenarios.len() - 2,
-            "the fast road takes most calls"
+        super::super::harness::scenarios(
+            request,
+            by_tree,
+            "anthropic",
+            include_str!("../../../../bench/payloads/agentic-anthropic.json"),
+            2,
         );
-        let agentic: Value = serde_json::from_str(include_str!(
-            "../../../../bench/payloads/agentic-anthropic.json"
-        ))
-        .unwrap();
-        assert!(request(&serde_json::to_vec(&agentic).unwrap(), "m", true).is_some());
-        same(&agentic);
     }
 
     #[test]
@@ -485,11 +465,7 @@ mod tests {
             json!({"messages": [], "tools": [{"name": "server"}], "tool_choice": {"type": "any"}}),
             json!({"messages": [], "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "none"}}),
         ] {
-            same(&body);
-            assert!(
-                request(&serde_json::to_vec(&body).unwrap(), "m", false).is_some(),
-                "taken: {body}"
-            );
+            assert!(same(&body), "taken: {body}");
         }
     }
 

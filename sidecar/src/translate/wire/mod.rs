@@ -212,3 +212,54 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Content<'a, T> {
         d.deserialize_any(V(std::marker::PhantomData))
     }
 }
+
+/// The equivalence harness both roads' tests use: a road must answer what the tree answers.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod harness {
+    use serde_json::Value;
+
+    /// A road: the caller's bytes, the upstream model, streaming.
+    pub type Road = fn(&[u8], &str, bool) -> Option<Vec<u8>>;
+
+    /// Whether `road` takes `body`; when it does, its answer (streamed and not) equals what
+    /// `tree` answers.
+    pub fn same(road: Road, tree: impl Fn(&Value, bool) -> Option<Value>, body: &Value) -> bool {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let mut taken = false;
+        for stream in [false, true] {
+            let Some(fast) = road(&bytes, "up", stream) else {
+                continue;
+            };
+            taken = true;
+            let fast: Value = serde_json::from_slice(&fast).unwrap_or_else(|e| {
+                panic!("{e}: {}", String::from_utf8_lossy(&fast));
+            });
+            assert_eq!(Some(fast), tree(body, stream), "{body}");
+        }
+        taken
+    }
+
+    /// Every golden scenario in `dialect` and the agentic payload `payload`: the road takes
+    /// the payload and all but `left` scenarios, and answers as the tree does.
+    pub fn scenarios(
+        road: Road,
+        tree: impl Fn(&Value, bool) -> Option<Value> + Copy,
+        dialect: &str,
+        payload: &str,
+        left: usize,
+    ) {
+        let scenarios: Vec<Value> =
+            serde_json::from_str(include_str!("../../../tests/golden/scenarios.json")).unwrap();
+        let taken = scenarios
+            .iter()
+            .filter(|s| same(road, tree, &s[dialect]))
+            .count();
+        assert!(taken + left >= scenarios.len(), "the road takes most calls");
+        let agentic: Value = serde_json::from_str(payload).unwrap();
+        assert!(
+            same(road, tree, &agentic),
+            "the road takes the agentic payload"
+        );
+    }
+}

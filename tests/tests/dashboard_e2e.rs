@@ -73,13 +73,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let Some(prom_bin) = prometheus() else { return };
     let (_turn, client) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
-    for ns in [SYSTEM, NS] {
-        apply(
-            &client,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
-        )
-        .await;
-    }
+    namespaces(&client, &[SYSTEM, NS]).await;
     operator_kubeconfig(&client, dir.path()).await;
     let op = start_operator(dir.path(), "dash", free_addr());
     eventually("operator ready", Duration::from_secs(30), || {
@@ -127,12 +121,7 @@ spec: {{limit: "50.00", period: month}}
     wait_ready(&client, NS, "AIModel", "chat", ("True", "Ready")).await;
     let pods = (0..2).map(|i| format!("dash-{i}"));
     let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
-    for s in &sidecars {
-        eventually("sidecar serves", Duration::from_secs(20), || async {
-            models(s).await == ["chat"]
-        })
-        .await;
-    }
+    serving(&sidecars, &["chat"]).await;
 
     let mut addrs: Vec<String> = sidecars.iter().map(|s| s.admin.clone()).collect();
     addrs.push(op.admin.clone());

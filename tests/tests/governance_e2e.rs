@@ -46,6 +46,19 @@ async fn ask(s: &Sidecar, model: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or_default())
 }
 
+/// How many of `n` calls one sidecar gets admitted in a minute window it starts at the
+/// window's beginning; `None` when the calls outlasted the window (a slow machine).
+async fn admitted_in_a_window(s: &Sidecar, model: &str, n: usize) -> Option<usize> {
+    let window = next_minute().await;
+    let mut ok = 0;
+    for _ in 0..n {
+        if ask(s, model).await.0 == 200 {
+            ok += 1;
+        }
+    }
+    (unix() / 60 == window).then_some(ok)
+}
+
 /// Upstream requests per wall-clock minute, from the fakes' receipt times.
 fn per_minute(times: &[u64]) -> BTreeMap<u64, usize> {
     let mut out = BTreeMap::new();
@@ -59,13 +72,7 @@ fn per_minute(times: &[u64]) -> BTreeMap<u64, usize> {
 async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
     let (_turn, client) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
-    for ns in [SYSTEM, NS] {
-        apply(
-            &client,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
-        )
-        .await;
-    }
+    namespaces(&client, &[SYSTEM, NS]).await;
     // A budget's spend lives in its status: a rerun starts from a new one.
     let budgets: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
         client.clone(),
@@ -159,24 +166,10 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     }
     let pods = (0..PODS).map(|i| format!("bot-{i}"));
     let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
-    for s in &sidecars {
-        eventually(
-            "sidecar serves the namespace",
-            Duration::from_secs(20),
-            || async { models(s).await == ["chat", "paid", "paid-later"] },
-        )
-        .await;
-    }
+    serving(&sidecars, &["chat", "paid", "paid-later"]).await;
 
     // One busy pod alone may use the whole shared limit: no static split by pod count.
-    let window = next_minute().await;
-    let mut ok = 0;
-    for _ in 0..22 {
-        if ask(&sidecars[0], "chat").await.0 == 200 {
-            ok += 1;
-        }
-    }
-    if unix() / 60 == window {
+    if let Some(ok) = admitted_in_a_window(&sidecars[0], "chat", 22).await {
         assert_eq!(ok, 20, "one pod got the whole policy limit, and no more");
     }
 
@@ -396,13 +389,7 @@ async fn the_leader_dies_mid_window_and_no_limit_is_passed() {
     const PODS: usize = 4;
     let (_turn, client) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
-    for ns in [SYSTEM, NS] {
-        apply(
-            &client,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
-        )
-        .await;
-    }
+    namespaces(&client, &[SYSTEM, NS]).await;
     operator_kubeconfig(&client, dir.path()).await;
     // Two replicas: A leads (once an earlier holder's lease has run out), B follows.
     let a = start_operator(dir.path(), "ha-a", free_addr());
@@ -450,23 +437,11 @@ spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
     // Every sidecar talks to B, which does not lead.
     let pods = (0..PODS).map(|i| format!("ha-{i}"));
     let sidecars = pod_sidecars(&client, dir.path(), NS, &b.url, pods).await;
-    for s in &sidecars {
-        eventually("sidecar serves", Duration::from_secs(20), || async {
-            models(s).await == ["chat"]
-        })
-        .await;
-    }
+    serving(&sidecars, &["chat"]).await;
 
     // B forwards lease exchanges to A: one busy pod gets the whole limit (its offline share
     // would be a quarter of it).
-    let window = next_minute().await;
-    let mut ok = 0;
-    for _ in 0..22 {
-        if ask(&sidecars[0], "chat").await.0 == 200 {
-            ok += 1;
-        }
-    }
-    if unix() / 60 == window {
+    if let Some(ok) = admitted_in_a_window(&sidecars[0], "chat", 22).await {
         assert_eq!(ok, 20, "the leader's leases, through the follower");
     }
 
@@ -499,14 +474,7 @@ spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
     eventually("B leads", Duration::from_secs(40), || leads(&b)).await;
 
     // The next window is B's: one pod gets the whole limit again.
-    let window = next_minute().await;
-    let mut ok = 0;
-    for _ in 0..22 {
-        if ask(&sidecars[1], "chat").await.0 == 200 {
-            ok += 1;
-        }
-    }
-    if unix() / 60 == window {
+    if let Some(ok) = admitted_in_a_window(&sidecars[1], "chat", 22).await {
         assert_eq!(ok, 20, "the new leader's leases");
     }
     let times: Vec<u64> = upstream.received().iter().map(|r| r.at).collect();

@@ -29,13 +29,7 @@ use cluster::*;
 async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_handover() {
     let (_turn, client) = cluster().await;
     let dir = tempfile::tempdir().unwrap();
-    for ns in [SYSTEM, TEAM_A, TEAM_B] {
-        apply(
-            &client,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
-        )
-        .await;
-    }
+    namespaces(&client, &[SYSTEM, TEAM_A, TEAM_B]).await;
 
     // `kubectl explain` shows the doc comments of the Rust types.
     let kubectl = std::env::var_os("PATH")

@@ -417,6 +417,29 @@ pub fn start_sidecar(
     }
 }
 
+/// Makes sure these namespaces exist.
+pub async fn namespaces(client: &Client, names: &[&str]) {
+    for ns in names {
+        apply(
+            client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+        )
+        .await;
+    }
+}
+
+/// Waits until every sidecar serves exactly these models (its config came).
+pub async fn serving(sidecars: &[Sidecar], names: &[&str]) {
+    for s in sidecars {
+        eventually(
+            "sidecar serves its config",
+            Duration::from_secs(20),
+            || async { models(s).await == names },
+        )
+        .await;
+    }
+}
+
 pub async fn http_ok(url: String) -> bool {
     reqwest::get(url)
         .await

@@ -36,14 +36,36 @@ async fn next_minute() -> u64 {
 }
 
 async fn ask(s: &Sidecar, model: &str) -> (u16, Value) {
+    ask_as(s, model, false).await
+}
+
+/// A call, streamed or not: the status and the answer (a stream's answer is its usage, from
+/// the usage chunk, as `{"usage": ...}`).
+async fn ask_as(s: &Sidecar, model: &str, stream: bool) -> (u16, Value) {
+    let mut body = json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "count my words please"}]});
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
     let r = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", s.url))
-        .json(&json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "count my words please"}]}))
+        .json(&body)
         .send()
         .await
         .unwrap();
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
+    let text = r.text().await.unwrap_or_default();
+    if !stream || status != 200 {
+        return (status, serde_json::from_str(&text).unwrap_or_default());
+    }
+    let usage = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .rfind(|c| c["usage"].is_object())
+        .map(|c| c["usage"].clone())
+        .unwrap_or_default();
+    (status, json!({"usage": usage}))
 }
 
 /// How many of `n` calls one sidecar gets admitted in a minute window it starts at the
@@ -221,7 +243,8 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         );
     }
 
-    // A budget: every pod spends at once; what is settled never passes the limit.
+    // A budget: every pod spends at once, streamed and not; what is settled never passes the
+    // limit.
     let usage_of = |o: Option<kube::api::DynamicObject>| -> (u64, f64) {
         let today = o
             .map(|o| o.data["status"]["usage"]["today"].clone())
@@ -238,7 +261,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     next_minute().await;
     let calls = sidecars
         .iter()
-        .flat_map(|s| (0..2).map(move |_| ask(s, "paid")));
+        .flat_map(|s| (0..2).map(move |i| ask_as(s, "paid", i == 1)));
     let answers = futures_util::future::join_all(calls).await;
     let cost = |v: &Value| {
         let u = &v["usage"];

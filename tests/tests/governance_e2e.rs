@@ -81,6 +81,18 @@ async fn admitted_in_a_window(s: &Sidecar, model: &str, n: usize) -> Option<usiz
     (unix() / 60 == window).then_some(ok)
 }
 
+/// The ServiceAccount the test pods run as and the Secret holding the fakes' key.
+fn app_and_keys(ns: &str) -> String {
+    format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: app, namespace: {ns}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: {ns}}}\nstringData: {{key: {KEY}}}\n---\n")
+}
+
+/// `n` pods named `prefix-0`... with `app: prefix`, running as `app`.
+fn pods_yaml(ns: &str, prefix: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {prefix}-{i}, namespace: {ns}, labels: {{app: {prefix}}}}}\nspec: {{serviceAccountName: app, containers: [{{name: app, image: busybox}}]}}\n"))
+        .collect()
+}
+
 /// Upstream requests per wall-clock minute, from the fakes' receipt times.
 fn per_minute(times: &[u64]) -> BTreeMap<u64, usize> {
     let mut out = BTreeMap::new();
@@ -121,17 +133,9 @@ async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
     .await;
     let openai = Fake::start(FakeApi::OpenAi).await;
     let backup = Fake::start(FakeApi::OpenAi).await;
-    let mut yaml = format!(
+    let mut yaml = app_and_keys(NS);
+    yaml += &format!(
         r#"
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: app, namespace: {NS}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: keys, namespace: {NS}}}
-stringData: {{key: {KEY}}}
----
 apiVersion: switchyard.dev/v1alpha1
 kind: AIProvider
 metadata: {{name: primary, namespace: {NS}}}
@@ -175,9 +179,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         openai.base_url(),
         backup.base_url()
     );
-    for i in 0..PODS {
-        yaml.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: bot-{i}, namespace: {NS}, labels: {{app: bot}}}}\nspec: {{serviceAccountName: app, containers: [{{name: app, image: busybox}}]}}\n"));
-    }
+    yaml.push_str(&pods_yaml(NS, "bot", PODS));
     apply(&client, &yaml).await;
     for (kind, name) in [
         ("AIProvider", "primary"),
@@ -424,17 +426,9 @@ async fn the_leader_dies_mid_window_and_no_limit_is_passed() {
     .await;
     assert!(!leads(&b).await, "one leader");
     let upstream = Fake::start(FakeApi::OpenAi).await;
-    let mut yaml = format!(
+    let mut yaml = app_and_keys(NS);
+    yaml += &format!(
         r#"
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: app, namespace: {NS}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: keys, namespace: {NS}}}
-stringData: {{key: {KEY}}}
----
 apiVersion: switchyard.dev/v1alpha1
 kind: AIProvider
 metadata: {{name: primary, namespace: {NS}}}
@@ -452,9 +446,7 @@ spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
 "#,
         upstream.base_url()
     );
-    for i in 0..PODS {
-        yaml.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: ha-{i}, namespace: {NS}, labels: {{app: ha}}}}\nspec: {{serviceAccountName: app, containers: [{{name: app, image: busybox}}]}}\n"));
-    }
+    yaml.push_str(&pods_yaml(NS, "ha", PODS));
     apply(&client, &yaml).await;
     wait_ready(&client, NS, "AIRoutingPolicy", "shared", ("True", "Ready")).await;
     // Every sidecar talks to B, which does not lead.

@@ -19,6 +19,30 @@ pub fn request(body: &Value) -> Result<Value, Error> {
     Ok(Value::Object(out))
 }
 
+/// Gemini pairs calls and responses by name (and optional id); OpenAI needs ids: the calls
+/// made so far and not yet answered, with the ids they were given.
+#[derive(Default)]
+struct Calls {
+    pending: Vec<(String, String)>,
+    next_id: usize,
+}
+
+impl Calls {
+    /// A call's id (its own, or the next `call_N`), remembered until it is answered.
+    fn open(&mut self, name: &str, id: Option<&str>) -> String {
+        let id = id.map_or_else(|| format!("call_{}", self.next_id), str::to_string);
+        self.next_id += 1;
+        self.pending.push((name.to_string(), id.clone()));
+        id
+    }
+
+    /// The id of the earliest open call named `name`.
+    fn answer(&mut self, name: &str) -> Option<String> {
+        let at = self.pending.iter().position(|(n, _)| n == name)?;
+        Some(self.pending.remove(at).1)
+    }
+}
+
 /// The system instruction and the turns as chat messages (calls given ids, responses
 /// matched to them).
 fn turns(body: &Value) -> Result<Vec<Value>, Error> {
@@ -26,9 +50,7 @@ fn turns(body: &Value) -> Result<Vec<Value>, Error> {
     if let Some(system) = body.get("systemInstruction") {
         messages.push(json!({"role": "system", "content": parts_text(system)}));
     }
-    // Gemini pairs calls and responses by name (and optional id); OpenAI needs ids.
-    let mut pending: Vec<(String, String)> = Vec::new();
-    let mut next_id = 0;
+    let mut calls = Calls::default();
     let empty = Vec::new();
     for (i, content) in body
         .get("contents")
@@ -46,93 +68,98 @@ fn turns(body: &Value) -> Result<Vec<Value>, Error> {
             .and_then(Value::as_array)
             .unwrap_or(&empty);
         if role == "model" {
-            let mut text = String::new();
-            let mut calls = Vec::new();
-            for p in parts {
-                if p.get("thought") == Some(&Value::Bool(true)) {
-                    continue;
-                }
-                if let Some(t) = p.get("text").and_then(Value::as_str) {
-                    text.push_str(t);
-                }
-                if let Some(call) = p.get("functionCall") {
-                    let name = call
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let id = call
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .map_or_else(|| format!("call_{next_id}"), str::to_string);
-                    next_id += 1;
-                    pending.push((name.clone(), id.clone()));
-                    let args = call.get("args").cloned().unwrap_or(json!({}));
-                    calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}));
-                }
-            }
-            let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
-            if !calls.is_empty() {
-                msg["tool_calls"] = Value::Array(calls);
-            }
-            messages.push(msg);
-            continue;
-        }
-        let mut user_parts = Vec::new();
-        for p in parts {
-            if let Some(t) = p.get("text").and_then(Value::as_str) {
-                user_parts.push(json!({"type": "text", "text": t}));
-            } else if let Some(d) = p.get("inlineData") {
-                let url = format!(
-                    "data:{};base64,{}",
-                    d["mimeType"].as_str().unwrap_or("image/png"),
-                    d["data"].as_str().unwrap_or_default()
-                );
-                user_parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
-            } else if let Some(f) = p.get("fileData") {
-                user_parts.push(json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}));
-            } else if let Some(r) = p.get("functionResponse") {
-                let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-                let id = match r.get("id").and_then(Value::as_str) {
-                    Some(id) => id.to_string(),
-                    None => {
-                        let at = pending.iter().position(|(n, _)| n == name).ok_or_else(|| {
-                            Error::invalid(
-                                &format!("contents[{i}].parts"),
-                                format!(
-                                    "functionResponse {name:?} answers no earlier functionCall"
-                                ),
-                            )
-                        })?;
-                        pending.remove(at).1
-                    }
-                };
-                let response = r.get("response").cloned().unwrap_or(json!({}));
-                let content = match response.get("result").or_else(|| response.get("output")) {
-                    Some(Value::String(s))
-                        if response.as_object().is_some_and(|o| o.len() == 1) =>
-                    {
-                        s.clone()
-                    }
-                    _ => response.to_string(),
-                };
-                messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
-            } else {
-                return Err(Error::invalid(
-                    &format!("contents[{i}].parts"),
-                    "this part type is not supported by this model's provider",
-                ));
-            }
-        }
-        if !user_parts.is_empty() {
-            let content = match user_parts.as_slice() {
-                [only] if only["type"] == "text" => only["text"].clone(),
-                _ => Value::Array(user_parts),
-            };
-            messages.push(json!({"role": "user", "content": content}));
+            messages.push(model_turn(parts, &mut calls));
+        } else {
+            user_turn(parts, i, &mut calls, &mut messages)?;
         }
     }
     Ok(messages)
+}
+
+/// A model turn: its text (thoughts left out) and its function calls, given ids.
+fn model_turn(parts: &[Value], calls: &mut Calls) -> Value {
+    let mut text = String::new();
+    let mut out_calls = Vec::new();
+    for p in parts {
+        if p.get("thought") == Some(&Value::Bool(true)) {
+            continue;
+        }
+        if let Some(t) = p.get("text").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        if let Some(call) = p.get("functionCall") {
+            let name = call
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let id = calls.open(&name, call.get("id").and_then(Value::as_str));
+            let args = call.get("args").cloned().unwrap_or(json!({}));
+            out_calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}));
+        }
+    }
+    let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !out_calls.is_empty() { Value::Null } else { Value::String(text) }});
+    if !out_calls.is_empty() {
+        msg["tool_calls"] = Value::Array(out_calls);
+    }
+    msg
+}
+
+/// A user turn: function responses as `tool` messages, in place, then the rest as one user
+/// message.
+fn user_turn(
+    parts: &[Value],
+    i: usize,
+    calls: &mut Calls,
+    messages: &mut Vec<Value>,
+) -> Result<(), Error> {
+    let mut user_parts = Vec::new();
+    for p in parts {
+        if let Some(t) = p.get("text").and_then(Value::as_str) {
+            user_parts.push(json!({"type": "text", "text": t}));
+        } else if let Some(d) = p.get("inlineData") {
+            let url = format!(
+                "data:{};base64,{}",
+                d["mimeType"].as_str().unwrap_or("image/png"),
+                d["data"].as_str().unwrap_or_default()
+            );
+            user_parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+        } else if let Some(f) = p.get("fileData") {
+            user_parts.push(json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}));
+        } else if let Some(r) = p.get("functionResponse") {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+            let id = match r.get("id").and_then(Value::as_str) {
+                Some(id) => id.to_string(),
+                None => calls.answer(name).ok_or_else(|| {
+                    Error::invalid(
+                        &format!("contents[{i}].parts"),
+                        format!("functionResponse {name:?} answers no earlier functionCall"),
+                    )
+                })?,
+            };
+            let response = r.get("response").cloned().unwrap_or(json!({}));
+            let content = match response.get("result").or_else(|| response.get("output")) {
+                Some(Value::String(s)) if response.as_object().is_some_and(|o| o.len() == 1) => {
+                    s.clone()
+                }
+                _ => response.to_string(),
+            };
+            messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+        } else {
+            return Err(Error::invalid(
+                &format!("contents[{i}].parts"),
+                "this part type is not supported by this model's provider",
+            ));
+        }
+    }
+    if !user_parts.is_empty() {
+        let content = match user_parts.as_slice() {
+            [only] if only["type"] == "text" => only["text"].clone(),
+            _ => Value::Array(user_parts),
+        };
+        messages.push(json!({"role": "user", "content": content}));
+    }
+    Ok(())
 }
 
 /// `generationConfig`: sampling, limits, stop sequences and the response format.

@@ -4,13 +4,17 @@
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
-use serde::Deserialize;
+use serde::{
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize,
+};
 use serde_json::{value::RawValue, Value};
 
 use crate::{
     body::{CallBody, Facts},
     dialect::{Dialect, Operation},
     error::Error,
+    skim,
 };
 
 /// The caller's `x-request-id` when it is sane, else a new UUID-shaped one.
@@ -149,7 +153,6 @@ struct Peek<'a> {
     generation_config: Option<&'a RawValue>,
 }
 
-/// One message, read for its role only.
 /// `messages` as far as the gateway checks it, found while the body is read (one pass, no
 /// copy): absent, not an array of objects, the first message without a string role, or fine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,64 +166,40 @@ enum Messages {
 
 impl<'de> Deserialize<'de> for Messages {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(MessagesVisitor)
-    }
-}
-
-struct MessagesVisitor;
-
-impl<'de> serde::de::Visitor<'de> for MessagesVisitor {
-    type Value = Messages;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array of messages")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
-        let mut found = Messages::Fine;
-        let mut i = 0;
-        while let Some(role) = seq.next_element::<Role>()? {
-            if found == Messages::Fine {
-                found = match role {
-                    Role::String => Messages::Fine,
-                    Role::Other => Messages::NoRole(i),
-                    Role::NotObject => Messages::NotObjects,
-                };
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Messages;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of messages")
             }
-            i += 1;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+                let mut found = Messages::Fine;
+                let mut i = 0;
+                while let Some(role) = seq.next_element::<Role>()? {
+                    if found == Messages::Fine {
+                        found = match role {
+                            Role::String => Messages::Fine,
+                            Role::Other => Messages::NoRole(i),
+                            Role::NotObject => Messages::NotObjects,
+                        };
+                    }
+                    i += 1;
+                }
+                Ok(found)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Messages, A::Error> {
+                skim::skip_map(map).map(|()| Messages::NotObjects)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
+                Ok(Messages::NotObjects)
+            }
+            skim::scalars_are!(Messages::NotObjects);
         }
-        Ok(found)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Messages, A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(Messages::NotObjects)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
-    }
-    fn visit_unit<E>(self) -> Result<Messages, E> {
-        Ok(Messages::NotObjects)
+        d.deserialize_any(V)
     }
 }
 
-/// One message as far as its role goes.
+/// One message, read for its role only.
 enum Role {
     String,
     Other,
@@ -230,12 +209,12 @@ enum Role {
 impl<'de> Deserialize<'de> for Role {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = Role;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a message")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
                 let mut role = Role::Other;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     if key == "role" {
@@ -246,38 +225,24 @@ impl<'de> Deserialize<'de> for Role {
                             Role::Other
                         };
                     } else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
+                        map.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(role)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Role, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Role::NotObject)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Role, E> {
-                Ok(Role::NotObject)
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Role, A::Error> {
+                skim::skip_seq(seq).map(|()| Role::NotObject)
             }
             fn visit_str<E>(self, _: &str) -> Result<Role, E> {
                 Ok(Role::NotObject)
             }
-            fn visit_unit<E>(self) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
+            skim::scalars_are!(Role::NotObject);
         }
         d.deserialize_any(V)
     }
 }
 
+/// A small raw value as a tree (scalars and the few small objects the gateway reads).
 fn small(raw: Option<&RawValue>) -> Value {
     raw.and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or(Value::Null)

@@ -29,6 +29,7 @@ pub mod responses_api;
 pub mod router;
 pub mod server;
 pub mod settings;
+pub mod skim;
 pub mod sse;
 pub mod state;
 pub mod store;

@@ -1,12 +1,13 @@
 //! An Anthropic Messages request as an OpenAI chat request, from the wire. It answers exactly
-//! what [`crate::translate::anthropic_openai::request`] answers (a test holds the two equal); a body it does
-//! not know how to write (an unknown role or block, structured output, anything oddly
-//! typed) gets `None`, and the tree-based translation takes it, errors included.
+//! what [`crate::translate::anthropic_openai::request`] answers (a test holds the two equal);
+//! a body it does not know how to write (an unknown role or block, structured output,
+//! anything oddly typed) gets `None`, and the tree-based translation takes it, errors
+//! included.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{joined, key, raw, Content, Listed, Raw};
+use super::{item, joined, key, raw, read, Content, Listed, Raw};
 
 #[derive(Deserialize)]
 struct Request<'a> {
@@ -124,29 +125,22 @@ fn texts_of<'a>(list: &[Block<'a>]) -> Vec<&'a str> {
 /// The OpenAI chat request for an Anthropic one, with the model and streaming set; `None`
 /// when the tree-based translation must take it.
 pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
-    // Checked once here, so no borrowed piece is checked again.
-    let req: Request<'_> = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
+    let req: Request<'_> = read(body)?;
     if req.output_config.0.is_some() || req.output_format.0.is_some() {
         return None;
     }
     let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 256);
     out.extend_from_slice(b"{\"messages\":[");
-    let mut first = true;
-    let mut open = |out: &mut Vec<u8>| {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-    };
     match req.system.first() {
         Some(b'"') => {
-            open(&mut out);
+            item(&mut out);
             out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
             raw(&mut out, req.system);
             out.push(b'}');
         }
         Some(b'[') => {
             let blocks = Content::List(req.system.parse(b'[')?.ok()?);
-            open(&mut out);
+            item(&mut out);
             out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
             joined(&mut out, &blocks.texts(), "\\n\\n");
             out.push(b'}');
@@ -156,13 +150,13 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
     for m in &req.messages {
         let blocks = &m.content;
         match m.role {
-            "user" => user(&mut out, &mut open, blocks)?,
+            "user" => user(&mut out, blocks)?,
             "assistant" => {
-                open(&mut out);
+                item(&mut out);
                 assistant(&mut out, blocks)?;
             }
             "system" => {
-                open(&mut out);
+                item(&mut out);
                 out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
                 joined(&mut out, &blocks.texts(), "\\n");
                 out.push(b'}');
@@ -183,11 +177,11 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
 }
 
 /// A user turn: its tool results as `tool` messages, in place, then the rest as one message.
-fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<'_>) -> Option<()> {
+fn user(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
     let list = match blocks {
         Content::Other => return Some(()),
         Content::Text(t) => {
-            open(out);
+            item(out);
             out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
             joined(out, &[t], "");
             out.push(b'}');
@@ -213,7 +207,7 @@ fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<
             "image" => {
                 let src: Source<'_> = b.source.parse(b'{')?.ok()?;
                 parts.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
-                if src.kind.inner() == Some("base64") {
+                if src.kind.is("base64")? {
                     data_url(&mut parts, src.media_type, "image/png", src.data);
                 } else {
                     joined(&mut parts, &[src.url.inner().unwrap_or_default()], "");
@@ -223,7 +217,7 @@ fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<
             }
             "document" => {
                 let src: Source<'_> = b.source.parse(b'{')?.ok()?;
-                if src.kind.inner() != Some("base64") {
+                if !src.kind.is("base64")? {
                     return None;
                 }
                 parts.extend_from_slice(
@@ -234,7 +228,7 @@ fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<
                 only_text = None;
             }
             "tool_result" => {
-                open(out);
+                item(out);
                 out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
                 raw(out, b.tool_use_id);
                 out.extend_from_slice(b",\"content\":");
@@ -264,7 +258,7 @@ fn user(out: &mut Vec<u8>, open: &mut impl FnMut(&mut Vec<u8>), blocks: &Blocks<
     if count == 0 {
         return Some(());
     }
-    open(out);
+    item(out);
     out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
     match (count, only_text) {
         (1, Some(text)) => raw(out, text),
@@ -467,6 +461,12 @@ mod tests {
         ] {
             assert!(same(&body), "taken: {body}");
         }
+    }
+
+    #[test]
+    fn escaped_words_answer_as_the_tree_reads_them() {
+        let body = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base\u0036\u0034","media_type":"image/png","data":"QUJD"}},{"type":"image","source":{"type":"url","url":"https:\/\/x\/y.png"}}]}]}"#;
+        super::super::harness::same_bytes(request, by_tree, body.as_bytes());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{joined, key, raw, Content, Listed, Raw};
+use super::{item, joined, key, raw, read, Content, Listed, Raw};
 use crate::translate::openai_anthropic::DEFAULT_MAX_TOKENS;
 
 #[derive(Deserialize)]
@@ -120,18 +120,13 @@ fn text_of<'b>(content: &'b Content<'_, Part<'_>>) -> Vec<&'b str> {
 struct Turns {
     out: Vec<u8>,
     role: Option<&'static str>,
-    /// Whether the open message has a block yet.
-    blocks: bool,
 }
 
 impl Turns {
     /// Starts a block in a `role` message, opening one when the role changes.
     fn block(&mut self, role: &'static str) -> &mut Vec<u8> {
         self.turn(role);
-        if self.blocks {
-            self.out.push(b',');
-        }
-        self.blocks = true;
+        item(&mut self.out);
         &mut self.out
     }
 
@@ -147,7 +142,6 @@ impl Turns {
         self.out.extend_from_slice(role.as_bytes());
         self.out.extend_from_slice(b"\",\"content\":[");
         self.role = Some(role);
-        self.blocks = false;
     }
 
     fn close(&mut self) {
@@ -160,7 +154,7 @@ impl Turns {
 /// The Anthropic request for an OpenAI chat one, with the model and streaming set; `None`
 /// when the tree-based translation must take it.
 pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
-    let req: Request<'_> = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
+    let req: Request<'_> = read(body)?;
     if req.response_format.0.is_some() || req.reasoning_effort.0.is_some() || req.n.0.is_some() {
         return None;
     }
@@ -168,7 +162,6 @@ pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
     let mut turns = Turns {
         out: Vec::with_capacity(body.len() + body.len() / 8 + 256),
         role: None,
-        blocks: false,
     };
     turns.out.extend_from_slice(b"{\"messages\":[");
     let contents = req
@@ -241,10 +234,10 @@ fn user(turns: &mut Turns, content: &Content<'_, Part<'_>>) -> Option<()> {
                 out.push(b'}');
             }
             "image_url" => {
-                let url = p.image_url.field("url")?.inner().unwrap_or_default();
+                let url = plain_url(p.image_url.field("url")?)?;
                 let out = turns.block("user");
                 out.extend_from_slice(b"{\"type\":\"image\",\"source\":");
-                match data_url(url) {
+                match crate::translate::data_url(url) {
                     Some((media, data)) => {
                         out.extend_from_slice(b"{\"type\":\"base64\",\"media_type\":");
                         joined(out, &[media], "");
@@ -259,8 +252,8 @@ fn user(turns: &mut Turns, content: &Content<'_, Part<'_>>) -> Option<()> {
                 out.extend_from_slice(b"}}");
             }
             "file" => {
-                let data = p.file.field("file_data")?.inner().unwrap_or_default();
-                let (media, data) = data_url(data)?;
+                let data = plain_url(p.file.field("file_data")?)?;
+                let (media, data) = crate::translate::data_url(data)?;
                 let out = turns.block("user");
                 out.extend_from_slice(
                     b"{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":",
@@ -276,13 +269,12 @@ fn user(turns: &mut Turns, content: &Content<'_, Part<'_>>) -> Option<()> {
     Some(())
 }
 
-/// A data URL's media type and data, escaped as they came (neither holds a backslash, or
-/// the tree takes the call: its reading unescapes them first).
-fn data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media = meta.strip_suffix(";base64")?;
-    (!meta.contains('\\')).then_some((media, data))
+/// A URL as sent, when it holds no escape: one that does (`\/` is common) could hide the
+/// `data:`, `;base64` or `,` a data URL is split at, so the tree, which reads it unescaped,
+/// takes the call.
+fn plain_url(raw: Raw<'_>) -> Option<&str> {
+    let url = raw.inner().unwrap_or_default();
+    (!url.contains('\\')).then_some(url)
 }
 
 /// An assistant turn: its text and its tool calls as blocks; nothing when it has neither.
@@ -410,12 +402,8 @@ fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
     key(out, "tool_choice");
     let choice = req.tool_choice;
     match choice.first() {
-        Some(b'"') if choice.inner() == Some("required") => {
-            out.extend_from_slice(b"{\"type\":\"any\"")
-        }
-        Some(b'"') if choice.inner() == Some("none") => {
-            out.extend_from_slice(b"{\"type\":\"none\"")
-        }
+        Some(b'"') if choice.is("required")? => out.extend_from_slice(b"{\"type\":\"any\""),
+        Some(b'"') if choice.is("none")? => out.extend_from_slice(b"{\"type\":\"none\""),
         Some(b'{') => {
             out.extend_from_slice(b"{\"type\":\"tool\",\"name\":");
             let name = choice.field("function").and_then(|f| f.field("name"));
@@ -481,6 +469,18 @@ mod tests {
             json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "allowed_tools"}}),
         ] {
             assert!(same(&body), "taken: {body}");
+        }
+    }
+
+    #[test]
+    fn escaped_urls_and_words_answer_as_the_tree_reads_them() {
+        for body in [
+            r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image\/png;base64,QUJD"}}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64\u002cQUJD"}}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application\/pdf;base64,JVBE"}}]}]}"#,
+            r#"{"messages":[],"tools":[{"function":{"name":"f"}}],"tool_choice":"requ\u0069red"}"#,
+        ] {
+            super::super::harness::same_bytes(request, by_tree, body.as_bytes());
         }
     }
 

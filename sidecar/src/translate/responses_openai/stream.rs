@@ -88,19 +88,38 @@ impl Stream {
             .write(out, "response.in_progress", json!({"response": obj}));
     }
 
+    /// Opens an output item: reserves its output index, names it (`prefix`) and announces
+    /// it as `item` makes it from its id.
+    fn add_item(
+        &mut self,
+        prefix: &str,
+        item: impl FnOnce(&str) -> Value,
+        out: &mut Vec<u8>,
+    ) -> (usize, String) {
+        let index = self.output.len();
+        self.output.push(Value::Null);
+        let id = self.call.item_id(prefix, index);
+        let ev = json!({"output_index": index, "item": item(&id)});
+        self.events.write(out, "response.output_item.added", ev);
+        (index, id)
+    }
+
+    /// Announces an output item finished and keeps it for the response object.
+    fn done_item(&mut self, index: usize, item: Value, out: &mut Vec<u8>) {
+        let ev = json!({"output_index": index, "item": item});
+        self.events.write(out, "response.output_item.done", ev);
+        self.output[index] = item;
+    }
+
     fn reasoning(&mut self, delta: &str, out: &mut Vec<u8>) {
         let open = match &mut self.reasoning {
             Some(r) => r,
             None => {
                 self.close_text(out);
-                let index = self.output.len();
-                self.output.push(Value::Null);
-                let id = self.call.item_id("rs", index);
-                let item = json!({"id": id, "type": "reasoning", "summary": []});
-                self.events.write(
+                let (index, id) = self.add_item(
+                    "rs",
+                    |id| json!({"id": id, "type": "reasoning", "summary": []}),
                     out,
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
                 );
                 let part = json!({"type": "summary_text", "text": ""});
                 self.events.write(
@@ -134,13 +153,7 @@ impl Stream {
         part["part"] = json!({"type": "summary_text", "text": r.text});
         self.events
             .write(out, "response.reasoning_summary_part.done", part);
-        let item = reasoning_item(r.id, &r.text);
-        self.events.write(
-            out,
-            "response.output_item.done",
-            json!({"output_index": r.index, "item": item}),
-        );
-        self.output[r.index] = item;
+        self.done_item(r.index, reasoning_item(r.id, &r.text), out);
     }
 
     fn text(&mut self, delta: &str, out: &mut Vec<u8>) {
@@ -148,14 +161,10 @@ impl Stream {
         let open = match &mut self.text {
             Some(t) => t,
             None => {
-                let index = self.output.len();
-                self.output.push(Value::Null);
-                let id = self.call.item_id("msg", index);
-                let item = json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []});
-                self.events.write(
+                let (index, id) = self.add_item(
+                    "msg",
+                    |id| json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}),
                     out,
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
                 );
                 let part =
                     json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
@@ -187,13 +196,7 @@ impl Stream {
         part["part"] =
             json!({"type": "output_text", "text": t.text, "annotations": [], "logprobs": []});
         self.events.write(out, "response.content_part.done", part);
-        let item = message_item(t.id, &t.text, None);
-        self.events.write(
-            out,
-            "response.output_item.done",
-            json!({"output_index": t.index, "item": item}),
-        );
-        self.output[t.index] = item;
+        self.done_item(t.index, message_item(t.id, &t.text, None), out);
     }
 
     fn tool_delta(&mut self, delta: &Value, out: &mut Vec<u8>) {
@@ -202,21 +205,17 @@ impl Stream {
         if !self.calls.contains_key(&key) {
             self.close_reasoning(out);
             self.close_text(out);
-            let index = self.output.len();
-            self.output.push(Value::Null);
             let name = f["name"].as_str().unwrap_or_default().to_string();
             let custom = self.call.is_custom(&name);
-            let id = self.call.item_id(if custom { "ctc" } else { "fc" }, index);
             let call_id = delta.get("id").cloned().unwrap_or(Value::Null);
-            let item = if custom {
-                json!({"id": id, "type": "custom_tool_call", "status": "in_progress", "call_id": call_id, "name": name, "input": ""})
-            } else {
-                json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""})
-            };
-            self.events.write(
+            let (index, id) = self.add_item(
+                if custom { "ctc" } else { "fc" },
+                |id| if custom {
+                    json!({"id": id, "type": "custom_tool_call", "status": "in_progress", "call_id": call_id, "name": name, "input": ""})
+                } else {
+                    json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""})
+                },
                 out,
-                "response.output_item.added",
-                json!({"output_index": index, "item": item}),
             );
             self.calls.insert(
                 key,
@@ -265,12 +264,7 @@ impl Stream {
                 self.events
                     .write(out, "response.function_call_arguments.done", done);
             }
-            self.events.write(
-                out,
-                "response.output_item.done",
-                json!({"output_index": c.index, "item": item}),
-            );
-            self.output[c.index] = item;
+            self.done_item(c.index, item, out);
         }
     }
 

@@ -123,31 +123,50 @@ const FORWARDED: &str = "x-switchyard-forwarded";
 /// How long a forwarded exchange may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The client toward the leader: HTTPS, the certificate checked as the Service's name.
+type LeaderClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
 /// What a replica needs to forward lease exchanges to the leader.
 pub struct Forward {
     /// The leader's config-server URL, from its Lease.
-    pub leader_url: watch::Receiver<Option<String>>,
+    leader_url: watch::Receiver<Option<String>>,
     /// The CA bundle every replica's serving certificate chains to.
-    pub ca: watch::Receiver<String>,
+    ca: watch::Receiver<String>,
     /// A name every replica's serving certificate covers (the Service's).
-    pub server_name: String,
+    server_name: String,
+    /// The client, with the bundle it trusts: kept (and its connection to the leader with
+    /// it) until the bundle changes.
+    client: Mutex<Option<(String, LeaderClient)>>,
 }
 
 impl Forward {
-    /// Sends an exchange on to the leader with the sidecar's own token (the leader checks it
-    /// again), and returns the leader's answer.
-    async fn send(&self, token: &http::HeaderValue, body: Bytes) -> Result<Response<Body>, String> {
+    /// Forwarding to the leader named in `leader_url`, trusting `ca` for `server_name`.
+    pub fn new(
+        leader_url: watch::Receiver<Option<String>>,
+        ca: watch::Receiver<String>,
+        server_name: String,
+    ) -> Self {
+        Self {
+            leader_url,
+            ca,
+            server_name,
+            client: Mutex::default(),
+        }
+    }
+
+    /// The client for the current CA bundle.
+    fn client(&self) -> Result<LeaderClient, String> {
         use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 
-        let url = self
-            .leader_url
-            .borrow()
-            .clone()
-            .ok_or("no leader is known")?;
-        let uri: http::Uri = url.parse().map_err(|e| format!("leader URL {url}: {e}"))?;
-        let authority = uri.authority().ok_or("the leader URL has no host")?.clone();
-        let mut roots = rustls::RootCertStore::empty();
         let ca = self.ca.borrow().clone();
+        let mut kept = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, client)) = kept.as_ref().filter(|(b, _)| *b == ca) {
+            return Ok(client.clone());
+        }
+        let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca.as_bytes()).flatten() {
             let _ = roots.add(cert);
         }
@@ -159,32 +178,39 @@ impl Forward {
         .with_root_certificates(roots)
         .with_no_client_auth();
         let name = ServerName::try_from(self.server_name.clone()).map_err(|e| e.to_string())?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        *kept = Some((ca, client.clone()));
+        Ok(client)
+    }
+
+    /// Sends an exchange on to the leader with the sidecar's own token (the leader checks it
+    /// again), and returns the leader's answer.
+    async fn send(&self, token: &http::HeaderValue, body: Bytes) -> Result<Response<Body>, String> {
+        let url = self
+            .leader_url
+            .borrow()
+            .clone()
+            .ok_or("no leader is known")?;
+        let req = Request::post(format!("{url}/v1/leases"))
+            .header(header::AUTHORIZATION, token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(FORWARDED, "1")
+            .body(Full::new(body))
+            .map_err(|e| format!("leader URL {url}: {e}"))?;
+        let client = self.client()?;
         let exchange = async {
-            let port = authority.port_u16().unwrap_or(443);
-            let host = authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let tcp = tokio::net::TcpStream::connect((host, port))
+            let resp = client
+                .request(req)
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let req = Request::post(format!("{url}/v1/leases"))
-                .header(header::HOST, authority.as_str())
-                .header(header::AUTHORIZATION, token)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(FORWARDED, "1")
-                .body(Full::new(body))
-                .map_err(|e| e.to_string())?;
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
             let (parts, body) = resp.into_parts();
             let bytes = http_body_util::Limited::new(body, 1 << 20)
                 .collect()

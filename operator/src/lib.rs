@@ -140,11 +140,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         metrics: metrics.clone(),
         ledger: ledger.clone(),
         leading: leading.clone(),
-        forward: Arc::new(config_server::Forward {
-            leader_url: election.leader_url,
-            ca: tls.bundle.clone(),
-            server_name: format!("{}.{}.svc", settings::SERVICE, settings.namespace),
-        }),
+        forward: Arc::new(config_server::Forward::new(
+            election.leader_url,
+            tls.bundle.clone(),
+            format!("{}.{}.svc", settings::SERVICE, settings.namespace),
+        )),
         identities: Arc::default(),
     };
     let tasks = vec![

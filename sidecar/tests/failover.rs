@@ -398,21 +398,11 @@ async fn an_all_failed_error_names_what_each_backend_answered_and_fallback_model
 async fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_event() {
     let up = Upstreams::start().await;
     let sc = start(&two_backends(&up, "openai", "anthropic", ""));
-    let chunk = |t: &str| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null}]})
-        )
-    };
-    let cut = || Reply {
-        body: Body::Sse {
-            events: vec![
-                (Duration::ZERO, chunk("partial ")),
-                (Duration::from_millis(50), chunk("answer")),
-            ],
-            drop: true,
-        },
-        ..Reply::json(200, json!({}))
+    let cut = || {
+        cut_after(vec![
+            (Duration::ZERO, text_chunk("partial ")),
+            (Duration::from_millis(50), text_chunk("answer")),
+        ])
     };
     up.openai.script([cut()]);
     let a = ask(&sc, "openai", true).await;
@@ -433,7 +423,10 @@ async fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_
     assert_eq!(data["type"], "error");
     assert_eq!(data["error"]["type"], "api_error");
     // A stream cut in the middle of an event, with no connection error: still an error event.
-    let half = Reply::sse(vec![chunk("half "), "data: {\"id\":\"c\",\"obj".into()]);
+    let half = Reply::sse(vec![
+        text_chunk("half "),
+        "data: {\"id\":\"c\",\"obj".into(),
+    ]);
     up.openai.script([half]);
     let a = ask(&sc, "openai", true).await;
     assert_eq!(

@@ -163,22 +163,12 @@ async fn a_stream_cut_before_its_usage_is_settled_at_the_input_estimate_and_the_
     yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {name: chat}\nspec: {backends: [{provider: openai, model: gpt-4o, pricing: {inputPerMillionTokens: 10000, outputPerMillionTokens: 10000}}]}\n");
     yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: tiny}\nspec: {limit: \"1.00\", period: month}\n");
     let sc = start(&yaml);
-    let chunk = |t: &str| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": t}, "logprobs": null, "finish_reason": null}]})
-        )
-    };
     // Two content events, then the connection is cut: no usage ever comes.
-    let cut = || Reply {
-        body: Body::Sse {
-            events: vec![
-                (std::time::Duration::ZERO, chunk("partial ")),
-                (std::time::Duration::ZERO, chunk("answer")),
-            ],
-            drop: true,
-        },
-        ..Reply::json(200, json!({}))
+    let cut = || {
+        cut_after(vec![
+            (std::time::Duration::ZERO, text_chunk("partial ")),
+            (std::time::Duration::ZERO, text_chunk("answer")),
+        ])
     };
     up.openai.script((0..10).map(|_| cut()));
     let body = json!({"model": "chat", "max_tokens": 40, "stream": true, "messages": [{"role": "user", "content": "hi"}]});

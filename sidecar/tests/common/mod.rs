@@ -261,3 +261,19 @@ pub fn chat(dialect: &str, model: &str, user: &str, stream: bool) -> (String, Va
         ),
     }
 }
+
+/// An OpenAI chat-completion chunk event carrying `text`.
+pub fn text_chunk(text: &str) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": null}]})
+    )
+}
+
+/// A 200 SSE answer of these events, each after its delay, then the connection cut.
+pub fn cut_after(events: Vec<(std::time::Duration, String)>) -> Reply {
+    Reply {
+        body: Body::Sse { events, drop: true },
+        ..Reply::json(200, json!({}))
+    }
+}

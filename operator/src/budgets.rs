@@ -17,6 +17,7 @@ use switchyard_crds::{compile::selects, AIBudget, BudgetStatus, Condition, Money
 use tokio::sync::watch;
 
 use crate::{
+    error::Error,
     ledger::{period_text, Book, Ledger},
     metrics::Metrics,
     reconcile::MANAGER,
@@ -186,14 +187,23 @@ pub async fn run(
         }
         let now = unix_now();
         for (b, book) in ledger.books(&world.budgets.state(), now) {
-            write(
+            let started = std::time::Instant::now();
+            let result = write(
                 &client, &recorder, &world, &ledger, &metrics, &b, &book, now,
             )
             .await;
+            metrics.reconciled("budget", started, &result);
+            if let Err(e) = result {
+                // The next pass compares again and writes what is still missing.
+                tracing::warn!(namespace = %b.namespace().unwrap_or_default(), budget = %b.name_any(), reason = e.metric_label(), "budget status not written: {e}");
+            }
         }
         for (key, book) in ledger.take_dirty_models(now) {
-            if let Err(e) = write_usage(&client, &key, &book).await {
-                tracing::warn!(namespace = %key.0, model = %key.1, "usage not written: {e}");
+            let started = std::time::Instant::now();
+            let result = write_usage(&client, &key, &book).await;
+            metrics.reconciled("usage", started, &result);
+            if let Err(e) = result {
+                tracing::warn!(namespace = %key.0, model = %key.1, reason = e.metric_label(), "usage not written: {e}");
                 ledger.redo_model(&key);
             }
         }
@@ -207,7 +217,7 @@ async fn write_usage(
     client: &Client,
     (ns, model): &(String, String),
     book: &crate::ledger::ModelBook,
-) -> Result<(), kube::Error> {
+) -> Result<(), Error> {
     let api: Api<switchyard_crds::AIModel> = Api::namespaced(client.clone(), ns);
     let patch = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIModel", "status": {"usage": book.status()}});
     api.patch_status(
@@ -215,8 +225,8 @@ async fn write_usage(
         &PatchParams::apply(USAGE_MANAGER).force(),
         &Patch::Apply(&patch),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -229,7 +239,7 @@ async fn write(
     b: &AIBudget,
     book: &Book,
     now: i64,
-) {
+) -> Result<(), Error> {
     let ns = b.namespace().unwrap_or_default();
     let name = b.name_any();
     let limit = Money::parse(&b.spec.limit).unwrap_or_default();
@@ -246,17 +256,12 @@ async fn write(
         let api: Api<AIBudget> = Api::namespaced(client.clone(), &ns);
         let patch =
             json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIBudget", "status": desired});
-        if let Err(e) = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            tracing::warn!(namespace = %ns, budget = %name, "budget status not written: {e}");
-            return;
-        }
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     }
     let used = book.spent + book.reserved(now);
     let warn = !book.warned && limit.0 > 0 && used * 5 >= limit.0 * 4;
@@ -288,4 +293,5 @@ async fn write(
         }
     }
     ledger.announced(b, warn, exhausted);
+    Ok(())
 }

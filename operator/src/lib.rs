@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod budgets;
 pub mod certs;
 pub mod config_server;
+pub mod error;
 pub mod https;
 pub mod inject;
 pub mod leader;
@@ -109,7 +110,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let config_listener = bind(settings.config_listen).await?;
     let admin_listener = bind(settings.admin_listen).await?;
     let webhook_listener = bind(settings.webhook_listen).await?;
-    let world = world::World::start(&client);
+    let world = world::World::start(&client, &stop_rx);
     let metrics = Arc::new(metrics::Metrics::default());
     let (election, lease_task) = leader::spawn(
         client.clone(),
@@ -169,6 +170,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         tokio::spawn(reconcile::run(
             client.clone(),
             world.clone(),
+            metrics.clone(),
             leading,
             identity.clone(),
             stop_rx.clone(),

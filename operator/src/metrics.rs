@@ -9,7 +9,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
     registry::Registry,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -37,6 +42,34 @@ pub struct Metrics {
     pub cost: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// Tokens, by workload, model, provider and type.
     pub tokens: Family<TokenLabels, Counter>,
+    /// Reconciles run, by controller.
+    pub reconciles: Family<ControllerLabels, Counter>,
+    /// Reconciles failed, by controller and error.
+    pub reconcile_failures: Family<FailureLabels, Counter>,
+    /// How long reconciles took, by controller.
+    pub reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
+}
+
+/// One of the operator's writers: `status` (conditions of providers, models, policies),
+/// `budget` (AIBudget status), `usage` (AIModel `status.usage`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// The writer.
+    pub controller: &'static str,
+}
+
+/// A failed reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The writer.
+    pub controller: &'static str,
+    /// [`crate::error::Error::metric_label`].
+    pub error: &'static str,
+}
+
+fn duration_buckets() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 /// Spend, attributed to a workload.
@@ -109,6 +142,27 @@ impl Metrics {
         }
     }
 
+    /// Counts one reconcile of `controller` begun at `started`, and its failure.
+    pub fn reconciled(
+        &self,
+        controller: &'static str,
+        started: std::time::Instant,
+        result: &Result<(), crate::error::Error>,
+    ) {
+        let labels = ControllerLabels { controller };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = result {
+            let failure = FailureLabels {
+                controller,
+                error: e.metric_label(),
+            };
+            self.reconcile_failures.get_or_create(&failure).inc();
+        }
+    }
+
     /// Sets a budget's gauges.
     pub fn budget(&self, namespace: &str, budget: &str, spent: f64, limit: f64) {
         let labels = BudgetLabels {
@@ -134,6 +188,9 @@ impl Default for Metrics {
             budget_limit: Family::default(),
             cost: Family::default(),
             tokens: Family::default(),
+            reconciles: Family::default(),
+            reconcile_failures: Family::default(),
+            reconcile_duration: Family::new_with_constructor(duration_buckets),
         };
         registry.register(
             "switchyard_cost_usd",
@@ -179,6 +236,21 @@ impl Default for Metrics {
             "switchyard_operator_leader",
             "1 while this replica writes status",
             m.leader.clone(),
+        );
+        registry.register(
+            "switchyard_operator_reconciles",
+            "Reconciles run, by controller",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "switchyard_operator_reconcile_failures",
+            "Reconciles that failed (tried again after a backoff), by controller and error",
+            m.reconcile_failures.clone(),
+        );
+        registry.register(
+            "switchyard_operator_reconcile_duration_seconds",
+            "How long reconciles took, by controller",
+            m.reconcile_duration.clone(),
         );
         Metrics { registry, ..m }
     }

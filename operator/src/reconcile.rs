@@ -2,7 +2,7 @@
 //! statuses from the caches and writes (server-side apply) only those that differ,
 //! recording an Event when an object's readiness flips.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{
@@ -17,6 +17,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     backoff::Backoff,
+    error::Error,
+    metrics::Metrics,
     status::{self, Kind, Verdict},
     world::{Change, World},
 };
@@ -42,6 +44,7 @@ pub fn recorder(client: &Client, identity: String) -> Recorder {
 pub async fn run(
     client: Client,
     world: World,
+    metrics: Arc<Metrics>,
     mut leader: watch::Receiver<bool>,
     identity: String,
     mut stop: watch::Receiver<bool>,
@@ -66,10 +69,17 @@ pub async fn run(
         let mut retry_in = Duration::ZERO;
         while *leader.borrow() {
             for ns in std::mem::take(&mut dirty) {
-                if reconcile_namespace(&client, &world, &recorder, &ns).await {
-                    failed.remove(&ns);
-                } else {
-                    failed.insert(ns);
+                let started = std::time::Instant::now();
+                let result = reconcile_namespace(&client, &world, &recorder, &ns).await;
+                metrics.reconciled("status", started, &result);
+                match result {
+                    Ok(()) => {
+                        failed.remove(&ns);
+                    }
+                    Err(e) => {
+                        tracing::warn!(namespace = %ns, reason = e.metric_label(), "status not written, will retry: {e}");
+                        failed.insert(ns);
+                    }
                 }
             }
             if failed.is_empty() {
@@ -111,55 +121,36 @@ fn note(
     }
 }
 
-/// Recomputes one namespace and writes what changed; false when a write failed (the
-/// caller tries the namespace again later).
+/// Recomputes one namespace and writes what changed; every object is tried, and the first
+/// failure is returned (the caller tries the namespace again later).
 pub async fn reconcile_namespace(
     client: &Client,
     world: &World,
     recorder: &Recorder,
     ns: &str,
-) -> bool {
-    let mut ok = true;
+) -> Result<(), Error> {
+    let mut first: Result<(), Error> = Ok(());
+    let mut keep = |r: Result<(), kube::Error>| {
+        if let (Err(e), Ok(())) = (r, &first) {
+            first = Err(e.into());
+        }
+    };
     let objects = world.namespace(ns);
     let verdicts = status::verdicts(&objects.view());
     let now = Timestamp::now().to_string();
     for o in objects.providers() {
-        ok &= write(
-            client,
-            recorder,
-            o,
-            verdicts.get(&(Kind::Provider, o.name_any())),
-            o.status.as_ref(),
-            &now,
-        )
-        .await
-        .is_ok();
+        let verdict = verdicts.get(&(Kind::Provider, o.name_any()));
+        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
     }
     for o in objects.models() {
-        ok &= write(
-            client,
-            recorder,
-            o,
-            verdicts.get(&(Kind::Model, o.name_any())),
-            o.status.as_ref(),
-            &now,
-        )
-        .await
-        .is_ok();
+        let verdict = verdicts.get(&(Kind::Model, o.name_any()));
+        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
     }
     for o in objects.policies() {
-        ok &= write(
-            client,
-            recorder,
-            o,
-            verdicts.get(&(Kind::Policy, o.name_any())),
-            o.status.as_ref(),
-            &now,
-        )
-        .await
-        .is_ok();
+        let verdict = verdicts.get(&(Kind::Policy, o.name_any()));
+        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
     }
-    ok
+    first
 }
 
 async fn write<K>(
@@ -206,7 +197,7 @@ where
             tracing::debug!(kind = %K::kind(&()), %name, ready = verdict.ready, reason = %verdict.reason, "status written")
         }
         Err(e) => {
-            tracing::warn!(kind = %K::kind(&()), %name, "status write failed, will retry: {e}");
+            tracing::debug!(kind = %K::kind(&()), %name, "status write failed: {e}");
             return Err(e);
         }
     }

@@ -134,11 +134,15 @@ fn pod_change(p: &Pod) -> Change {
 }
 
 impl World {
-    /// Starts the five watchers; they run until the process ends.
-    pub fn start(client: &Client) -> World {
+    /// Starts the watchers; they (and the Secret watches) end when `stop` fires.
+    pub fn start(client: &Client, stop: &tokio::sync::watch::Receiver<bool>) -> World {
         let (changes, _) = broadcast::channel(4096);
         let synced = Arc::new(AtomicUsize::new(0));
-        let c = |_: ()| (changes.clone(), synced.clone());
+        let c = |_: ()| Feed {
+            changes: changes.clone(),
+            synced: synced.clone(),
+            stop: stop.clone(),
+        };
         let world = World {
             providers: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
             models: watch(Api::all(client.clone()), c(()), in_namespace, keep_all),
@@ -156,11 +160,16 @@ impl World {
             synced,
         };
         // The referenced Secrets follow the providers.
-        let (follower, mut rx) = (world.clone(), world.subscribe());
+        let (follower, mut rx, mut stop) = (world.clone(), world.subscribe(), stop.clone());
         tokio::spawn(async move {
-            while !matches!(rx.recv().await, Err(broadcast::error::RecvError::Closed)) {
+            loop {
+                tokio::select! {
+                    r = rx.recv() => if matches!(r, Err(broadcast::error::RecvError::Closed)) { break },
+                    _ = stop.changed() => break,
+                }
                 follower.secrets.follow(&follower.providers);
             }
+            follower.secrets.stop();
         });
         world
     }
@@ -247,9 +256,16 @@ pub fn trim_pod(pod: &mut Pod) {
     });
 }
 
+/// Where a watcher reports, and when it stops.
+struct Feed {
+    changes: broadcast::Sender<Change>,
+    synced: Arc<AtomicUsize>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
 fn watch<K>(
     api: Api<K>,
-    (changes, synced): (broadcast::Sender<Change>, Arc<AtomicUsize>),
+    feed: Feed,
     to_change: fn(&K) -> Change,
     trim: fn(&mut K),
 ) -> reflector::Store<K>
@@ -262,10 +278,19 @@ where
         .default_backoff()
         .modify(trim)
         .reflect(writer);
+    let Feed {
+        changes,
+        synced,
+        mut stop,
+    } = feed;
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut first_sync = true;
-        while let Some(event) = stream.next().await {
+        loop {
+            let event = tokio::select! {
+                e = stream.next() => match e { Some(e) => e, None => break },
+                _ = stop.changed() => break,
+            };
             match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
                     let _ = changes.send(to_change(&o));

@@ -666,6 +666,27 @@ webhooks:
         },
     )
     .await;
+    // Status writes are counted as reconciles of the `status` controller, with their time.
+    let metrics = reqwest::get(format!("{}/metrics", op1.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reconciles = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("switchyard_operator_reconciles_total{controller=\"status\"} ")
+        })
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(reconciles > 0, "{metrics}");
+    assert!(
+        metrics.contains(
+            "switchyard_operator_reconcile_duration_seconds_count{controller=\"status\"}"
+        ),
+        "{metrics}"
+    );
 
     // Two replicas: both serve streams; only the Lease holder writes status; killing it
     // hands over within the lease duration.

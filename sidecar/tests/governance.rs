@@ -197,3 +197,79 @@ async fn a_stream_cut_before_its_usage_is_settled_at_the_input_estimate_and_the_
         "each call reserves {reserve} cents and settles at {settled}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_the_caller_abandons_is_settled_at_what_it_streamed_and_a_failed_attempt_costs_nothing(
+) {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    // One cent a token; the first backend fails every call, the second answers slowly.
+    yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {name: chat}\nspec: {backends: [{provider: anthropic, model: claude, priority: 0, pricing: {inputPerMillionTokens: 10000, outputPerMillionTokens: 10000}}, {provider: openai, model: gpt-4o, priority: 1, pricing: {inputPerMillionTokens: 10000, outputPerMillionTokens: 10000}}]}\n");
+    yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: small}\nspec: {limit: \"3.00\", period: month}\n");
+    let sc = start(&yaml);
+    let failing = || {
+        Reply::json(
+            500,
+            json!({"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}),
+        )
+    };
+    up.anthropic.script((0..20).map(|_| failing()));
+    // One event at once, the next only after the caller has gone.
+    let slow = || {
+        cut_after(vec![
+            (std::time::Duration::ZERO, text_chunk("partial ")),
+            (std::time::Duration::from_secs(30), text_chunk("never read")),
+        ])
+    };
+    up.openai.script((0..20).map(|_| slow()));
+    let body = json!({"model": "chat", "max_tokens": 40, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let client = reqwest::Client::new();
+    let mut admitted: u64 = 0;
+    for _ in 0..20 {
+        let mut r = client
+            .post(sc.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        let first = r.chunk().await.unwrap().unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&first).contains("partial"),
+            "{first:?}"
+        );
+        // The caller goes away mid-stream.
+        drop(r);
+        admitted += 1;
+        let settled = up.openai.cancelled();
+        for _ in 0..100 {
+            if up.openai.cancelled() > settled {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        up.openai.cancelled() as u64,
+        admitted,
+        "each abandoned stream is cancelled upstream"
+    );
+    assert!(
+        !up.anthropic.received().is_empty(),
+        "the calls failed over from the first backend"
+    );
+    // Each call reserves its input estimate plus 40 output tokens at the dearer backend;
+    // the failed attempt settles nothing; the abandoned stream is settled at the input
+    // estimate plus the one event it relayed, and the rest comes back.
+    let input = (body.to_string().len() as u64).div_ceil(4);
+    let (reserve, settled) = (input + 40, input + 1);
+    let expected = (300 - reserve) / settled + 1;
+    assert_ne!(expected, (300 - reserve) / reserve + 1);
+    assert_eq!(
+        admitted, expected,
+        "each call reserves {reserve} cents and settles at {settled}"
+    );
+}

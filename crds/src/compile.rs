@@ -11,6 +11,9 @@ use k8s_openapi::{
 };
 use kube::ResourceExt;
 
+mod providers;
+use providers::compile_providers;
+
 use crate::{
     proxy::{self, Policy, Problem, ProxyConfig, SecretString, SCHEMA_VERSION},
     status::Reason,
@@ -136,162 +139,6 @@ fn problem(
     }
 }
 
-fn compile_providers(
-    inputs: &Inputs<'_>,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<String, proxy::Provider> {
-    let mut out = BTreeMap::new();
-    for p in inputs.providers {
-        let name = p.name_any();
-        let spec = &p.spec;
-        let invalid = validate::provider(spec);
-        if !invalid.is_empty() {
-            for e in invalid {
-                problems.push(problem(
-                    "AIProvider",
-                    &name,
-                    e.field,
-                    Reason::InvalidSpec,
-                    e.message,
-                ));
-            }
-            continue;
-        }
-        if spec.type_ == ProviderType::Bedrock {
-            problems.push(problem(
-                "AIProvider",
-                &name,
-                "spec.type",
-                Reason::InvalidSpec,
-                "type bedrock is not supported yet; use openai, azure-openai, anthropic, gemini or mock".into(),
-            ));
-            continue;
-        }
-        if let Some(e) = invalid_header(&spec.headers) {
-            problems.push(problem("AIProvider", &name, e.0, Reason::InvalidSpec, e.1));
-            continue;
-        }
-        let api_key = match resolve_key(inputs, p) {
-            Ok(key) => key,
-            Err(p) => {
-                problems.push(p);
-                continue;
-            }
-        };
-        let base_url = spec
-            .base_url
-            .as_deref()
-            .or(spec.type_.default_base_url())
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_string();
-        out.insert(
-            name,
-            proxy::Provider {
-                type_: spec.type_,
-                base_url,
-                api_key_env: match (&api_key, &spec.credentials) {
-                    (None, Some(c)) => c.env.clone(),
-                    _ => None,
-                },
-                api_key,
-                headers: spec.headers.clone(),
-                azure_api_version: spec.azure.as_ref().map(|a| a.api_version.clone()),
-                connect_timeout: spec
-                    .timeouts
-                    .as_ref()
-                    .and_then(|t| t.connect)
-                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                mock: (spec.type_ == ProviderType::Mock)
-                    .then(|| spec.mock.clone().unwrap_or_default()),
-                limits: spec.limits.as_ref().map(|l| proxy::Limits {
-                    requests_per_minute: l.requests_per_minute,
-                    tokens_per_minute: l.tokens_per_minute,
-                }),
-                pods: if spec.limits.is_some() {
-                    pods_selected(inputs, None)
-                } else {
-                    0
-                },
-                api: spec.api.unwrap_or_default(),
-            },
-        );
-    }
-    out
-}
-
-fn invalid_header(headers: &BTreeMap<String, String>) -> Option<(String, String)> {
-    headers.iter().find_map(|(k, v)| {
-        let name_ok = !k.is_empty()
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-        let value_ok = v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-        (!name_ok || !value_ok).then(|| {
-            (
-                format!("spec.headers.{k}"),
-                "not a valid HTTP header name and value".into(),
-            )
-        })
-    })
-}
-
-fn resolve_key(inputs: &Inputs<'_>, p: &AIProvider) -> Result<Option<SecretString>, Problem> {
-    let name = p.name_any();
-    let Some(creds) = &p.spec.credentials else {
-        return Ok(None);
-    };
-    if let Some(var) = &creds.env {
-        let Some(lookup) = inputs.env else {
-            return Ok(None);
-        };
-        return match lookup(var).filter(|v| !v.trim().is_empty()) {
-            Some(v) => Ok(Some(SecretString::new(v.trim()))),
-            None => Err(problem(
-                "AIProvider",
-                &name,
-                "spec.credentials.env",
-                Reason::EnvNotSet,
-                format!("environment variable {var} is not set in the sidecar"),
-            )),
-        };
-    }
-    let Some(r) = &creds.secret_ref else {
-        return Ok(None);
-    };
-    let field = "spec.credentials.secretRef";
-    let Some(secret) = inputs.secrets.iter().find(|s| s.name_any() == r.name) else {
-        let msg = format!(
-            "secret {:?} not found in namespace {}",
-            r.name, inputs.namespace
-        );
-        return Err(problem(
-            "AIProvider",
-            &name,
-            field,
-            Reason::SecretNotFound,
-            msg,
-        ));
-    };
-    let value = secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(&r.key).cloned())
-        .or_else(|| {
-            let bytes = secret.data.as_ref()?.get(&r.key)?;
-            String::from_utf8(bytes.0.clone()).ok()
-        });
-    match value.filter(|v| !v.trim().is_empty()) {
-        Some(v) => Ok(Some(SecretString::new(v.trim()))),
-        None => Err(problem(
-            "AIProvider",
-            &name,
-            format!("{field}.key"),
-            Reason::SecretKeyMissing,
-            format!("secret {:?} has no non-empty key {:?}", r.name, r.key),
-        )),
-    }
-}
-
 fn compile_models(
     inputs: &Inputs<'_>,
     providers: &BTreeMap<String, proxy::Provider>,
@@ -317,52 +164,11 @@ fn compile_models(
             }
             continue;
         }
-        let served = std::iter::once(("metadata.name".to_string(), &name)).chain(
-            m.spec
-                .aliases
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (format!("spec.aliases[{i}]"), a)),
-        );
-        let clashes: Vec<Problem> = served
-            .filter_map(|(field, n)| {
-                let owner = claimed.get(n)?;
-                let msg = format!("served name {n:?} is already served by AIModel {owner}");
-                Some(problem("AIModel", &name, field, Reason::Conflicted, msg))
-            })
-            .collect();
-        if !clashes.is_empty() {
+        if let Err(clashes) = unclaimed(m, &claimed) {
             problems.extend(clashes);
             continue;
         }
-        let mut backends = Vec::new();
-        for (i, b) in m.spec.backends.iter().enumerate() {
-            if providers.contains_key(&b.provider) {
-                backends.push(proxy::Backend {
-                    provider: b.provider.clone(),
-                    model: b.model.clone(),
-                    priority: b.priority,
-                    weight: b.weight,
-                    pricing: b.pricing.clone(),
-                });
-                continue;
-            }
-            let why = if declared.contains(&b.provider) {
-                "is not ready"
-            } else {
-                "does not exist"
-            };
-            problems.push(problem(
-                "AIModel",
-                &name,
-                format!("spec.backends[{i}].provider"),
-                Reason::ProviderNotFound,
-                format!(
-                    "AIProvider {:?} {why} in namespace {}",
-                    b.provider, inputs.namespace
-                ),
-            ));
-        }
+        let backends = backends(inputs, m, providers, &declared, problems);
         if backends.is_empty() {
             continue;
         }
@@ -376,8 +182,79 @@ fn compile_models(
             fallbacks: m.spec.fallbacks.clone(),
         });
     }
+    drop_missing_fallbacks(inputs.namespace, &mut out, problems);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Problems for each of a model's served names (its own, its aliases) that an earlier model
+/// already serves.
+fn unclaimed(m: &AIModel, claimed: &BTreeMap<String, String>) -> Result<(), Vec<Problem>> {
+    let name = m.name_any();
+    let served = std::iter::once(("metadata.name".to_string(), &name)).chain(
+        m.spec
+            .aliases
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("spec.aliases[{i}]"), a)),
+    );
+    let clashes: Vec<Problem> = served
+        .filter_map(|(field, n)| {
+            let owner = claimed.get(n)?;
+            let msg = format!("served name {n:?} is already served by AIModel {owner}");
+            Some(problem("AIModel", &name, field, Reason::Conflicted, msg))
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(clashes)
+    }
+}
+
+/// A model's backends whose provider compiled; a problem for each other one.
+fn backends(
+    inputs: &Inputs<'_>,
+    m: &AIModel,
+    providers: &BTreeMap<String, proxy::Provider>,
+    declared: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<proxy::Backend> {
+    let mut backends = Vec::new();
+    for (i, b) in m.spec.backends.iter().enumerate() {
+        if providers.contains_key(&b.provider) {
+            backends.push(proxy::Backend {
+                provider: b.provider.clone(),
+                model: b.model.clone(),
+                priority: b.priority,
+                weight: b.weight,
+                pricing: b.pricing.clone(),
+            });
+            continue;
+        }
+        let why = if declared.contains(&b.provider) {
+            "is not ready"
+        } else {
+            "does not exist"
+        };
+        problems.push(problem(
+            "AIModel",
+            &m.name_any(),
+            format!("spec.backends[{i}].provider"),
+            Reason::ProviderNotFound,
+            format!(
+                "AIProvider {:?} {why} in namespace {}",
+                b.provider, inputs.namespace
+            ),
+        ));
+    }
+    backends
+}
+
+/// Drops the fallbacks that name no servable model (or the model itself), each a problem.
+fn drop_missing_fallbacks(namespace: &str, out: &mut [proxy::Model], problems: &mut Vec<Problem>) {
     let names: BTreeSet<String> = out.iter().map(|m| m.name.clone()).collect();
-    for m in &mut out {
+    for m in out {
         let mut kept = Vec::new();
         for (i, f) in m.fallbacks.iter().enumerate() {
             if names.contains(f) && f != &m.name {
@@ -388,17 +265,12 @@ fn compile_models(
                     &m.name,
                     format!("spec.fallbacks[{i}]"),
                     Reason::ModelNotFound,
-                    format!(
-                        "fallback AIModel {f:?} is not servable in namespace {}",
-                        inputs.namespace
-                    ),
+                    format!("fallback AIModel {f:?} is not servable in namespace {namespace}"),
                 ));
             }
         }
         m.fallbacks = kept;
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
 }
 
 fn select_policy(inputs: &Inputs<'_>, problems: &mut Vec<Problem>) -> Policy {

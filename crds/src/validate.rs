@@ -42,42 +42,7 @@ pub fn provider(spec: &AIProviderSpec) -> Vec<FieldError> {
             errors.push(err("spec.baseUrl", "must be an http:// or https:// URL"));
         }
     }
-    match (&spec.type_, &spec.credentials) {
-        (ProviderType::Mock, _) => {}
-        (_, None) => errors.push(err(
-            "spec.credentials",
-            "every type but mock needs credentials",
-        )),
-        (_, Some(c)) => {
-            if c.secret_ref.is_some() == c.env.is_some() {
-                errors.push(err(
-                    "spec.credentials",
-                    "set exactly one of secretRef and env",
-                ));
-            }
-            if let Some(r) = &c.secret_ref {
-                if r.name.is_empty() || r.key.is_empty() {
-                    errors.push(err(
-                        "spec.credentials.secretRef",
-                        "name and key must not be empty",
-                    ));
-                }
-            }
-            if let Some(env) = &c.env {
-                let valid = env
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    errors.push(err(
-                        "spec.credentials.env",
-                        "must be an environment variable name",
-                    ));
-                }
-            }
-        }
-    }
+    credentials(spec, &mut errors);
     if spec.type_ == ProviderType::AzureOpenai {
         if spec.base_url.is_none() {
             errors.push(err(
@@ -113,6 +78,48 @@ pub fn provider(spec: &AIProviderSpec) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+/// The credentials a provider of its type needs, well formed.
+fn credentials(spec: &AIProviderSpec, errors: &mut Vec<FieldError>) {
+    let c = match (&spec.type_, &spec.credentials) {
+        (ProviderType::Mock, _) => return,
+        (_, None) => {
+            errors.push(err(
+                "spec.credentials",
+                "every type but mock needs credentials",
+            ));
+            return;
+        }
+        (_, Some(c)) => c,
+    };
+    if c.secret_ref.is_some() == c.env.is_some() {
+        errors.push(err(
+            "spec.credentials",
+            "set exactly one of secretRef and env",
+        ));
+    }
+    if let Some(r) = &c.secret_ref {
+        if r.name.is_empty() || r.key.is_empty() {
+            errors.push(err(
+                "spec.credentials.secretRef",
+                "name and key must not be empty",
+            ));
+        }
+    }
+    if let Some(env) = &c.env {
+        let valid = env
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            errors.push(err(
+                "spec.credentials.env",
+                "must be an environment variable name",
+            ));
+        }
+    }
 }
 
 /// Checks an AIModel spec against the schema's rules.

@@ -16,24 +16,17 @@
 //! injector.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::{Arc, PoisonError, RwLock},
     time::Duration,
 };
 
-use k8s_openapi::{
-    api::core::v1::{ConfigMap, Secret},
-    ByteString,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams, PostParams},
     Api, Client,
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
+use rcgen::SanType;
 use rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
     server::{ClientHello, ResolvesServerCert},
@@ -44,6 +37,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::settings::SERVICE;
+use pki::Authorities;
 
 /// The Secret holding the CA, and the ConfigMap publishing the CA bundle.
 pub const CA_NAME: &str = "switchyard-ca";
@@ -311,205 +305,6 @@ impl Own {
     }
 }
 
-/// A CA: its certificate and key, PEM.
-#[derive(Clone, Debug, PartialEq)]
-struct Authority {
-    cert: String,
-    key: String,
-}
-
-/// How far back certificates are dated, for clocks a little behind ours.
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
-
-/// When a certificate starts and stops being valid.
-fn validity(pem: &str) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
-    let bad = |e: String| CertError::Stored(format!("unreadable certificate: {e}"));
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
-    let at = |t: x509_parser::time::ASN1Time| {
-        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| bad(e.to_string()))
-    };
-    Ok((
-        at(cert.validity().not_before)?,
-        at(cert.validity().not_after)?,
-    ))
-}
-
-impl Authority {
-    /// A new self-signed CA valid from `now` for `life`.
-    fn create(now: OffsetDateTime, life: Duration) -> Result<Authority, CertError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        // Names differ between generations, so that a bundle never holds two CAs that look
-        // alike to a verifier.
-        dn.push(
-            DnType::CommonName,
-            format!("switchyard-operator-ca-{}", now.unix_timestamp()),
-        );
-        dn.push(DnType::OrganizationName, "switchyard.dev");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = now - CLOCK_SKEW;
-        params.not_after = now + life;
-        let key = KeyPair::generate()?;
-        let cert = params.self_signed(&key)?;
-        Ok(Authority {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        })
-    }
-
-    /// A serving certificate for `names`, valid for `life` but never beyond this CA; and
-    /// when to renew it (two thirds of the way).
-    fn issue(
-        &self,
-        names: &[SanType],
-        now: OffsetDateTime,
-        life: Duration,
-    ) -> Result<(CertifiedKey, OffsetDateTime), CertError> {
-        let issuer = Issuer::from_ca_cert_pem(&self.cert, KeyPair::from_pem(&self.key)?)?;
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = names.to_vec();
-        params.distinguished_name.push(DnType::CommonName, SERVICE);
-        params.not_before = now - CLOCK_SKEW;
-        params.not_after = (now + life).min(validity(&self.cert)?.1);
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &issuer)?;
-        let certified = CertifiedKey::from_der(
-            vec![cert.der().clone()],
-            PrivateKeyDer::try_from(key.serialize_der())
-                .map_err(|e| CertError::Stored(e.into()))?,
-            &rustls::crypto::ring::default_provider(),
-        )?;
-        Ok((certified, now + (params.not_after - now) * 2 / 3))
-    }
-}
-
-/// The CAs kept in Secret `switchyard-ca`.
-#[derive(Clone, Debug, PartialEq)]
-struct Authorities {
-    /// Signs serving certificates (`tls.crt`, `tls.key`).
-    current: Authority,
-    /// Published, not signing yet (`next.crt`, `next.key`).
-    next: Option<Authority>,
-    /// Retired, published until it expires (`previous.crt`).
-    previous: Option<String>,
-}
-
-impl Authorities {
-    fn new(now: OffsetDateTime, life: Duration) -> Result<Authorities, CertError> {
-        Ok(Authorities {
-            current: Authority::create(now, life)?,
-            next: None,
-            previous: None,
-        })
-    }
-
-    /// One step of the roll-over due at `now`, if any, and what it was.
-    fn roll(
-        &mut self,
-        now: OffsetDateTime,
-        life: Duration,
-    ) -> Result<Option<&'static str>, CertError> {
-        if let Some(previous) = &self.previous {
-            if validity(previous)?.1 <= now {
-                self.previous = None;
-                return Ok(Some("expired CA removed from the bundle"));
-            }
-        }
-        let (from, until) = validity(&self.current.cert)?;
-        let (left, life_of_current) = (until - now, until - (from + CLOCK_SKEW));
-        if self.next.is_none() && left < life_of_current / 3 {
-            self.next = Some(Authority::create(now, life)?);
-            return Ok(Some("successor CA published"));
-        }
-        if self.next.is_some() && left < life_of_current / 6 {
-            if let Some(next) = self.next.take() {
-                let old = std::mem::replace(&mut self.current, next);
-                self.previous = Some(old.cert);
-                return Ok(Some(
-                    "successor CA now signs; the old one stays published until it expires",
-                ));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Every certificate still to be trusted, oldest first (so that replicas agree on the
-    /// text whatever their roles).
-    fn bundle(&self, now: OffsetDateTime) -> Result<String, CertError> {
-        let mut certs = Vec::new();
-        for pem in std::iter::once(&self.current.cert)
-            .chain(self.next.as_ref().map(|n| &n.cert))
-            .chain(self.previous.as_ref())
-        {
-            let (from, until) = validity(pem)?;
-            if until > now {
-                certs.push((from, pem.trim_end()));
-            }
-        }
-        certs.sort();
-        Ok(certs.iter().map(|(_, pem)| format!("{pem}\n")).collect())
-    }
-
-    fn from_secret(s: &Secret) -> Result<Authorities, CertError> {
-        let data = s.data.clone().unwrap_or_default();
-        let get = |k: &str| {
-            data.get(k)
-                .map(|b| {
-                    String::from_utf8(b.0.clone())
-                        .map_err(|_| CertError::Stored(format!("{k} is not PEM text")))
-                })
-                .transpose()
-        };
-        let current = Authority {
-            cert: get("tls.crt")?.ok_or_else(|| CertError::Stored("missing tls.crt".into()))?,
-            key: get("tls.key")?.ok_or_else(|| CertError::Stored("missing tls.key".into()))?,
-        };
-        let next = match (get("next.crt")?, get("next.key")?) {
-            (Some(cert), Some(key)) => Some(Authority { cert, key }),
-            _ => None,
-        };
-        Ok(Authorities {
-            current,
-            next,
-            previous: get("previous.crt")?,
-        })
-    }
-
-    fn to_secret(&self, resource_version: Option<String>) -> Secret {
-        let mut data = BTreeMap::new();
-        let mut put = |k: &str, v: &str| {
-            data.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
-        };
-        put("tls.crt", &self.current.cert);
-        put("tls.key", &self.current.key);
-        if let Some(next) = &self.next {
-            put("next.crt", &next.cert);
-            put("next.key", &next.key);
-        }
-        if let Some(previous) = &self.previous {
-            put("previous.crt", previous);
-        }
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(CA_NAME.into()),
-                resource_version,
-                ..ObjectMeta::default()
-            },
-            type_: Some("kubernetes.io/tls".into()),
-            data: Some(data),
-            ..Secret::default()
-        }
-    }
-}
-
 /// Writes the CA bundle where sidecars and the API server read it.
 struct Publisher {
     config_maps: Api<ConfigMap>,
@@ -556,78 +351,6 @@ impl Publisher {
     }
 }
 
+mod pki;
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    const LIFE: Duration = Duration::from_secs(600);
-
-    fn certs_in(bundle: &str) -> usize {
-        bundle.matches("BEGIN CERTIFICATE").count()
-    }
-
-    #[test]
-    fn the_ca_rolls_over_in_three_steps_and_the_bundle_always_holds_the_signer() {
-        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let mut cas = Authorities::new(start, LIFE).unwrap();
-        let first = cas.current.clone();
-        let at = |s: i64| start + time::Duration::seconds(s);
-        assert_eq!(cas.roll(at(300), LIFE).unwrap(), None, "half-way: nothing");
-        assert_eq!(certs_in(&cas.bundle(at(300)).unwrap()), 1);
-
-        assert_eq!(
-            cas.roll(at(420), LIFE).unwrap(),
-            Some("successor CA published")
-        );
-        assert_eq!(cas.current, first, "the old CA still signs");
-        assert_eq!(certs_in(&cas.bundle(at(420)).unwrap()), 2);
-        assert_eq!(cas.roll(at(420), LIFE).unwrap(), None);
-
-        let step = cas.roll(at(520), LIFE).unwrap().unwrap();
-        assert!(step.starts_with("successor CA now signs"), "{step}");
-        assert_ne!(cas.current, first);
-        assert_eq!(cas.previous.as_deref(), Some(first.cert.as_str()));
-        let bundle = cas.bundle(at(520)).unwrap();
-        assert_eq!(certs_in(&bundle), 2);
-        assert!(bundle.starts_with(first.cert.trim_end()), "oldest first");
-
-        assert_eq!(
-            cas.roll(at(700), LIFE).unwrap(),
-            Some("expired CA removed from the bundle")
-        );
-        assert_eq!(certs_in(&cas.bundle(at(700)).unwrap()), 1);
-    }
-
-    #[test]
-    fn the_secret_round_trips_every_generation() {
-        let now = OffsetDateTime::now_utc();
-        let mut cas = Authorities::new(now, LIFE).unwrap();
-        cas.roll(now + time::Duration::seconds(500), LIFE).unwrap();
-        cas.roll(now + time::Duration::seconds(550), LIFE).unwrap();
-        assert!(cas.previous.is_some());
-        let secret = cas.to_secret(Some("7".into()));
-        assert_eq!(Authorities::from_secret(&secret).unwrap(), cas);
-    }
-
-    #[test]
-    fn a_serving_certificate_never_outlives_its_ca_and_is_renewed_two_thirds_in() {
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let ca = Authority::create(now, LIFE).unwrap();
-        let names = serving_names(
-            "switchyard-system",
-            &["10.0.0.1".into(), "op.example".into()],
-        );
-        let (_, renew_at) = ca.issue(&names, now, Duration::from_secs(60)).unwrap();
-        assert_eq!((renew_at - now).whole_seconds(), 40);
-        let (_, renew_at) = ca.issue(&names, now, Duration::from_secs(6000)).unwrap();
-        assert_eq!(
-            (renew_at - now).whole_seconds(),
-            400,
-            "clamped to the CA's 600 s"
-        );
-        assert!(names.contains(&SanType::IpAddress("10.0.0.1".parse().unwrap())));
-        assert!(names.contains(&SanType::DnsName("op.example".try_into().unwrap())));
-    }
-}
+mod tests;

@@ -88,6 +88,38 @@ async fn injection(settings: &Settings, client: &Client, tls: &certs::Tls) -> in
     }
 }
 
+/// What every task of a replica shares.
+struct Shared {
+    client: Client,
+    world: world::World,
+    metrics: Arc<metrics::Metrics>,
+    leading: watch::Receiver<bool>,
+    identity: String,
+    stop: watch::Receiver<bool>,
+}
+
+/// The three ports, bound before anything is served.
+struct Listeners {
+    config: TcpListener,
+    admin: TcpListener,
+    webhook: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(settings: &Settings) -> Result<Self, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        Ok(Self {
+            config: bind(settings.config_listen).await?,
+            admin: bind(settings.admin_listen).await?,
+            webhook: bind(settings.webhook_listen).await?,
+        })
+    }
+}
+
 /// Runs until `shutdown` resolves.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let client = Client::try_default().await?;
@@ -102,15 +134,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         stop_rx.clone(),
     )
     .await?;
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let config_listener = bind(settings.config_listen).await?;
-    let admin_listener = bind(settings.admin_listen).await?;
-    let webhook_listener = bind(settings.webhook_listen).await?;
-    let world = world::World::start(&client, &stop_rx);
+    let listeners = Listeners::bind(&settings).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let (election, lease_task) = leader::spawn(
         client.clone(),
@@ -119,77 +143,29 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         settings.advertised_url(),
         stop_rx.clone(),
     );
-    let leading = election.leading.clone();
-    let mut lead_watch = leading.clone();
+    let mut lead_watch = election.leading.clone();
     let lead_metric = metrics.clone();
     tokio::spawn(async move {
         while lead_watch.changed().await.is_ok() {
             lead_metric.leader.set(i64::from(*lead_watch.borrow()));
         }
     });
-    let inject_settings = injection(&settings, &client, &tls).await;
-    let inject_settings = Arc::new(inject_settings);
-    let webhook = webhook::Webhook {
-        client: client.clone(),
-        settings: inject_settings.clone(),
-        ca: tls.bundle.clone(),
+    let inject_settings = Arc::new(injection(&settings, &client, &tls).await);
+    let forward = config_server::Forward::new(
+        election.leader_url,
+        tls.bundle.clone(),
+        format!("{}.{}.svc", settings::SERVICE, settings.namespace),
+    );
+    let shared = Shared {
+        world: world::World::start(&client, &stop_rx),
+        client,
+        metrics,
+        leading: election.leading,
+        identity,
+        stop: stop_rx,
     };
-    let ledger = Arc::new(ledger::Ledger::new(metrics.clone()));
-    let server = config_server::Server {
-        client: client.clone(),
-        world: world.clone(),
-        metrics: metrics.clone(),
-        ledger: ledger.clone(),
-        leading: leading.clone(),
-        forward: Arc::new(config_server::Forward::new(
-            election.leader_url,
-            tls.bundle.clone(),
-            format!("{}.{}.svc", settings::SERVICE, settings.namespace),
-        )),
-        identities: Arc::default(),
-    };
-    let tasks = vec![
-        tokio::spawn(uninjected::run(
-            client.clone(),
-            world.clone(),
-            inject_settings,
-            metrics.clone(),
-            leading.clone(),
-            identity.clone(),
-            stop_rx.clone(),
-        )),
-        tokio::spawn(budgets::run(
-            client.clone(),
-            world.clone(),
-            ledger,
-            metrics.clone(),
-            leading.clone(),
-            identity.clone(),
-            stop_rx.clone(),
-        )),
-        tokio::spawn(reconcile::run(
-            client.clone(),
-            world.clone(),
-            metrics.clone(),
-            leading,
-            identity.clone(),
-            stop_rx.clone(),
-        )),
-        tokio::spawn(config_server::serve(
-            server,
-            config_listener,
-            tls.server.clone(),
-            stop_rx.clone(),
-        )),
-        tokio::spawn(webhook::serve(
-            webhook,
-            webhook_listener,
-            tls.server.clone(),
-            stop_rx.clone(),
-        )),
-        tokio::spawn(metrics::serve(admin_listener, metrics, world, stop_rx)),
-    ];
-    tracing::info!(identity = %identity, config = %settings.config_listen, admin = %settings.admin_listen, "switchyard operator running");
+    tracing::info!(identity = %shared.identity, config = %settings.config_listen, admin = %settings.admin_listen, "switchyard operator running");
+    let tasks = spawn(shared, listeners, &tls, inject_settings, forward);
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -198,4 +174,75 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         let _ = t.await;
     }
     Ok(())
+}
+
+/// Starts the writers (which act while this replica leads) and the three servers.
+fn spawn(
+    sh: Shared,
+    listeners: Listeners,
+    tls: &certs::Tls,
+    inject_settings: Arc<inject::Settings>,
+    forward: config_server::Forward,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let webhook = webhook::Webhook {
+        client: sh.client.clone(),
+        settings: inject_settings.clone(),
+        ca: tls.bundle.clone(),
+    };
+    let ledger = Arc::new(ledger::Ledger::new(sh.metrics.clone()));
+    let server = config_server::Server {
+        client: sh.client.clone(),
+        world: sh.world.clone(),
+        metrics: sh.metrics.clone(),
+        ledger: ledger.clone(),
+        leading: sh.leading.clone(),
+        forward: Arc::new(forward),
+        identities: Arc::default(),
+    };
+    vec![
+        tokio::spawn(uninjected::run(
+            sh.client.clone(),
+            sh.world.clone(),
+            inject_settings,
+            sh.metrics.clone(),
+            sh.leading.clone(),
+            sh.identity.clone(),
+            sh.stop.clone(),
+        )),
+        tokio::spawn(budgets::run(
+            sh.client.clone(),
+            sh.world.clone(),
+            ledger,
+            sh.metrics.clone(),
+            sh.leading.clone(),
+            sh.identity.clone(),
+            sh.stop.clone(),
+        )),
+        tokio::spawn(reconcile::run(
+            sh.client.clone(),
+            sh.world.clone(),
+            sh.metrics.clone(),
+            sh.leading.clone(),
+            sh.identity.clone(),
+            sh.stop.clone(),
+        )),
+        tokio::spawn(config_server::serve(
+            server,
+            listeners.config,
+            tls.server.clone(),
+            sh.stop.clone(),
+        )),
+        tokio::spawn(webhook::serve(
+            webhook,
+            listeners.webhook,
+            tls.server.clone(),
+            sh.stop.clone(),
+        )),
+        tokio::spawn(metrics::serve(
+            listeners.admin,
+            sh.metrics,
+            sh.world,
+            sh.stop,
+        )),
+    ]
 }

@@ -161,6 +161,16 @@ impl Default for Metrics {
             trace_exports: Family::default(),
             registry: Registry::default(),
         };
+        m.register_gen_ai(&mut registry);
+        m.register_switchyard(&mut registry);
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The OpenTelemetry GenAI semantic-convention instruments.
+    fn register_gen_ai(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration",
@@ -176,6 +186,11 @@ impl Default for Metrics {
             "Time to the first streamed chunk",
             m.time_to_first_token.clone(),
         );
+    }
+
+    /// Switchyard's own counters and gauges.
+    fn register_switchyard(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "switchyard_requests",
             "Requests served, by status",
@@ -226,7 +241,6 @@ impl Default for Metrics {
             "OTLP trace batches sent, by outcome (spans are dropped, not waited for, when the collector is away)",
             m.trace_exports.clone(),
         );
-        Metrics { registry, ..m }
     }
 }
 

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde_json::{json, Value};
 use switchyard_tests::{
-    fake::{Api as FakeApi, Fake, KEY},
+    fake::{Api as FakeApi, Body, Fake, Reply, KEY},
     sidecar::free_addr,
 };
 
@@ -66,6 +66,20 @@ async fn ask_as(s: &Sidecar, model: &str, stream: bool) -> (u16, Value) {
         .map(|c| c["usage"].clone())
         .unwrap_or_default();
     (status, json!({"usage": usage}))
+}
+
+/// A streamed call abandoned after its first chunk: the status, and whether a chunk came.
+async fn abandon(s: &Sidecar, model: &str) -> (u16, bool) {
+    let body = json!({"model": model, "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "count my words please"}]});
+    let mut r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", s.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let chunk = status == 200 && r.chunk().await.ok().flatten().is_some();
+    (status, chunk)
 }
 
 /// How many of `n` calls one sidecar gets admitted in a minute window it starts at the
@@ -133,6 +147,32 @@ async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
     .await;
     let openai = Fake::start(FakeApi::OpenAi).await;
     let backup = Fake::start(FakeApi::OpenAi).await;
+    // Budgeted calls fail over from `flaky` (every answer a 500) and are abandoned
+    // mid-stream on `slow` (one chunk, then nothing for a minute).
+    let flaky = Fake::start(FakeApi::OpenAi).await;
+    flaky.script((0..200).map(|_| {
+        Reply::json(
+            500,
+            json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}),
+        )
+    }));
+    let slow = Fake::start(FakeApi::OpenAi).await;
+    let chunk = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": null}]})
+        )
+    };
+    slow.script((0..PODS).map(|_| Reply {
+        body: Body::Sse {
+            events: vec![
+                (Duration::ZERO, chunk("partial")),
+                (Duration::from_secs(60), chunk("never read")),
+            ],
+            drop: true,
+        },
+        ..Reply::json(200, json!({}))
+    }));
     let mut yaml = app_and_keys(NS);
     yaml += &format!(
         r#"
@@ -147,6 +187,16 @@ metadata: {{name: backup, namespace: {NS}}}
 spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
 ---
 apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: flaky, namespace: {NS}}}
+spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: slow, namespace: {NS}}}
+spec: {{type: openai, baseUrl: "{}", credentials: {{secretRef: {{name: keys, key: key}}}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
 kind: AIModel
 metadata: {{name: chat, namespace: {NS}}}
 spec: {{backends: [{{provider: primary, model: gpt-4o, priority: 0}}, {{provider: backup, model: gpt-4o, priority: 1}}]}}
@@ -154,7 +204,12 @@ spec: {{backends: [{{provider: primary, model: gpt-4o, priority: 0}}, {{provider
 apiVersion: switchyard.dev/v1alpha1
 kind: AIModel
 metadata: {{name: paid, namespace: {NS}}}
-spec: {{backends: [{{provider: backup, model: gpt-4o-mini, pricing: {{inputPerMillionTokens: 100000, outputPerMillionTokens: 100000}}}}]}}
+spec: {{backends: [{{provider: flaky, model: gpt-4o-mini, priority: 0, pricing: {{inputPerMillionTokens: 100000, outputPerMillionTokens: 100000}}}}, {{provider: backup, model: gpt-4o-mini, priority: 1, pricing: {{inputPerMillionTokens: 100000, outputPerMillionTokens: 100000}}}}]}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: paid-slow, namespace: {NS}}}
+spec: {{backends: [{{provider: slow, model: gpt-4o-mini, pricing: {{inputPerMillionTokens: 100000, outputPerMillionTokens: 100000}}}}]}}
 ---
 apiVersion: switchyard.dev/v1alpha1
 kind: AIRoutingPolicy
@@ -164,7 +219,7 @@ spec: {{rateLimit: {{requestsPerMinute: 20, scope: policy}}}}
 apiVersion: switchyard.dev/v1alpha1
 kind: AIBudget
 metadata: {{name: team, namespace: {NS}}}
-spec: {{limit: "12.00", period: month, models: [paid]}}
+spec: {{limit: "12.00", period: month, models: [paid, paid-slow]}}
 ---
 apiVersion: switchyard.dev/v1alpha1
 kind: AIModel
@@ -177,7 +232,9 @@ metadata: {{name: later, namespace: {NS}}}
 spec: {{limit: "100.00", period: month, models: [paid-later]}}
 "#,
         openai.base_url(),
-        backup.base_url()
+        backup.base_url(),
+        flaky.base_url(),
+        slow.base_url()
     );
     yaml.push_str(&pods_yaml(NS, "bot", PODS));
     apply(&client, &yaml).await;
@@ -190,7 +247,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     }
     let pods = (0..PODS).map(|i| format!("bot-{i}"));
     let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
-    serving(&sidecars, &["chat", "paid", "paid-later"]).await;
+    serving(&sidecars, &["chat", "paid", "paid-later", "paid-slow"]).await;
 
     // One busy pod alone may use the whole shared limit: no static split by pod count.
     if let Some(ok) = admitted_in_a_window(&sidecars[0], "chat", 22).await {
@@ -245,8 +302,8 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         );
     }
 
-    // A budget: every pod spends at once, streamed and not; what is settled never passes the
-    // limit.
+    // A budget: every pod spends at once, streamed and not, failing over from a backend that
+    // answers 500 and abandoning streams midway; what is settled never passes the limit.
     let usage_of = |o: Option<kube::api::DynamicObject>| -> (u64, f64) {
         let today = o
             .map(|o| o.data["status"]["usage"]["today"].clone())
@@ -259,19 +316,27 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
                 .unwrap_or(0.0),
         )
     };
-    let (requests_before, cost_before) = usage_of(get(&client, NS, "AIModel", "paid").await);
+    let before = [
+        usage_of(get(&client, NS, "AIModel", "paid").await),
+        usage_of(get(&client, NS, "AIModel", "paid-slow").await),
+    ];
     next_minute().await;
     let calls = sidecars
         .iter()
         .flat_map(|s| (0..2).map(move |i| ask_as(s, "paid", i == 1)));
-    let answers = futures_util::future::join_all(calls).await;
+    let abandoned = sidecars.iter().map(|s| abandon(s, "paid-slow"));
+    let (answers, abandoned) = futures_util::future::join(
+        futures_util::future::join_all(calls),
+        futures_util::future::join_all(abandoned),
+    )
+    .await;
     let cost = |v: &Value| {
         let u = &v["usage"];
         (u["prompt_tokens"].as_u64().unwrap_or(0) + u["completion_tokens"].as_u64().unwrap_or(0))
             as f64
             * 0.1
     };
-    let spent: f64 = answers
+    let known: f64 = answers
         .iter()
         .filter(|(s, _)| *s == 200)
         .map(|(_, v)| cost(v))
@@ -280,44 +345,72 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         .iter()
         .filter(|(_, v)| v["error"]["code"] == "budget_exceeded")
         .count();
+    let cut = abandoned.iter().filter(|(s, _)| *s == 200).count();
+    assert!(
+        abandoned.iter().all(|(s, chunk)| *s == 429 || *chunk),
+        "{abandoned:?}"
+    );
+    assert!(
+        known > 0.0 && over_budget > 0,
+        "some calls were served, the rest refused: {answers:?}"
+    );
+    assert!(
+        !flaky.received().is_empty(),
+        "calls failed over from the failing backend"
+    );
+    eventually(
+        "every abandoned stream is cancelled upstream",
+        Duration::from_secs(20),
+        || async { slow.cancelled() == cut },
+    )
+    .await;
+    // The status catches up and holds: the settled spend (what completed, plus each
+    // abandoned stream's input estimate and streamed tokens) is within the limit.
+    let status_spent = || async {
+        let b = get(&client, NS, "AIBudget", "team").await.unwrap();
+        let status = &b.data["status"];
+        let period = status["periodStart"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("T00:00:00Z"));
+        let spent = status["spent"].as_str().and_then(|s| s.parse::<f64>().ok());
+        spent.filter(|_| period)
+    };
+    let usage_cost = || async {
+        let mut total = (0, 0.0);
+        for (model, (requests, cost)) in ["paid", "paid-slow"].into_iter().zip(before) {
+            let (r, c) = usage_of(get(&client, NS, "AIModel", model).await);
+            total = (total.0 + r - requests, total.1 + c - cost);
+        }
+        total
+    };
+    let served = answers.iter().filter(|(s, _)| *s == 200).count() + cut;
+    // Usage reaches the AIModels' status (today and this month) and agrees with the budget.
+    let seen = std::sync::Mutex::new(String::new());
+    eventually(
+        "the budget's status and the models' usage show every settled call",
+        Duration::from_secs(30),
+        || async {
+            let (requests, cost) = usage_cost().await;
+            let spent = status_spent().await.unwrap_or(-1.0);
+            // What was seen, each time it changes (shown when the wait times out).
+            let now = format!("usage: {requests} requests, {cost} dollars; budget spent {spent}; served {served} (cut {cut}), completed calls' cost {known}");
+            if *seen.lock().unwrap() != now {
+                eprintln!("{now}");
+                *seen.lock().unwrap() = now;
+            }
+            requests == served as u64 && (cost - spent).abs() < 1e-6 && spent >= known - 1e-6
+        },
+    )
+    .await;
+    let spent = status_spent().await.unwrap();
     assert!(
         spent <= 12.0 + 1e-9,
         "settled {spent} against a 12.00 budget"
     );
     assert!(
-        spent > 0.0 && over_budget > 0,
-        "some calls were served, the rest refused: {answers:?}"
+        spent > known + 1e-9 || cut == 0,
+        "the abandoned streams are settled too: {spent} vs {known} completed"
     );
-    // The status catches up: spent as settled, Exhausted once nothing more fits.
-    eventually(
-        "the budget's status shows its spend",
-        Duration::from_secs(30),
-        || async {
-            let b = get(&client, NS, "AIBudget", "team").await.unwrap();
-            let status = &b.data["status"];
-            let written = status["spent"]
-                .as_str()
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(-1.0);
-            (written - spent).abs() < 1e-6
-                && status["periodStart"]
-                    .as_str()
-                    .is_some_and(|p| p.ends_with("T00:00:00Z"))
-        },
-    )
-    .await;
-    // Usage reaches the AIModel's status (today and this month) and the operator's metrics,
-    // by workload (these pods have no owner: the pod is the workload).
-    let served = answers.iter().filter(|(s, _)| *s == 200).count() as u64;
-    eventually(
-        "the model's usage shows today's calls and cost",
-        Duration::from_secs(30),
-        || async {
-            let (requests, cost) = usage_of(get(&client, NS, "AIModel", "paid").await);
-            requests == requests_before + served && (cost - cost_before - spent).abs() < 1e-6
-        },
-    )
-    .await;
     let metrics = reqwest::get(format!("{}/metrics", op.admin))
         .await
         .unwrap()
@@ -385,8 +478,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     )
     .await;
     // The first budget's spend survived the restart (it lives in status).
-    let b = get(&client, NS, "AIBudget", "team").await.unwrap();
-    let written: f64 = b.data["status"]["spent"].as_str().unwrap().parse().unwrap();
+    let written = status_spent().await.unwrap();
     assert!((written - spent).abs() < 1e-6, "{written} vs {spent}");
     tokio::time::sleep(Duration::from_secs(6)).await;
     let b = get(&client, NS, "AIBudget", "later").await.unwrap();

@@ -56,38 +56,45 @@ pub async fn reply(settings: &MockSettings, op: Operation, body: &Value, model: 
         return whole(status, "application/json", body.to_string().into());
     }
     if op == Operation::Embeddings {
-        let inputs: Vec<String> = match body.get("input") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                .collect(),
-            Some(other) => vec![other
-                .as_str()
-                .map_or_else(|| other.to_string(), str::to_string)],
-            None => Vec::new(),
-        };
-        let dims = body
-            .get("dimensions")
-            .and_then(Value::as_u64)
-            .map_or(EMBEDDING_DIMENSIONS, |d| d.clamp(1, 4096) as usize);
-        let vectors: Vec<Vec<f64>> = inputs.iter().map(|t| embed(t, dims)).collect();
-        let tokens = inputs.iter().map(|t| words(t)).sum();
-        let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
-        let list = embeddings_list(
-            &vectors,
-            model,
-            base64,
-            Usage {
-                input: tokens,
-                ..Usage::default()
-            },
-        );
-        return whole(StatusCode::OK, "application/json", list.to_string().into());
+        return embeddings(body, model);
     }
+    chat(settings, body, model)
+}
+
+/// An embeddings list: one vector per input, derived from its text.
+fn embeddings(body: &Value, model: &str) -> Reply {
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect(),
+        Some(other) => vec![other
+            .as_str()
+            .map_or_else(|| other.to_string(), str::to_string)],
+        None => Vec::new(),
+    };
+    let dims = body
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map_or(EMBEDDING_DIMENSIONS, |d| d.clamp(1, 4096) as usize);
+    let vectors: Vec<Vec<f64>> = inputs.iter().map(|t| embed(t, dims)).collect();
+    let tokens = inputs.iter().map(|t| words(t)).sum();
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let usage = Usage {
+        input: tokens,
+        ..Usage::default()
+    };
+    let list = embeddings_list(&vectors, model, base64, usage);
+    whole(StatusCode::OK, "application/json", list.to_string().into())
+}
+
+/// A chat completion, whole or streamed: the configured response, else the last user
+/// message echoed, with words counted as tokens.
+fn chat(settings: &MockSettings, body: &Value, model: &str) -> Reply {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let prompt_tokens: u64 = messages
         .iter()

@@ -6,6 +6,9 @@ use serde_json::{json, Map, Value};
 use super::{data_url, error_message, gemini_schema, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
+mod stream;
+pub use stream::Stream;
+
 /// Translates an OpenAI chat completion request into a Gemini `generateContent` request.
 pub fn request(body: &Value) -> Result<Value, Error> {
     let (system, contents) = turns(body)?;
@@ -41,65 +44,16 @@ fn turns(body: &Value) -> Result<(Vec<Value>, Vec<Value>), Error> {
             "system" | "developer" => system.push(json!({"text": text_of(content)})),
             "user" => push(&mut contents, "user", user_parts(content, i)?),
             "assistant" => {
-                let mut parts = Vec::new();
-                let text = text_of(content);
-                if !text.is_empty() {
-                    parts.push(json!({"text": text}));
-                }
-                for call in m
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let name = call
-                        .pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    let args = call
-                        .pointer("/function/arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}");
-                    let args: Value = serde_json::from_str(args).map_err(|_| {
-                        Error::invalid(
-                            &format!("messages[{i}].tool_calls"),
-                            "tool call arguments must be a JSON object",
-                        )
-                    })?;
-                    let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
-                    call_names.push((id.to_string(), name.to_string()));
-                    parts.push(json!({"functionCall": {"name": name, "args": args}}));
-                }
+                let parts = model_parts(m, content, i, &mut call_names)?;
                 if !parts.is_empty() {
                     push(&mut contents, "model", parts);
                 }
             }
-            "tool" => {
-                let id = m
-                    .get("tool_call_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let name = call_names
-                    .iter()
-                    .find(|(i, _)| i == id)
-                    .map(|(_, n)| n.clone())
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            &format!("messages[{i}].tool_call_id"),
-                            format!("no earlier tool call has id {id:?}"),
-                        )
-                    })?;
-                let text = text_of(content);
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => v,
-                    _ => json!({"result": text}),
-                };
-                push(
-                    &mut contents,
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                );
-            }
+            "tool" => push(
+                &mut contents,
+                "user",
+                vec![function_response(m, content, i, &call_names)?],
+            ),
             other => {
                 return Err(Error::invalid(
                     &format!("messages[{i}].role"),
@@ -109,6 +63,75 @@ fn turns(body: &Value) -> Result<(Vec<Value>, Vec<Value>), Error> {
         }
     }
     Ok((system, contents))
+}
+
+/// An assistant message as model parts: its text, then its tool calls as function calls
+/// (their ids remembered with their names, which Gemini matches responses by).
+fn model_parts(
+    m: &Value,
+    content: &Value,
+    i: usize,
+    call_names: &mut Vec<(String, String)>,
+) -> Result<Vec<Value>, Error> {
+    let mut parts = Vec::new();
+    let text = text_of(content);
+    if !text.is_empty() {
+        parts.push(json!({"text": text}));
+    }
+    for call in m
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = call
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let args = call
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("{}");
+        let args: Value = serde_json::from_str(args).map_err(|_| {
+            Error::invalid(
+                &format!("messages[{i}].tool_calls"),
+                "tool call arguments must be a JSON object",
+            )
+        })?;
+        let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
+        call_names.push((id.to_string(), name.to_string()));
+        parts.push(json!({"functionCall": {"name": name, "args": args}}));
+    }
+    Ok(parts)
+}
+
+/// A tool message as a function response, named after the call it answers.
+fn function_response(
+    m: &Value,
+    content: &Value,
+    i: usize,
+    call_names: &[(String, String)],
+) -> Result<Value, Error> {
+    let id = m
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = call_names
+        .iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, n)| n.clone())
+        .ok_or_else(|| {
+            Error::invalid(
+                &format!("messages[{i}].tool_call_id"),
+                format!("no earlier tool call has id {id:?}"),
+            )
+        })?;
+    let text = text_of(content);
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({"result": text}),
+    };
+    Ok(json!({"functionResponse": {"name": name, "response": response}}))
 }
 
 /// `generationConfig`: sampling, limits, stop sequences, JSON output and thinking.
@@ -378,109 +401,6 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "usage": usage.to_openai(),
     });
     (out, usage)
-}
-
-/// Gemini stream responses in, OpenAI chunks out.
-#[derive(Debug)]
-pub struct Stream {
-    ctx: Context,
-    id: String,
-    model: String,
-    started: bool,
-    calls: usize,
-    finish: Option<&'static str>,
-    usage: Usage,
-    done: bool,
-    error: Option<String>,
-}
-
-impl Stream {
-    /// A translator for one response.
-    pub fn new(ctx: Context) -> Self {
-        let model = ctx.model.clone();
-        Self {
-            ctx,
-            id: "chatcmpl-gemini".into(),
-            model,
-            started: false,
-            calls: 0,
-            finish: None,
-            usage: Usage::default(),
-            done: false,
-            error: None,
-        }
-    }
-
-    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        super::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
-    }
-}
-
-impl super::StreamTranslator for Stream {
-    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        let Ok(body) = serde_json::from_str::<Value>(&ev.data) else {
-            return;
-        };
-        if let Some(err) = body.get("error") {
-            self.error = Some(error_message(err));
-            return;
-        }
-        if !self.started {
-            self.started = true;
-            if let Some(id) = body["responseId"].as_str() {
-                self.id = format!("chatcmpl-{id}");
-            }
-            if let Some(m) = body["modelVersion"].as_str() {
-                self.model = m.to_string();
-            }
-            self.chunk(out, json!({"role": "assistant", "content": ""}), None);
-        }
-        if body["usageMetadata"].is_object() {
-            self.usage = usage(&body["usageMetadata"]);
-        }
-        let Some(candidate) = body.pointer("/candidates/0") else {
-            if body.pointer("/promptFeedback/blockReason").is_some() {
-                self.finish = Some("content_filter");
-                self.chunk(out, json!({}), Some("content_filter"));
-            }
-            return;
-        };
-        let (text, thoughts, calls) = parts(candidate, self.calls);
-        self.calls += calls.len();
-        if !thoughts.is_empty() {
-            self.chunk(out, json!({"reasoning_content": thoughts}), None);
-        }
-        if !text.is_empty() {
-            self.chunk(out, json!({"content": text}), None);
-        }
-        if !calls.is_empty() {
-            self.chunk(out, json!({"tool_calls": calls}), None);
-        }
-        if let Some(reason) = candidate["finishReason"].as_str() {
-            let finish = finish_reason(reason, self.calls > 0);
-            self.finish = Some(finish);
-            self.chunk(out, json!({}), Some(finish));
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
-        if self.finish.is_some() && !self.done {
-            if self.ctx.include_usage {
-                super::openai_usage_chunk(out, &self.id, self.ctx.created, &self.model, self.usage);
-            }
-            sse::write(out, None, "[DONE]");
-            self.done = true;
-        }
-        self.done
-    }
-
-    fn usage(&self) -> Usage {
-        self.usage
-    }
-
-    fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
 }
 
 /// The inputs of an OpenAI embeddings request, as strings.

@@ -204,51 +204,12 @@ fn user(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
                 parts.push(b'}');
                 only_text = Some(b.text);
             }
-            "image" => {
-                let src: Source<'_> = b.source.parse(b'{')?.ok()?;
-                parts.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
-                if src.kind.is("base64")? {
-                    data_url(&mut parts, src.media_type, "image/png", src.data);
-                } else {
-                    joined(&mut parts, &[src.url.inner().unwrap_or_default()], "");
-                }
-                parts.extend_from_slice(b"}}");
-                only_text = None;
-            }
-            "document" => {
-                let src: Source<'_> = b.source.parse(b'{')?.ok()?;
-                if !src.kind.is("base64")? {
-                    return None;
-                }
-                parts.extend_from_slice(
-                    b"{\"type\":\"file\",\"file\":{\"filename\":\"document.pdf\",\"file_data\":",
-                );
-                data_url(&mut parts, src.media_type, "application/pdf", src.data);
-                parts.extend_from_slice(b"}}");
+            "image" | "document" => {
+                media(&mut parts, kind, b)?;
                 only_text = None;
             }
             "tool_result" => {
-                item(out);
-                out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
-                raw(out, b.tool_use_id);
-                out.extend_from_slice(b",\"content\":");
-                let texts = match b.content.first() {
-                    Some(b'"') => b.content.inner().into_iter().collect(),
-                    Some(b'[') => texts_of(&b.content.parse::<Vec<Block<'_>>>(b'[')?.ok()?),
-                    _ => Vec::new(),
-                };
-                let error = b.is_error.0.is_some_and(|r| r.get() == "true");
-                out.push(b'"');
-                if error {
-                    out.extend_from_slice(b"Error: ");
-                }
-                for (i, t) in texts.iter().enumerate() {
-                    if i > 0 {
-                        out.extend_from_slice(b"\\n");
-                    }
-                    out.extend_from_slice(t.as_bytes());
-                }
-                out.extend_from_slice(b"\"}");
+                tool_result(out, b)?;
                 continue;
             }
             _ => return None,
@@ -269,6 +230,56 @@ fn user(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
         }
     }
     out.push(b'}');
+    Some(())
+}
+
+/// An image (inline or by URL) or a PDF document (inline) as an OpenAI content part.
+fn media(parts: &mut Vec<u8>, kind: &str, b: &Block<'_>) -> Option<()> {
+    let src: Source<'_> = b.source.parse(b'{')?.ok()?;
+    let base64 = src.kind.is("base64")?;
+    if kind == "image" {
+        parts.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
+        if base64 {
+            data_url(parts, src.media_type, "image/png", src.data);
+        } else {
+            joined(parts, &[src.url.inner().unwrap_or_default()], "");
+        }
+    } else {
+        if !base64 {
+            return None;
+        }
+        parts.extend_from_slice(
+            b"{\"type\":\"file\",\"file\":{\"filename\":\"document.pdf\",\"file_data\":",
+        );
+        data_url(parts, src.media_type, "application/pdf", src.data);
+    }
+    parts.extend_from_slice(b"}}");
+    Some(())
+}
+
+/// A tool result as a `tool` message: its texts joined, `Error: ` before a failure's.
+fn tool_result(out: &mut Vec<u8>, b: &Block<'_>) -> Option<()> {
+    item(out);
+    out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
+    raw(out, b.tool_use_id);
+    out.extend_from_slice(b",\"content\":");
+    let texts = match b.content.first() {
+        Some(b'"') => b.content.inner().into_iter().collect(),
+        Some(b'[') => texts_of(&b.content.parse::<Vec<Block<'_>>>(b'[')?.ok()?),
+        _ => Vec::new(),
+    };
+    let error = b.is_error.0.is_some_and(|r| r.get() == "true");
+    out.push(b'"');
+    if error {
+        out.extend_from_slice(b"Error: ");
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\\n");
+        }
+        out.extend_from_slice(t.as_bytes());
+    }
+    out.extend_from_slice(b"\"}");
     Some(())
 }
 

@@ -1,0 +1,152 @@
+//! Anthropic stream events in, OpenAI chunks out, with the tool calls' OpenAI indices kept per content block.
+
+use super::*;
+use crate::translate;
+
+/// Anthropic stream events in, OpenAI chunks out.
+#[derive(Debug, Default)]
+pub struct Stream {
+    ctx: Context,
+    id: String,
+    model: String,
+    usage: Usage,
+    /// Anthropic content-block index to OpenAI tool-call index.
+    tool_index: Vec<(u64, usize)>,
+    finish: Option<&'static str>,
+    done: bool,
+    error: Option<String>,
+}
+
+impl Stream {
+    /// A translator for one response.
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            model: ctx.model.clone(),
+            ctx,
+            ..Self::default()
+        }
+    }
+
+    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
+        translate::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
+    }
+
+    /// `message_start`: the id, model and input usage, and the assistant's first chunk.
+    fn start(&mut self, msg: &Value, out: &mut Vec<u8>) {
+        self.id = format!(
+            "chatcmpl-{}",
+            msg.get("id").and_then(Value::as_str).unwrap_or("msg")
+        );
+        if let Some(m) = msg.get("model").and_then(Value::as_str) {
+            self.model = m.to_string();
+        }
+        self.usage = usage(&msg["usage"]);
+        self.chunk(out, json!({"role": "assistant", "content": ""}), None);
+    }
+
+    /// `content_block_delta`: text, thinking, or a tool call's arguments (its OpenAI index
+    /// found from the block's).
+    fn delta(&mut self, data: &Value, out: &mut Vec<u8>) {
+        let delta = &data["delta"];
+        match delta["type"].as_str().unwrap_or_default() {
+            "text_delta" => self.chunk(out, json!({"content": delta["text"]}), None),
+            "thinking_delta" => {
+                self.chunk(out, json!({"reasoning_content": delta["thinking"]}), None)
+            }
+            "input_json_delta" if self.ctx.json_tool => {
+                self.chunk(out, json!({"content": delta["partial_json"]}), None)
+            }
+            "input_json_delta" => {
+                let block = data["index"].as_u64().unwrap_or(0);
+                let index = self
+                    .tool_index
+                    .iter()
+                    .find(|(b, _)| *b == block)
+                    .map_or(0, |(_, i)| *i);
+                let call =
+                    json!([{"index": index, "function": {"arguments": delta["partial_json"]}}]);
+                self.chunk(out, json!({"tool_calls": call}), None);
+            }
+            _ => {}
+        }
+    }
+
+    /// `message_delta`: the final usage and the stop reason.
+    fn message_delta(&mut self, data: &Value, out: &mut Vec<u8>) {
+        let u = usage(&data["usage"]);
+        self.usage.output = u.output.max(self.usage.output);
+        if u.input > 0 {
+            self.usage.input = u.input;
+            self.usage.cached = u.cached;
+        }
+        if let Some(stop) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+            let finish = if self.ctx.json_tool && stop == "tool_use" {
+                "stop"
+            } else {
+                finish_reason(stop)
+            };
+            self.finish = Some(finish);
+            self.chunk(out, json!({}), Some(finish));
+        }
+    }
+}
+
+impl translate::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .or(ev.name.as_deref())
+            .unwrap_or_default();
+        match kind {
+            "message_start" => self.start(&data["message"], out),
+            "content_block_start" => {
+                let block = &data["content_block"];
+                if block["type"] == "tool_use" && !self.ctx.json_tool {
+                    let index = self.tool_index.len();
+                    self.tool_index
+                        .push((data["index"].as_u64().unwrap_or(0), index));
+                    let call = json!([{"index": index, "id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": ""}}]);
+                    self.chunk(out, json!({"tool_calls": call}), None);
+                }
+            }
+            "content_block_delta" => self.delta(&data, out),
+            "message_delta" => self.message_delta(&data, out),
+            "message_stop" => {
+                if self.finish.is_none() {
+                    self.chunk(out, json!({}), Some("stop"));
+                }
+                if self.ctx.include_usage {
+                    translate::openai_usage_chunk(
+                        out,
+                        &self.id,
+                        self.ctx.created,
+                        &self.model,
+                        self.usage,
+                    );
+                }
+                sse::write(out, None, "[DONE]");
+                self.done = true;
+            }
+            "error" => {
+                self.error = Some(error_message(&data["error"]));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}

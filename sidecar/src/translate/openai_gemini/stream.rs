@@ -1,0 +1,113 @@
+//! Gemini stream responses in, OpenAI chunks out: per-candidate text and thoughts, function calls numbered as they come, usage from the last `usageMetadata`.
+
+use super::*;
+use crate::translate;
+
+/// Gemini stream responses in, OpenAI chunks out.
+#[derive(Debug)]
+pub struct Stream {
+    ctx: Context,
+    id: String,
+    model: String,
+    started: bool,
+    calls: usize,
+    finish: Option<&'static str>,
+    usage: Usage,
+    done: bool,
+    error: Option<String>,
+}
+
+impl Stream {
+    /// A translator for one response.
+    pub fn new(ctx: Context) -> Self {
+        let model = ctx.model.clone();
+        Self {
+            ctx,
+            id: "chatcmpl-gemini".into(),
+            model,
+            started: false,
+            calls: 0,
+            finish: None,
+            usage: Usage::default(),
+            done: false,
+            error: None,
+        }
+    }
+
+    fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
+        translate::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
+    }
+}
+
+impl translate::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        let Ok(body) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(err) = body.get("error") {
+            self.error = Some(error_message(err));
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(id) = body["responseId"].as_str() {
+                self.id = format!("chatcmpl-{id}");
+            }
+            if let Some(m) = body["modelVersion"].as_str() {
+                self.model = m.to_string();
+            }
+            self.chunk(out, json!({"role": "assistant", "content": ""}), None);
+        }
+        if body["usageMetadata"].is_object() {
+            self.usage = usage(&body["usageMetadata"]);
+        }
+        let Some(candidate) = body.pointer("/candidates/0") else {
+            if body.pointer("/promptFeedback/blockReason").is_some() {
+                self.finish = Some("content_filter");
+                self.chunk(out, json!({}), Some("content_filter"));
+            }
+            return;
+        };
+        let (text, thoughts, calls) = parts(candidate, self.calls);
+        self.calls += calls.len();
+        if !thoughts.is_empty() {
+            self.chunk(out, json!({"reasoning_content": thoughts}), None);
+        }
+        if !text.is_empty() {
+            self.chunk(out, json!({"content": text}), None);
+        }
+        if !calls.is_empty() {
+            self.chunk(out, json!({"tool_calls": calls}), None);
+        }
+        if let Some(reason) = candidate["finishReason"].as_str() {
+            let finish = finish_reason(reason, self.calls > 0);
+            self.finish = Some(finish);
+            self.chunk(out, json!({}), Some(finish));
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.finish.is_some() && !self.done {
+            if self.ctx.include_usage {
+                translate::openai_usage_chunk(
+                    out,
+                    &self.id,
+                    self.ctx.created,
+                    &self.model,
+                    self.usage,
+                );
+            }
+            sse::write(out, None, "[DONE]");
+            self.done = true;
+        }
+        self.done
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}

@@ -272,4 +272,13 @@ async fn a_stream_the_caller_abandons_is_settled_at_what_it_streamed_and_a_faile
         admitted, expected,
         "each call reserves {reserve} cents and settles at {settled}"
     );
+    // Metrics count the abandoned streams as the budget settled them.
+    let (_, metrics) = sc.admin_get("/metrics").unwrap();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchyard_cost_usd_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let want = (admitted * settled) as f64 / 100.0;
+    assert!((counted - want).abs() < 1e-6, "{counted} vs {want}\n{metrics}");
 }

@@ -234,30 +234,32 @@ impl Outcome {
                 responses_api::remember(&shared, &rt2, p, response, &provider);
             }
             let (usage, cost) = (ended.usage, ended.cost);
-            let (error, settle) = match ended.how {
+            match ended.how {
                 // Usage never reported on a whole stream: the reservation stands.
-                End::Complete => (
-                    None,
-                    (
+                End::Complete => {
+                    let settle = (
                         usage.reported(),
                         usage.reported().map(|_| Money::from_dollars_ceil(cost)),
-                    ),
-                ),
+                    );
+                    tally.close(StatusCode::OK, usage, cost, settle, true, None);
+                }
+                // Cut short: counted (in metrics, usage and budgets alike) at what upstream
+                // reported, and no less than the input estimate and the events relayed.
                 how => {
                     let used = tally
                         .ticket
                         .as_ref()
                         .map_or(usage, |t| t.cut_usage(usage, ended.events));
-                    let dollars = Money::from_dollars_ceil(ended.cost_of(used));
+                    let cost = ended.cost_of(used);
+                    let settle = (used.reported(), Some(Money::from_dollars_ceil(cost)));
                     let error = if how == End::Cancelled {
                         "cancelled"
                     } else {
                         "stream_interrupted"
                     };
-                    (Some(error), (used.reported(), Some(dollars)))
+                    tally.close(StatusCode::OK, used, cost, settle, true, Some(error));
                 }
-            };
-            tally.close(StatusCode::OK, usage, cost, settle, true, error);
+            }
         }));
         let mut resp = Response::new(body.boxed_unsync());
         *resp.headers_mut() = HeaderMap::with_capacity(respond::HEADERS);

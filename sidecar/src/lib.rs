@@ -135,8 +135,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     }
     let _ = follower.await;
     // Spans still queued go out before the process ends.
-    let s = shared.clone();
-    let _ = tokio::task::spawn_blocking(move || s.tracing.shutdown()).await;
+    shared.tracing.shutdown().await;
     Ok(())
 }
 

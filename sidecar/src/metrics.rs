@@ -123,6 +123,8 @@ pub struct Metrics {
     pub cache_entries: Gauge,
     /// OTLP trace exports by outcome (`ok`, `failed`).
     pub trace_exports: Family<OutcomeLabels, Counter>,
+    /// Spans dropped because the export queue was full (the collector away or slow).
+    pub trace_spans_dropped: Counter,
 }
 
 /// Labels of cache lookups.
@@ -159,6 +161,7 @@ impl Default for Metrics {
             cache: Family::default(),
             cache_entries: Gauge::default(),
             trace_exports: Family::default(),
+            trace_spans_dropped: Counter::default(),
             registry: Registry::default(),
         };
         m.register_gen_ai(&mut registry);
@@ -240,6 +243,11 @@ impl Metrics {
             "switchyard_trace_exports",
             "OTLP trace batches sent, by outcome (spans are dropped, not waited for, when the collector is away)",
             m.trace_exports.clone(),
+        );
+        registry.register(
+            "switchyard_trace_spans_dropped",
+            "Spans dropped because the export queue was full (never waited for)",
+            m.trace_spans_dropped.clone(),
         );
     }
 }

@@ -124,7 +124,10 @@ impl Shared {
         keepalive: std::time::Duration,
     ) -> Arc<Self> {
         let metrics = Metrics::default();
-        let tracing = crate::telemetry::Tracing::from_env(metrics.trace_exports.clone());
+        let tracing = crate::telemetry::Tracing::from_env(
+            metrics.trace_exports.clone(),
+            metrics.trace_spans_dropped.clone(),
+        );
         Arc::new(Self {
             runtime: ArcSwapOption::empty(),
             health: Health::default(),

@@ -280,5 +280,8 @@ async fn a_stream_the_caller_abandons_is_settled_at_what_it_streamed_and_a_faile
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     let want = (admitted * settled) as f64 / 100.0;
-    assert!((counted - want).abs() < 1e-6, "{counted} vs {want}\n{metrics}");
+    assert!(
+        (counted - want).abs() < 1e-6,
+        "{counted} vs {want}\n{metrics}"
+    );
 }

@@ -172,6 +172,13 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let recorder = crate::reconcile::recorder(&client, identity);
+    let writer = Writer {
+        client: &client,
+        recorder: &recorder,
+        world: &world,
+        ledger: &ledger,
+        metrics: &metrics,
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
@@ -188,10 +195,7 @@ pub async fn run(
         let now = unix_now();
         for (b, book) in ledger.books(&world.budgets.state(), now) {
             let started = std::time::Instant::now();
-            let result = write(
-                &client, &recorder, &world, &ledger, &metrics, &b, &book, now,
-            )
-            .await;
+            let result = writer.write(&b, &book, now).await;
             metrics.reconciled("budget", started, &result);
             if let Err(e) = result {
                 // The next pass compares again and writes what is still missing.
@@ -229,69 +233,78 @@ async fn write_usage(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write(
-    client: &Client,
-    recorder: &Recorder,
-    world: &World,
-    ledger: &Ledger,
-    metrics: &Metrics,
-    b: &AIBudget,
-    book: &Book,
-    now: i64,
-) -> Result<(), Error> {
-    let ns = b.namespace().unwrap_or_default();
-    let name = b.name_any();
-    let limit = Money::parse(&b.spec.limit).unwrap_or_default();
-    metrics.budget(&ns, &name, Money(book.spent).dollars(), limit.dollars());
-    let desired = desired(b, book, &problems(world, b), now);
-    let mut unchanged = desired.clone();
-    if let Some(current) = &b.status {
-        // Times alone do not make a write.
-        for (c, old) in unchanged.conditions.iter_mut().zip(&current.conditions) {
-            c.last_transition_time = old.last_transition_time.clone();
+/// What the budget writer works with.
+struct Writer<'a> {
+    client: &'a Client,
+    recorder: &'a Recorder,
+    world: &'a World,
+    ledger: &'a Ledger,
+    metrics: &'a Metrics,
+}
+
+impl Writer<'_> {
+    /// Brings one budget's status and gauges up to date, and records its 80 % and exhaustion
+    /// Events once each.
+    async fn write(&self, b: &AIBudget, book: &Book, now: i64) -> Result<(), Error> {
+        let Writer {
+            client,
+            recorder,
+            world,
+            ledger,
+            metrics,
+        } = *self;
+        let ns = b.namespace().unwrap_or_default();
+        let name = b.name_any();
+        let limit = Money::parse(&b.spec.limit).unwrap_or_default();
+        metrics.budget(&ns, &name, Money(book.spent).dollars(), limit.dollars());
+        let desired = desired(b, book, &problems(world, b), now);
+        let mut unchanged = desired.clone();
+        if let Some(current) = &b.status {
+            // Times alone do not make a write.
+            for (c, old) in unchanged.conditions.iter_mut().zip(&current.conditions) {
+                c.last_transition_time = old.last_transition_time.clone();
+            }
         }
-    }
-    if b.status.as_ref() != Some(&unchanged) {
-        let api: Api<AIBudget> = Api::namespaced(client.clone(), &ns);
-        let patch =
-            json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIBudget", "status": desired});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    let used = book.spent + book.reserved(now);
-    let warn = !book.warned && limit.0 > 0 && used * 5 >= limit.0 * 4;
-    let exhausted = !book.exhausted && used >= limit.0;
-    for (due, reason, what) in [
-        (warn, "BudgetWarning", "80 % of the budget is used"),
-        (
-            exhausted,
-            "BudgetExhausted",
-            "the budget is exhausted: calls it covers are refused until it resets",
-        ),
-    ] {
-        if !due {
-            continue;
+        if b.status.as_ref() != Some(&unchanged) {
+            let api: Api<AIBudget> = Api::namespaced(client.clone(), &ns);
+            let patch = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIBudget", "status": desired});
+            api.patch_status(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
         }
-        let event = Event {
-            type_: EventType::Warning,
-            reason: reason.into(),
-            note: Some(format!(
-                "{what}: {} of {limit} US dollars this {}",
-                Money(used),
-                b.spec.period.as_str()
-            )),
-            action: "Count".into(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&event, &b.object_ref(&())).await {
-            tracing::debug!("event not recorded: {e}");
+        let used = book.spent + book.reserved(now);
+        let warn = !book.warned && limit.0 > 0 && used * 5 >= limit.0 * 4;
+        let exhausted = !book.exhausted && used >= limit.0;
+        for (due, reason, what) in [
+            (warn, "BudgetWarning", "80 % of the budget is used"),
+            (
+                exhausted,
+                "BudgetExhausted",
+                "the budget is exhausted: calls it covers are refused until it resets",
+            ),
+        ] {
+            if !due {
+                continue;
+            }
+            let event = Event {
+                type_: EventType::Warning,
+                reason: reason.into(),
+                note: Some(format!(
+                    "{what}: {} of {limit} US dollars this {}",
+                    Money(used),
+                    b.spec.period.as_str()
+                )),
+                action: "Count".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &b.object_ref(&())).await {
+                tracing::debug!("event not recorded: {e}");
+            }
         }
+        ledger.announced(b, warn, exhausted);
+        Ok(())
     }
-    ledger.announced(b, warn, exhausted);
-    Ok(())
 }

@@ -19,7 +19,7 @@ use crate::{
     plan, provider,
     respond::{self, Body},
     router::Report,
-    server::{decorate, finish_error},
+    server::{decorate, finish_error, Named},
     state::Runtime,
     upstream, Shared,
 };
@@ -74,16 +74,16 @@ where
             }
             resp
         }
-        Err(err) => finish_error(
-            shared,
-            dialect,
-            Operation::Chat,
-            err,
-            &Report::default(),
-            request_id,
-            "unknown",
-            started,
-        ),
+        Err(err) => {
+            let call = Named {
+                op: Operation::Chat,
+                dialect,
+                model: "unknown",
+                request_id,
+                started,
+            };
+            finish_error(shared, call, err, &Report::default())
+        }
     }
 }
 

@@ -37,7 +37,6 @@ impl Governor {
 
     /// Counts one finished call for the operator (managed mode only; standalone sidecars
     /// have their Prometheus metrics).
-    #[allow(clippy::too_many_arguments)]
     pub fn account(
         &self,
         model: &str,

@@ -45,21 +45,46 @@ fn api_header(name: &str) -> bool {
     name.starts_with("anthropic-") || name == "openai-beta"
 }
 
+/// What is asked of the upstream: the operation on which model, streamed or not, and for
+/// embeddings whether one input goes alone.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// The operation.
+    pub op: Operation,
+    /// The upstream model.
+    pub model: &'a str,
+    /// Whether the answer streams.
+    pub stream: bool,
+    /// One embeddings input (Gemini's single-input endpoint).
+    pub single: bool,
+}
+
+/// Who asked: the caller's format, its headers and the call's id.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The caller's format.
+    pub dialect: Dialect,
+    /// The caller's headers.
+    pub headers: &'a HeaderMap,
+    /// The call's `x-request-id`.
+    pub request_id: &'a str,
+}
+
 /// Builds the upstream request: URL, key, the provider's extra headers, and the API's own
 /// headers from the caller when caller and provider speak the same format. The caller's
 /// `Authorization` and `x-api-key` are never forwarded.
-#[allow(clippy::too_many_arguments)]
 pub fn build(
     p: &Provider,
-    op: Operation,
-    model: &str,
-    stream: bool,
+    ask: Ask<'_>,
     body: Bytes,
-    single: bool,
-    caller: Dialect,
-    inbound: &HeaderMap,
-    request_id: &str,
+    caller: Caller<'_>,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
+    let Ask {
+        op,
+        model,
+        stream,
+        single,
+    } = ask;
     let a = adapter(p.type_);
     let mut req = Request::post(a.url(p, op, model, stream, single));
     let headers = req.headers_mut().expect("a fresh builder has headers");
@@ -71,10 +96,10 @@ pub fn build(
             "application/json"
         }),
     );
-    if let Ok(v) = HeaderValue::from_str(request_id) {
+    if let Ok(v) = HeaderValue::from_str(caller.request_id) {
         headers.insert("x-request-id", v);
     }
-    upstream_headers(p, caller, inbound, headers);
+    upstream_headers(p, caller.dialect, caller.headers, headers);
     req.body(Full::new(body))
 }
 

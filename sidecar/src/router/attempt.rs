@@ -180,18 +180,19 @@ async fn send(
     trace_headers: HeaderMap,
 ) -> Result<upstream::Reply, Failure> {
     let call = leg.call;
-    let mut req = provider::build(
-        provider,
-        call.op,
-        &leg.backend.model,
-        call.stream,
-        bytes,
+    let ask = provider::Ask {
+        op: call.op,
+        model: &leg.backend.model,
+        stream: call.stream,
         single,
-        call.dialect,
-        call.headers,
-        call.request_id,
-    )
-    .map_err(|e| Failure::Connect(format!("bad upstream request: {e}")))?;
+    };
+    let caller = provider::Caller {
+        dialect: call.dialect,
+        headers: call.headers,
+        request_id: call.request_id,
+    };
+    let mut req = provider::build(provider, ask, bytes, caller)
+        .map_err(|e| Failure::Connect(format!("bad upstream request: {e}")))?;
     req.headers_mut().extend(trace_headers);
     let sending = shared.upstream.send(req, provider.connect_timeout.0);
     match timeout_at(leg.first_byte, sending).await {

@@ -93,16 +93,13 @@ impl Front {
         );
         mark(&mut resp, Some((CacheOutcome::Hit, None)));
         let report = Report::default();
+        let call = self.named(model);
         record(
             &self.shared,
-            self.op,
-            self.dialect,
-            model,
+            call,
             &report,
             StatusCode::OK,
-            Usage::default(),
-            0.0,
-            self.started,
+            (Usage::default(), 0.0),
             None,
         );
         Some(resp)

@@ -58,16 +58,14 @@ where
             return responses_api::stored(&shared, &id, action, &request_id)
         }
         Endpoint::Refused(dialect, err) => {
-            return finish_error(
-                &shared,
-                dialect,
+            let call = Named {
                 op,
-                err,
-                &Report::default(),
-                &request_id,
-                "unknown",
+                dialect,
+                model: "unknown",
+                request_id: &request_id,
                 started,
-            )
+            };
+            return finish_error(&shared, call, err, &Report::default());
         }
         Endpoint::Call {
             dialect, gemini, ..
@@ -97,16 +95,18 @@ pub(super) struct Front {
 
 impl Front {
     pub(super) fn refuse(&self, err: Error, report: &Report, model: &str) -> Response<Body> {
-        finish_error(
-            &self.shared,
-            self.dialect,
-            self.op,
-            err,
-            report,
-            &self.request_id,
+        finish_error(&self.shared, self.named(model), err, report)
+    }
+
+    /// The call as metrics and logs name it, under `model`.
+    pub(super) fn named<'a>(&'a self, model: &'a str) -> Named<'a> {
+        Named {
+            op: self.op,
+            dialect: self.dialect,
             model,
-            self.started,
-        )
+            request_id: &self.request_id,
+            started: self.started,
+        }
     }
 
     /// Admits an accepted call against limits and budgets, routes it, and answers.
@@ -306,17 +306,30 @@ pub(crate) fn decorate(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What metrics and logs name a call by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Named<'a> {
+    pub(crate) op: Operation,
+    pub(crate) dialect: Dialect,
+    /// The model label (`unknown` before one is known, or for names not served).
+    pub(crate) model: &'a str,
+    pub(crate) request_id: &'a str,
+    pub(crate) started: Instant,
+}
+
 pub(crate) fn finish_error(
     shared: &Shared,
-    dialect: Dialect,
-    op: Operation,
+    call: Named<'_>,
     err: Error,
     report: &Report,
-    request_id: &str,
-    model: &str,
-    started: Instant,
 ) -> Response<Body> {
+    let Named {
+        op,
+        dialect,
+        model,
+        request_id,
+        started,
+    } = call;
     let status = err.status_code();
     let level_warn = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
     if level_warn {
@@ -353,19 +366,21 @@ pub(crate) fn finish_error(
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn record(
     shared: &Shared,
-    op: Operation,
-    dialect: Dialect,
-    model: &str,
+    call: Named<'_>,
     report: &Report,
     status: StatusCode,
-    usage: Usage,
-    cost: f64,
-    started: Instant,
+    (usage, cost): (Usage, f64),
     error: Option<&str>,
 ) {
+    let Named {
+        op,
+        dialect,
+        model,
+        started,
+        ..
+    } = call;
     let m = &shared.metrics;
     m.requests
         .get_or_create(&RequestLabels {

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use switchyard_crds::Money;
 
-use super::{cached::mark, decorate, record, Front};
+use super::{cached::mark, decorate, record, Front, Named};
 use crate::{
     cache::{self, Outcome as CacheOutcome},
     dialect::Operation,
@@ -95,19 +95,15 @@ impl Tally {
                 .governor
                 .account(model, &r.provider, usage, cost, failed);
         }
-        let (op, dialect, model) = (self.op, self.dialect, &self.model_label);
-        record(
-            &self.shared,
-            op,
-            dialect,
+        let model = &self.model_label;
+        let call = Named {
+            op: self.op,
+            dialect: self.dialect,
             model,
-            r,
-            status,
-            usage,
-            cost,
-            self.started,
-            error,
-        );
+            request_id: &self.request_id,
+            started: self.started,
+        };
+        record(&self.shared, call, r, status, (usage, cost), error);
         tracing::debug!(model = %model, provider = %r.provider, upstream_model = %r.model, attempts = r.attempts, status = status.as_u16(), error = ?error, ms = self.started.elapsed().as_millis() as u64, request_id = %self.request_id, "served");
     }
 }

@@ -193,11 +193,54 @@ pub fn parse(
     }
 }
 
+/// A document as `T`; a field `T` does not have is an error naming it, as the API server's
+/// strict field validation (kubectl's default) makes it: a misspelt `rateLimits` must not
+/// silently leave a policy without its limit.
 fn typed<T: DeserializeOwned>(doc: &str, start: usize) -> Result<T, (usize, String)> {
-    serde_yaml::from_str(doc).map_err(|e| {
+    let mut unknown = Vec::new();
+    let value = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(doc), |path| {
+        unknown.push(field_path(&path.to_string()))
+    })
+    .map_err(|e: serde_yaml::Error| {
         let line = start + e.location().map_or(0, |l| l.line().saturating_sub(1));
         (line, e.to_string())
-    })
+    })?;
+    // `apiVersion` and `kind` were read already; `status` is the server's to write (a
+    // manifest copied from `kubectl get -o yaml` has it).
+    unknown.retain(|p| {
+        !matches!(p.as_str(), "apiVersion" | "kind" | "status") && !p.starts_with("status.")
+    });
+    match unknown.first() {
+        None => Ok(value),
+        Some(path) => {
+            let key = path.rsplit(['.', ']']).next().unwrap_or(path);
+            let line = doc
+                .lines()
+                .position(|l| {
+                    let l = l.trim_start().trim_start_matches("- ");
+                    l.starts_with(&format!("{key}:")) || l.contains(&format!("{key}:"))
+                })
+                .map_or(start, |i| start + i);
+            Err((line, format!("unknown field {path:?}")))
+        }
+    }
+}
+
+/// A path as serde_ignored prints it (`spec.backends.0.?.x`) in the schema's notation
+/// (`spec.backends[0].x`).
+fn field_path(ignored: &str) -> String {
+    let mut out = String::new();
+    for part in ignored.split('.').filter(|p| *p != "?") {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn check<K: ResourceExt>(

@@ -356,6 +356,9 @@ fn schema_breaking_documents_are_rejected_with_file_and_line() {
         ("apiVersion: switchyard.dev/v1alpha1\nkind: AIProvider\nmetadata: {name: m}\nspec: {type: mock, mock: {failureRate: 2}}\n", "spec.mock.failureRate"),
         ("apiVersion: switchyard.dev/v1alpha1\nkind: AIProvider\nmetadata: {name: o}\nspec: {type: openai}\n", "spec.credentials"),
         ("apiVersion: switchyard.dev/v1beta9\nkind: AIProvider\nmetadata: {name: o}\n", "unsupported apiVersion"),
+        // A misspelt field is an error, not a silently missing limit.
+        ("apiVersion: switchyard.dev/v1alpha1\nkind: AIRoutingPolicy\nmetadata: {name: p}\nspec:\n  rateLimits: {requestsPerMinute: 5}\n", "bad.yaml:5: unknown field \"spec.rateLimits\""),
+        ("apiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {name: m}\nspec:\n  backends:\n  - {provider: p, model: x, pricing: {inputPerMillion: 1}}\n", "bad.yaml:6: unknown field \"spec.backends[0].pricing.inputPerMillion\""),
     ];
     for (yaml, expected) in cases {
         let errors = load_errors(yaml);

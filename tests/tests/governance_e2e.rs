@@ -249,11 +249,13 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
     serving(&sidecars, &["chat", "paid", "paid-later", "paid-slow"]).await;
 
+    let mut scenario = Scenario::start("one busy pod uses the whole shared limit");
     // One busy pod alone may use the whole shared limit: no static split by pod count.
     if let Some(ok) = admitted_in_a_window(&sidecars[0], "chat", 22).await {
         assert_eq!(ok, 20, "one pod got the whole policy limit, and no more");
     }
 
+    scenario.next("ten pods at once stay within the policy and account limits");
     // Ten pods at once: the upstreams together see at most the policy's 20 a minute, the
     // primary account at most its 12; the rest fails over without touching it.
     let window = next_minute().await;
@@ -302,6 +304,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         );
     }
 
+    scenario.next("a budget holds through streams, failovers and abandoned calls");
     // A budget: every pod spends at once, streamed and not, failing over from a backend that
     // answers 500 and abandoning streams midway; what is settled never passes the limit.
     let usage_of = |o: Option<kube::api::DynamicObject>| -> (u64, f64) {
@@ -442,6 +445,7 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
         );
     }
 
+    scenario.next("the operator goes away and comes back");
     // The operator goes away: sidecars keep serving within their share of what was last
     // known to remain (here nothing was leased yet: 100.00 / 10 pods each), and the spend
     // they settle meanwhile is reported when it is back, counted once.

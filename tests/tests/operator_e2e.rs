@@ -31,6 +31,7 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
     let dir = tempfile::tempdir().unwrap();
     namespaces(&client, &[SYSTEM, TEAM_A, TEAM_B]).await;
 
+    let mut scenario = Scenario::start("kubectl explain shows the doc comments");
     // `kubectl explain` shows the doc comments of the Rust types.
     let kubectl = std::env::var_os("PATH")
         .and_then(|p| {
@@ -74,6 +75,7 @@ async fn the_operator_drives_status_and_sidecars_through_changes_outages_and_han
         None => eprintln!("no kubectl on this machine: the kubectl explain check is skipped"),
     }
 
+    scenario.next("the schema rejects bad specs");
     // The schema rejects bad specs on any server.
     for bad in [
         json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "AIProvider", "metadata": {"name": "bad-enum"}, "spec": {"type": "watsonx"}}),
@@ -150,6 +152,7 @@ webhooks:
     })
     .await;
 
+    scenario.next("injection through the real admission chain");
     // Injection through the real admission chain: the operator set the caBundle; a pod in a
     // labelled namespace comes back with the sidecar (v1.20: the pre-1.29 layout), one
     // elsewhere comes back untouched.
@@ -251,6 +254,7 @@ webhooks:
         "no injection outside labelled namespaces"
     );
 
+    scenario.next("the injected sidecar runs as the mutated spec says");
     // The injected sidecar runs as the mutated spec says: its own env (the CA passed as PEM,
     // the token path), with only what a pod would get from its mounts and network adjusted
     // (the token file, the state dir, the ports, the operator's Service name), and a token
@@ -305,6 +309,7 @@ webhooks:
     })
     .await;
 
+    scenario.next("status tells the truth and follows fixes");
     // Status tells the truth, and fixing the cause flips it without touching the object.
     wait_ready(
         &client,
@@ -348,6 +353,7 @@ webhooks:
         "{reasons:?}"
     );
 
+    scenario.next("a newer policy is Conflicted");
     // A newer policy selecting the same pod is Conflicted on that pod's behalf.
     apply(&client, "apiVersion: switchyard.dev/v1alpha1\nkind: AIRoutingPolicy\nmetadata: {name: zz-late, namespace: sy-e2e-a}\nspec: {podSelector: {matchLabels: {app: chatbot}}}\n").await;
     wait_ready(
@@ -359,6 +365,7 @@ webhooks:
     )
     .await;
 
+    scenario.next("the examples come up Ready");
     // The examples a user applies come up Ready.
     const EXAMPLES: &str = "sy-e2e-examples";
     apply(
@@ -404,6 +411,7 @@ webhooks:
         "{status}"
     );
 
+    scenario.next("sidecars get their pod's config over TLS");
     // Sidecars get their own pod's config over TLS with a real bound token.
     write_ca(&client, dir.path()).await;
     let chatbot_token = token(&client, TEAM_A, "app", "chatbot", "switchyard").await;
@@ -444,6 +452,7 @@ webhooks:
         "another namespace leaked: {cfg}"
     );
 
+    scenario.next("bad tokens get 401");
     // Bad tokens get 401 and no config.
     let wrong_audience = token(&client, TEAM_A, "app", "chatbot", "not-switchyard").await;
     assert_eq!(stream_status(&op1.url, None), 401);
@@ -493,6 +502,7 @@ webhooks:
     )
     .await;
 
+    scenario.next("a change reaches the affected sidecars within a second");
     // A change reaches the affected sidecars within a second; the others get nothing.
     let other_reloads = reloads(&other).await;
     let started = Instant::now();
@@ -504,6 +514,7 @@ webhooks:
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
+    scenario.next("a rotated key reaches the sidecars");
     // Secret data is an input too: a rotated key reaches the sidecars that use it.
     let batch_reloads = reloads(&batch).await;
     apply(&client, "apiVersion: v1\nkind: Secret\nmetadata: {name: openai-key, namespace: sy-e2e-a}\nstringData: {apiKey: sk-team-a-rotated}\n").await;
@@ -511,6 +522,7 @@ webhooks:
         reloads(&batch).await > batch_reloads
     })
     .await;
+    scenario.next("pod labels are an input");
     // Pod labels are an input too.
     let pods: Api<Pod> = Api::namespaced(client.clone(), TEAM_A);
     pods.patch(
@@ -534,6 +546,7 @@ webhooks:
         "an unaffected sidecar received a snapshot"
     );
 
+    scenario.next("a deleted provider marks its model not ready");
     // Deleting a provider that a model uses marks the model not ready.
     let providers: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -561,6 +574,7 @@ webhooks:
     )
     .await;
 
+    scenario.next("operator outage");
     // Operator outage: sidecars keep serving; a restarted sidecar serves its persisted
     // snapshot at once; changes made meanwhile arrive when the operator returns.
     op1.proc.kill();
@@ -578,6 +592,7 @@ webhooks:
         1,
         "fail open: created without the sidecar"
     );
+    scenario.next("hostNetwork pods are never injected");
     // An opted-in hostNetwork pod is never injected; the operator says why.
     let host: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-host", "namespace": "sy-e2e-inject"},
         "spec": {"hostNetwork": true, "containers": [{"name": "app", "image": "app:1"}]}})).unwrap();
@@ -604,6 +619,7 @@ webhooks:
     .await;
     assert!(restarted.elapsed() < Duration::from_secs(2));
     assert_eq!(models(&chatbot).await, ["gpt"], "the persisted snapshot");
+    scenario.next("the operator comes back");
     // The operator comes back on the same address.
     let op1 = restart_operator(dir.path(), op1);
     eventually(
@@ -666,6 +682,7 @@ webhooks:
         },
     )
     .await;
+    scenario.next("reconciles are counted");
     // Status writes are counted as reconciles of the `status` controller, with their time.
     let metrics = reqwest::get(format!("{}/metrics", op1.admin))
         .await
@@ -688,6 +705,7 @@ webhooks:
         "{metrics}"
     );
 
+    scenario.next("leader hand-over");
     // Two replicas: both serve streams; only the Lease holder writes status; killing it
     // hands over within the lease duration.
     let op2 = start_operator(dir.path(), "op-2", free_addr());

@@ -643,3 +643,29 @@ pub async fn cluster() -> (tokio::sync::MutexGuard<'static, ()>, Client) {
 
 /// The scenarios share one API server; they take turns.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The scenario a long end-to-end test is in, so that a failure names what broke: a panic
+/// while it is held prints `scenario failed: <name>` (and each scenario is logged as it
+/// starts).
+pub struct Scenario(&'static str);
+
+impl Scenario {
+    /// The first scenario.
+    pub fn start(name: &'static str) -> Scenario {
+        eprintln!("scenario: {name}");
+        Scenario(name)
+    }
+
+    /// Moves on to the next scenario.
+    pub fn next(&mut self, name: &'static str) {
+        *self = Scenario::start(name);
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("scenario failed: {}", self.0);
+        }
+    }
+}

@@ -62,7 +62,7 @@ pub struct Exporter {
     /// bytes.
     spare: Mutex<(Vec<Record>, Vec<u8>)>,
     /// Rung when a batch is full.
-    full: Notify,
+    full: Arc<Notify>,
     settings: Settings,
     /// Which calls are recorded.
     pub sampler: Sampler,
@@ -84,7 +84,7 @@ impl Exporter {
         let exporter = Arc::new(Exporter {
             queue: Mutex::new(Vec::with_capacity(settings.max_batch)),
             spare: Mutex::default(),
-            full: Notify::new(),
+            full: Arc::new(Notify::new()),
             sampler: settings.sampler,
             settings,
             head,
@@ -92,17 +92,17 @@ impl Exporter {
             exports,
             dropped,
         });
-        // The task holds a weak handle: it ends once the tracer is gone.
+        // The task holds the exporter only while it sends: it ends once the tracer is gone.
         let weak = Arc::downgrade(&exporter);
-        let delay = exporter.settings.delay;
+        let (delay, full) = (exporter.settings.delay, exporter.full.clone());
         tokio::spawn(async move {
             loop {
-                let Some(exporter) = weak.upgrade() else {
-                    return;
-                };
                 let all = tokio::select! {
                     _ = tokio::time::sleep(delay) => true,
-                    _ = exporter.full.notified() => false,
+                    _ = full.notified() => false,
+                };
+                let Some(exporter) = weak.upgrade() else {
+                    return;
                 };
                 exporter.send_queued(all).await;
             }
@@ -383,6 +383,52 @@ mod tests {
     use prost::Message;
 
     use super::*;
+
+    fn record() -> Record {
+        Record {
+            context: SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(2u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent: (SpanId::INVALID, false),
+            kind: Kind::Client,
+            start: 1,
+            end: 2,
+            attributes: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting_and_an_export_empties_it() {
+        let settings = Settings {
+            // Nothing listens there: the export fails, and is counted.
+            endpoint: "http://127.0.0.1:9/v1/traces".parse().unwrap(),
+            headers: http::HeaderMap::new(),
+            timeout: std::time::Duration::from_secs(2),
+            delay: std::time::Duration::from_secs(3600),
+            max_queue: 2,
+            max_batch: 2,
+            sampler: Sampler::AlwaysOn,
+            resource: Vec::new(),
+        };
+        let (exports, dropped) = (Family::default(), Counter::default());
+        let exporter = Exporter::start(settings, exports.clone(), dropped.clone());
+        for _ in 0..3 {
+            exporter.push(record());
+        }
+        assert_eq!(dropped.get(), 1, "the third span found the queue full");
+        exporter.flush().await;
+        let failed = exports
+            .get_or_create(&OutcomeLabels { outcome: "failed" })
+            .get();
+        assert!(failed >= 1, "the batch was sent (and failed)");
+        exporter.push(record());
+        assert_eq!(dropped.get(), 1, "the queue was emptied");
+    }
 
     #[test]
     fn a_batch_decodes_as_the_opentelemetry_definitions_read_it() {

@@ -43,8 +43,16 @@ impl Adapter for Mock {
 /// The dimension of mock embeddings when the request names none.
 const EMBEDDING_DIMENSIONS: usize = 16;
 
+/// Answers an OpenAI-format request as the provider's mock settings say; an error when the
+/// bytes are not JSON (never from the gateway's own translations).
+pub async fn serve(p: &Provider, op: Operation, model: &str, body: &[u8]) -> Result<Reply, String> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let settings = p.mock.clone().unwrap_or_default();
+    Ok(reply(&settings, op, &body, model).await)
+}
+
 /// Answers an OpenAI-format request body the way the settings say.
-pub async fn reply(settings: &MockSettings, op: Operation, body: &Value, model: &str) -> Reply {
+async fn reply(settings: &MockSettings, op: Operation, body: &Value, model: &str) -> Reply {
     if let Some(latency) = settings.latency {
         tokio::time::sleep(latency.into()).await;
     }

@@ -72,10 +72,9 @@ fn upstream_body(
     call: &Call<'_>,
     to: Dialect,
     model: &str,
-    mock: bool,
     ctx: &mut Context,
 ) -> Result<(Bytes, Option<Value>), Failure> {
-    if call.dialect == to && !mock {
+    if call.dialect == to {
         let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
         let model = (to != Dialect::Gemini).then_some(model);
         if let Some(bytes) = call.body.spliced(model, ask_usage) {
@@ -83,11 +82,7 @@ fn upstream_body(
         }
     }
     // The roads agents take most are written from the wire, without a tree.
-    if let Some(raw) = call
-        .body
-        .wire()
-        .filter(|_| call.op == Operation::Chat && !mock)
-    {
+    if let Some(raw) = call.body.wire().filter(|_| call.op == Operation::Chat) {
         if let Some(bytes) = translate::wire::request(call.dialect, to, raw, model, call.stream) {
             return Ok((Bytes::from(bytes), None));
         }
@@ -128,8 +123,7 @@ async fn attempt(
 ) -> Result<Answer, Failure> {
     let to = Dialect::of(provider);
     let mut ctx = call.ctx.clone();
-    let mock = provider.type_ == switchyard_crds::ProviderType::Mock;
-    let (bytes, tree) = upstream_body(call, to, &c.backend.model, mock, &mut ctx)?;
+    let (bytes, tree) = upstream_body(call, to, &c.backend.model, &mut ctx)?;
     let single = tree
         .as_ref()
         .map_or(ctx.gemini_single, |t| t.get("requests").is_none());
@@ -142,16 +136,7 @@ async fn attempt(
         deadline,
     };
     let sent = Instant::now();
-    let reply = match (mock, &tree) {
-        (true, Some(body)) => {
-            let settings = provider.mock.clone().unwrap_or_default();
-            let reply = provider::mock::reply(&settings, call.op, body, &c.backend.model);
-            timeout_at(leg.first_byte, reply)
-                .await
-                .map_err(|_| Failure::Timeout)?
-        }
-        _ => send(shared, &leg, provider, bytes, single, trace_headers).await?,
-    };
+    let reply = send(shared, &leg, provider, bytes, single, trace_headers).await?;
     let upstream::Reply {
         status,
         headers,
@@ -180,6 +165,14 @@ async fn send(
     trace_headers: HeaderMap,
 ) -> Result<upstream::Reply, Failure> {
     let call = leg.call;
+    if provider.type_ == switchyard_crds::ProviderType::Mock {
+        // The mock is an upstream that answers in-process, from the same OpenAI-format bytes.
+        let reply = provider::mock::serve(provider, call.op, &leg.backend.model, &bytes);
+        return timeout_at(leg.first_byte, reply)
+            .await
+            .map_err(|_| Failure::Timeout)?
+            .map_err(Failure::Invalid);
+    }
     let ask = provider::Ask {
         op: call.op,
         model: &leg.backend.model,

@@ -10,8 +10,7 @@ use switchyard_crds::proxy::{MockSettings, Provider};
 use super::Adapter;
 use crate::{
     dialect::Operation,
-    sse,
-    translate::{embeddings_list, now_secs, openai_chunk, openai_usage_chunk, text_of, Usage},
+    translate::{embeddings_list, now_secs, openai_chunk, openai_end, text_of, Usage},
     upstream::Reply,
 };
 
@@ -140,10 +139,13 @@ fn chat(settings: &MockSettings, body: &Value, model: &str) -> Reply {
             );
         }
         openai_chunk(&mut out, &id, created, model, json!({}), Some("stop"));
-        if include_usage {
-            openai_usage_chunk(&mut out, &id, created, model, usage);
-        }
-        sse::write(&mut out, None, "[DONE]");
+        openai_end(
+            &mut out,
+            &id,
+            created,
+            model,
+            include_usage.then_some(usage),
+        );
         return whole(StatusCode::OK, "text/event-stream", out.into());
     }
     let completion = json!({

@@ -165,6 +165,14 @@ pub fn openai_usage_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str
     sse::write(out, None, &chunk.to_string());
 }
 
+/// The end of an OpenAI stream: the usage chunk when the caller asked for it, then `[DONE]`.
+pub fn openai_end(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Option<Usage>) {
+    if let Some(usage) = usage {
+        openai_usage_chunk(out, id, created, model, usage);
+    }
+    sse::write(out, None, "[DONE]");
+}
+
 /// The text of an OpenAI `content` (a string, or text parts).
 pub fn text_of(content: &Value) -> String {
     match content {

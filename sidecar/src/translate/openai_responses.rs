@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{
-    error_message, openai_chunk, openai_usage_chunk,
+    error_message, openai_chunk, openai_end,
     responses::{self, usage as responses_usage},
     text_of, Context, Usage,
 };
@@ -251,10 +251,8 @@ impl Stream {
         self.usage = responses_usage(&obj["usage"]);
         let finish = finish_reason(obj, !self.calls.is_empty());
         self.chunk(out, json!({}), Some(finish));
-        if self.ctx.include_usage {
-            openai_usage_chunk(out, &self.id, self.ctx.created, &self.model, self.usage);
-        }
-        out.extend_from_slice(b"data: [DONE]\n\n");
+        let usage = self.ctx.include_usage.then_some(self.usage);
+        openai_end(out, &self.id, self.ctx.created, &self.model, usage);
         self.done = true;
     }
 }

@@ -119,16 +119,8 @@ impl translate::StreamTranslator for Stream {
                 if self.finish.is_none() {
                     self.chunk(out, json!({}), Some("stop"));
                 }
-                if self.ctx.include_usage {
-                    translate::openai_usage_chunk(
-                        out,
-                        &self.id,
-                        self.ctx.created,
-                        &self.model,
-                        self.usage,
-                    );
-                }
-                sse::write(out, None, "[DONE]");
+                let usage = self.ctx.include_usage.then_some(self.usage);
+                translate::openai_end(out, &self.id, self.ctx.created, &self.model, usage);
                 self.done = true;
             }
             "error" => {

@@ -88,16 +88,8 @@ impl translate::StreamTranslator for Stream {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         if self.finish.is_some() && !self.done {
-            if self.ctx.include_usage {
-                translate::openai_usage_chunk(
-                    out,
-                    &self.id,
-                    self.ctx.created,
-                    &self.model,
-                    self.usage,
-                );
-            }
-            sse::write(out, None, "[DONE]");
+            let usage = self.ctx.include_usage.then_some(self.usage);
+            translate::openai_end(out, &self.id, self.ctx.created, &self.model, usage);
             self.done = true;
         }
         self.done

@@ -64,8 +64,6 @@ pub struct Exporter {
     /// Rung when a batch is full.
     full: Arc<Notify>,
     settings: Settings,
-    /// Which calls are recorded.
-    pub sampler: Sampler,
     /// The encoded `Resource` and `InstrumentationScope`, the same in every batch.
     head: Head,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -85,7 +83,6 @@ impl Exporter {
             queue: Mutex::new(Vec::with_capacity(settings.max_batch)),
             spare: Mutex::default(),
             full: Arc::new(Notify::new()),
-            sampler: settings.sampler,
             settings,
             head,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -108,6 +105,11 @@ impl Exporter {
             }
         });
         exporter
+    }
+
+    /// Which calls are recorded.
+    pub fn sampler(&self) -> &Sampler {
+        &self.settings.sampler
     }
 
     /// How long one export may take.

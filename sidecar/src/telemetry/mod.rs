@@ -102,7 +102,7 @@ impl Tracing {
         let caller = caller.span().span_context().clone();
         let parent = caller.is_valid().then_some(&caller);
         let trace_id = parent.map_or_else(|| TraceId::from(fastrand::u128(1..)), |p| p.trace_id());
-        let sampled = exporter.sampler.sampled(parent, trace_id);
+        let sampled = exporter.sampler().sampled(parent, trace_id);
         let context = SpanContext::new(
             trace_id,
             new_span_id(),

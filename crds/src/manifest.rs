@@ -214,12 +214,10 @@ fn typed<T: DeserializeOwned>(doc: &str, start: usize) -> Result<T, (usize, Stri
         None => Ok(value),
         Some(path) => {
             let key = path.rsplit(['.', ']']).next().unwrap_or(path);
+            let needle = format!("{key}:");
             let line = doc
                 .lines()
-                .position(|l| {
-                    let l = l.trim_start().trim_start_matches("- ");
-                    l.starts_with(&format!("{key}:")) || l.contains(&format!("{key}:"))
-                })
+                .position(|l| l.contains(&needle))
                 .map_or(start, |i| start + i);
             Err((line, format!("unknown field {path:?}")))
         }

@@ -194,19 +194,19 @@ pub async fn run(
         }
         let now = unix_now();
         for (b, book) in ledger.books(&world.budgets.state(), now) {
-            let started = std::time::Instant::now();
-            let result = writer.write(&b, &book, now).await;
-            metrics.reconciled("budget", started, &result);
-            if let Err(e) = result {
+            if let Err(e) = metrics
+                .reconcile("budget", writer.write(&b, &book, now))
+                .await
+            {
                 // The next pass compares again and writes what is still missing.
                 tracing::warn!(namespace = %b.namespace().unwrap_or_default(), budget = %b.name_any(), reason = e.metric_label(), "budget status not written: {e}");
             }
         }
         for (key, book) in ledger.take_dirty_models(now) {
-            let started = std::time::Instant::now();
-            let result = write_usage(&client, &key, &book).await;
-            metrics.reconciled("usage", started, &result);
-            if let Err(e) = result {
+            if let Err(e) = metrics
+                .reconcile("usage", write_usage(&client, &key, &book))
+                .await
+            {
                 tracing::warn!(namespace = %key.0, model = %key.1, reason = e.metric_label(), "usage not written: {e}");
                 ledger.redo_model(&key);
             }

@@ -142,25 +142,27 @@ impl Metrics {
         }
     }
 
-    /// Counts one reconcile of `controller` begun at `started`, and its failure.
-    pub fn reconciled(
+    /// Runs one reconcile of `controller`, counting it, its time and its failure.
+    pub async fn reconcile(
         &self,
         controller: &'static str,
-        started: std::time::Instant,
-        result: &Result<(), crate::error::Error>,
-    ) {
+        work: impl std::future::Future<Output = Result<(), crate::error::Error>>,
+    ) -> Result<(), crate::error::Error> {
         let labels = ControllerLabels { controller };
+        let started = std::time::Instant::now();
+        let result = work.await;
         self.reconciles.get_or_create(&labels).inc();
         self.reconcile_duration
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = result {
+        if let Err(e) = &result {
             let failure = FailureLabels {
                 controller,
                 error: e.metric_label(),
             };
             self.reconcile_failures.get_or_create(&failure).inc();
         }
+        result
     }
 
     /// Sets a budget's gauges.

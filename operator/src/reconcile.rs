@@ -69,10 +69,8 @@ pub async fn run(
         let mut retry_in = Duration::ZERO;
         while *leader.borrow() {
             for ns in std::mem::take(&mut dirty) {
-                let started = std::time::Instant::now();
-                let result = reconcile_namespace(&client, &world, &recorder, &ns).await;
-                metrics.reconciled("status", started, &result);
-                match result {
+                let pass = reconcile_namespace(&client, &world, &recorder, &ns);
+                match metrics.reconcile("status", pass).await {
                     Ok(()) => {
                         failed.remove(&ns);
                     }

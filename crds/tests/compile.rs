@@ -2,38 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{collections::BTreeMap, path::Path};
+mod common;
 
-use switchyard_crds::{
-    compile, manifest, proxy::LoadBalancing, Duration, Inputs, ProxyConfig, Reason,
-};
+use std::path::Path;
 
-fn compile_yaml(yaml: &str, labels: &[(&str, &str)], env: &[(&str, &str)]) -> ProxyConfig {
-    let mut m = manifest::Manifests::default();
-    let mut errors = Vec::new();
-    manifest::parse(yaml, Path::new("test.yaml"), "default", &mut m, &mut errors);
-    assert!(errors.is_empty(), "unexpected load errors: {errors:?}");
-    let labels: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let env: BTreeMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let lookup = |k: &str| env.get(k).cloned();
-    compile(&Inputs {
-        namespace: "default",
-        providers: &m.providers,
-        models: &m.models,
-        policies: &m.policies,
-        secrets: &m.secrets,
-        pod_labels: &labels,
-        env: Some(&lookup),
-        budgets: &m.budgets,
-        namespace_pods: &[&labels],
-    })
-}
+use common::compile_yaml;
+use switchyard_crds::{manifest, proxy::LoadBalancing, Duration, Reason};
 
 fn load_errors(yaml: &str) -> Vec<String> {
     let mut m = manifest::Manifests::default();

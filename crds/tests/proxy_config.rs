@@ -6,9 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{collections::BTreeMap, path::Path};
+mod common;
 
-use switchyard_crds::{compile, manifest, Inputs, ProxyConfig};
+use std::path::Path;
+
+use common::compile_yaml;
+use switchyard_crds::ProxyConfig;
 
 const EVERYTHING: &str = r#"
 apiVersion: v1
@@ -95,29 +98,11 @@ spec: {limit: "250.00", period: month, models: [chat]}
 "#;
 
 fn compiled() -> ProxyConfig {
-    let mut m = manifest::Manifests::default();
-    let mut errors = Vec::new();
-    manifest::parse(
-        EVERYTHING,
-        Path::new("golden.yaml"),
-        "default",
-        &mut m,
-        &mut errors,
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
-    let env = |k: &str| Some(format!("value-of-{k}"));
-    compile(&Inputs {
-        namespace: "default",
-        providers: &m.providers,
-        models: &m.models,
-        policies: &m.policies,
-        secrets: &m.secrets,
-        pod_labels: &labels,
-        env: Some(&env),
-        budgets: &m.budgets,
-        namespace_pods: &[&labels],
-    })
+    let env = [
+        ("AZURE_KEY", "value-of-AZURE_KEY"),
+        ("GEMINI_KEY", "value-of-GEMINI_KEY"),
+    ];
+    compile_yaml(EVERYTHING, &[("app", "web")], &env)
 }
 
 #[test]

@@ -285,3 +285,72 @@ async fn a_stream_the_caller_abandons_is_settled_at_what_it_streamed_and_a_faile
         "{counted} vs {want}\n{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_the_caller_abandons_is_counted_at_what_it_streamed_without_any_limit() {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    // One cent a token, and nothing that governs the call.
+    yaml.push_str("---\napiVersion: switchyard.dev/v1alpha1\nkind: AIModel\nmetadata: {name: chat}\nspec: {backends: [{provider: openai, model: gpt-4o, pricing: {inputPerMillionTokens: 10000, outputPerMillionTokens: 10000}}]}\n");
+    let sc = start(&yaml);
+    up.openai.script([cut_after(vec![
+        (std::time::Duration::ZERO, text_chunk("partial ")),
+        (std::time::Duration::from_secs(30), text_chunk("never read")),
+    ])]);
+    let body =
+        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut r = reqwest::Client::new()
+        .post(sc.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("partial"));
+    drop(r);
+    for _ in 0..100 {
+        if up.openai.cancelled() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        up.openai.cancelled(),
+        1,
+        "the abandoned stream is cancelled"
+    );
+    // Counted at the input estimate and the one event relayed, as a budget would settle it.
+    let input = (body.to_string().len() as u64).div_ceil(4);
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = sc.admin_get("/metrics").unwrap().1;
+        if metrics.contains("switchyard_cost_usd_total{") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sum = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let want = (input + 1) as f64 / 100.0;
+    let counted = sum("switchyard_cost_usd_total{");
+    assert!(
+        (counted - want).abs() < 1e-6,
+        "{counted} vs {want}\n{metrics}"
+    );
+    let input_counted = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchyard_tokens_total{") && l.contains("token_type=\"input\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert_eq!(input_counted, input as f64, "{metrics}");
+    assert!(
+        metrics.contains("error_type=\"cancelled\""),
+        "the call is labelled cancelled\n{metrics}"
+    );
+}

@@ -2,7 +2,7 @@
 
 use switchyard_crds::Money;
 
-use crate::state::Runtime;
+use crate::{state::Runtime, translate::Usage};
 
 /// What a call asks of the limits.
 #[derive(Clone, Debug, Default)]
@@ -11,8 +11,6 @@ pub struct Demand {
     pub model: String,
     /// Input estimate plus maximum output tokens.
     pub tokens: u64,
-    /// The input estimate alone.
-    pub input: u64,
     /// Those tokens at the dearest candidate backend's prices.
     pub dollars: Money,
 }
@@ -22,6 +20,21 @@ pub fn governs(rt: &Runtime) -> bool {
     rt.config.policy.rate_limit.is_some()
         || !rt.config.budgets.is_empty()
         || rt.config.providers.values().any(|p| p.limits.is_some())
+}
+
+/// A call's input tokens estimated from its body's size, about four bytes a token.
+pub fn input_estimate(body_len: usize) -> u64 {
+    (body_len as u64).div_ceil(4)
+}
+
+/// What a stream cut short used: what upstream reported, and no less than the call's input
+/// estimate and one output token per event relayed (each carried at least one).
+pub fn cut_usage(reported: Usage, input_estimate: u64, events: u64) -> Usage {
+    Usage {
+        input: reported.input.max(input_estimate),
+        output: reported.output.max(events),
+        ..reported
+    }
 }
 
 /// What a call may use at most: its input estimated from the body's size (about four bytes a
@@ -35,7 +48,7 @@ pub fn demand(
     body_len: usize,
     embeddings: bool,
 ) -> Demand {
-    let input = (body_len as u64).div_ceil(4);
+    let input = input_estimate(body_len);
     let output = if embeddings {
         0
     } else {
@@ -59,7 +72,6 @@ pub fn demand(
     Demand {
         model: served.map_or_else(|| model.to_string(), |m| m.name.clone()),
         tokens: input + output,
-        input,
         dollars: Money::from_dollars_ceil(dearest),
     }
 }

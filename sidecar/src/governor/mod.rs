@@ -17,7 +17,7 @@ pub mod meter;
 mod report;
 mod ticket;
 
-pub use demand::{demand, governs, Demand};
+pub use demand::{cut_usage, demand, governs, input_estimate, Demand};
 pub use report::flush_every;
 pub use ticket::Ticket;
 
@@ -148,11 +148,7 @@ impl Governor {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match self.take_all(&asks).await {
-                Ok(taken) => {
-                    let mut ticket = Ticket::new(self.clone(), taken);
-                    ticket.input = d.input;
-                    return Ok(ticket);
-                }
+                Ok(taken) => return Ok(Ticket::new(self.clone(), taken)),
                 Err((ask, until)) => {
                     let left =
                         Duration::from_secs(until.saturating_sub((self.clock)()).max(0) as u64);

@@ -5,15 +5,12 @@ use std::sync::Arc;
 use switchyard_crds::Money;
 
 use super::{asks::Taken, Governor};
-use crate::translate::Usage as Tokens;
 
 /// A call's reservations. Settle it with what upstream reported; dropped unsettled (the call
 /// failed before any upstream answered), it releases everything.
 pub struct Ticket {
     governor: Arc<Governor>,
     taken: Vec<Taken>,
-    /// The call's input estimate, for a stream cut before its usage came.
-    pub(super) input: u64,
     settled: bool,
 }
 
@@ -22,18 +19,7 @@ impl Ticket {
         Self {
             governor,
             taken,
-            input: 0,
             settled: false,
-        }
-    }
-
-    /// What a stream cut short used: what upstream reported, and no less than the input
-    /// estimate and one output token per event relayed (each carried at least one).
-    pub fn cut_usage(&self, reported: Tokens, events: u64) -> Tokens {
-        Tokens {
-            input: reported.input.max(self.input),
-            output: reported.output.max(events),
-            ..reported
         }
     }
 

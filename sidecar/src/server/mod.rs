@@ -175,6 +175,7 @@ impl Front {
             rt,
             report,
             ticket,
+            input_estimate: governor::input_estimate(body_len),
             served,
             model_label,
             prepared,

@@ -30,6 +30,8 @@ pub(super) struct Outcome {
     pub(super) rt: Arc<crate::state::Runtime>,
     pub(super) report: Report,
     pub(super) ticket: Option<governor::Ticket>,
+    /// The call's input tokens estimated from its body, for a stream cut before its usage.
+    pub(super) input_estimate: u64,
     pub(super) served: Option<String>,
     pub(super) model_label: String,
     pub(super) prepared: Option<responses_api::Prepared>,
@@ -49,6 +51,7 @@ struct Tally {
     request_id: String,
     report: Report,
     ticket: Option<governor::Ticket>,
+    input_estimate: u64,
     served: Option<String>,
     model_label: String,
     span: crate::telemetry::CallSpan,
@@ -119,6 +122,7 @@ impl Outcome {
             request_id: self.front.request_id.clone(),
             report: self.report.clone(),
             ticket: self.ticket,
+            input_estimate: self.input_estimate,
             served: self.served,
             model_label: self.model_label,
             span: self.span,
@@ -242,10 +246,7 @@ impl Outcome {
                 // Cut short: counted (in metrics, usage and budgets alike) at what upstream
                 // reported, and no less than the input estimate and the events relayed.
                 how => {
-                    let used = tally
-                        .ticket
-                        .as_ref()
-                        .map_or(usage, |t| t.cut_usage(usage, ended.events));
+                    let used = governor::cut_usage(usage, tally.input_estimate, ended.events);
                     let cost = ended.cost_of(used);
                     let settle = (used.reported(), Some(Money::from_dollars_ceil(cost)));
                     let error = if how == End::Cancelled {

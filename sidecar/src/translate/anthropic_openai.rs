@@ -1,12 +1,13 @@
 //! An Anthropic-shaped call served by an OpenAI-format upstream (OpenAI, Azure, mock, and
 //! Gemini through OpenAI): the request forward, the response and the stream back.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Map, Value};
 
 use super::{error_message, Context, Usage};
 use crate::{error::Error, sse};
+
+mod stream;
+pub use stream::Stream;
 
 /// Translates an Anthropic Messages request into an OpenAI chat completion request.
 pub fn request(body: &Value) -> Result<Value, Error> {
@@ -81,6 +82,9 @@ fn settings(body: &Value, out: &mut Map<String, Value>) {
     if let Some(user) = body.pointer("/metadata/user_id") {
         out.insert("user".into(), user.clone());
     }
+    if let Some(effort) = reasoning_effort(body) {
+        out.insert("reasoning_effort".into(), Value::from(effort));
+    }
     // Structured output: `output_config.format` (and the beta's `output_format`).
     let format = body
         .pointer("/output_config/format")
@@ -92,6 +96,32 @@ fn settings(body: &Value, out: &mut Map<String, Value>) {
             json!({"type": "json_schema", "json_schema": schema}),
         );
     }
+}
+
+/// The OpenAI `reasoning_effort` for a request's `output_config.effort` (`max` is `high`), or
+/// else its extended thinking budget's nearest tier; none when thinking is off or adaptive
+/// (the upstream's default then applies).
+fn reasoning_effort(body: &Value) -> Option<&'static str> {
+    match body
+        .pointer("/output_config/effort")
+        .and_then(Value::as_str)
+    {
+        Some("low") => return Some("low"),
+        Some("medium") => return Some("medium"),
+        Some("high" | "max") => return Some("high"),
+        _ => {}
+    }
+    thinking_effort(body.get("thinking")?)
+}
+
+/// The OpenAI `reasoning_effort` for Anthropic's `thinking` setting: enabled, its budget's
+/// nearest tier.
+pub(crate) fn thinking_effort(thinking: &Value) -> Option<&'static str> {
+    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+        return None;
+    }
+    let budget = thinking.get("budget_tokens").and_then(Value::as_u64)?;
+    Some(super::effort_for_budget(budget))
 }
 
 /// Tools with an input schema as functions, and the tool choice.
@@ -240,6 +270,11 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let choice = body.pointer("/choices/0").unwrap_or(&Value::Null);
     let msg = &choice["message"];
     let mut content = Vec::new();
+    // Reasoning aloud (`reasoning_content`, as servers that reason aloud and the Gemini
+    // translation name it) is a thinking block, unsigned: no Anthropic key signed it.
+    if let Some(thinking) = msg["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+        content.push(json!({"type": "thinking", "thinking": thinking, "signature": ""}));
+    }
     if let Some(text) = msg["content"].as_str().filter(|t| !t.is_empty()) {
         content.push(json!({"type": "text", "text": text}));
     }
@@ -266,229 +301,6 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "usage": usage.to_anthropic(),
     });
     (out, usage)
-}
-
-/// A tool call seen in the stream but not yet sent: the Anthropic wire streams one block at a
-/// time, so calls other than the live one wait here, keyed by their OpenAI `index`.
-#[derive(Debug, Default)]
-struct PendingCall {
-    id: Value,
-    name: Value,
-    arguments: String,
-}
-
-/// OpenAI chunks in, Anthropic events out.
-///
-/// Text streams live. The first tool call streams live too; other calls (later parallel
-/// calls, or calls interleaved with it) are gathered per index and sent whole, each its own
-/// block, when the live one ends, so every delta reaches the block of its own index and the
-/// blocks stay sequential as Anthropic sends them.
-#[derive(Debug)]
-pub struct Stream {
-    ctx: Context,
-    started: bool,
-    /// The open text block.
-    text: Option<usize>,
-    /// The live tool call: its OpenAI index and its block.
-    live: Option<(u64, usize)>,
-    pending: BTreeMap<u64, PendingCall>,
-    next_block: usize,
-    finish: Option<String>,
-    usage: Usage,
-    done: bool,
-    error: Option<String>,
-}
-
-impl Stream {
-    /// A translator for one response.
-    pub fn new(ctx: Context) -> Self {
-        Self {
-            ctx,
-            started: false,
-            text: None,
-            live: None,
-            pending: BTreeMap::new(),
-            next_block: 0,
-            finish: None,
-            usage: Usage::default(),
-            done: false,
-            error: None,
-        }
-    }
-
-    fn start(&mut self, chunk: &Value, out: &mut Vec<u8>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        let id = chunk["id"].as_str().unwrap_or("chatcmpl");
-        let model = chunk
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or(&self.ctx.model);
-        let start = json!({"type": "message_start", "message": {
-            "id": format!("msg_{}", id.trim_start_matches("chatcmpl-")), "type": "message", "role": "assistant",
-            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        }});
-        sse::write(out, Some("message_start"), &start.to_string());
-    }
-
-    fn stop_block(out: &mut Vec<u8>, index: usize) {
-        let ev = json!({"type": "content_block_stop", "index": index});
-        sse::write(out, Some("content_block_stop"), &ev.to_string());
-    }
-
-    fn open_block(&mut self, block: Value, out: &mut Vec<u8>) -> usize {
-        let index = self.next_block;
-        self.next_block += 1;
-        let ev = json!({"type": "content_block_start", "index": index, "content_block": block});
-        sse::write(out, Some("content_block_start"), &ev.to_string());
-        index
-    }
-
-    fn json_delta(out: &mut Vec<u8>, index: usize, partial: &str) {
-        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": partial}});
-        sse::write(out, Some("content_block_delta"), &ev.to_string());
-    }
-
-    fn close_text(&mut self, out: &mut Vec<u8>) {
-        if let Some(index) = self.text.take() {
-            Self::stop_block(out, index);
-        }
-    }
-
-    /// Ends the live call and sends every gathered one, in index order.
-    fn close_tools(&mut self, out: &mut Vec<u8>) {
-        if let Some((_, block)) = self.live.take() {
-            Self::stop_block(out, block);
-        }
-        for (_, call) in std::mem::take(&mut self.pending) {
-            let block = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
-            let index = self.open_block(block, out);
-            if !call.arguments.is_empty() {
-                Self::json_delta(out, index, &call.arguments);
-            }
-            Self::stop_block(out, index);
-        }
-    }
-
-    fn text_delta(&mut self, text: &str, out: &mut Vec<u8>) {
-        let index = match self.text {
-            Some(index) => index,
-            None => {
-                self.close_tools(out);
-                self.open_block(json!({"type": "text", "text": ""}), out)
-            }
-        };
-        self.text = Some(index);
-        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
-        sse::write(out, Some("content_block_delta"), &ev.to_string());
-    }
-
-    fn tool_delta(&mut self, call: &Value, out: &mut Vec<u8>) {
-        let index = call["index"].as_u64().unwrap_or(0);
-        let args = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match self.live {
-            Some((live, block)) if live == index => {
-                if !args.is_empty() {
-                    Self::json_delta(out, block, args);
-                }
-            }
-            None if self.pending.is_empty() => {
-                self.close_text(out);
-                let name = call.pointer("/function/name").cloned().unwrap_or_default();
-                let block =
-                    json!({"type": "tool_use", "id": call["id"], "name": name, "input": {}});
-                let block = self.open_block(block, out);
-                self.live = Some((index, block));
-                if !args.is_empty() {
-                    Self::json_delta(out, block, args);
-                }
-            }
-            _ => {
-                let pending = self.pending.entry(index).or_default();
-                if let Some(id) = call.get("id").filter(|v| v.is_string()) {
-                    pending.id = id.clone();
-                }
-                if let Some(name) = call.pointer("/function/name").filter(|v| v.is_string()) {
-                    pending.name = name.clone();
-                }
-                pending.arguments.push_str(args);
-            }
-        }
-    }
-
-    fn end(&mut self, out: &mut Vec<u8>) {
-        if self.done {
-            return;
-        }
-        self.close_text(out);
-        self.close_tools(out);
-        let stop = stop_reason(self.finish.as_deref().unwrap_or("stop"));
-        let delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": self.usage.to_anthropic()});
-        sse::write(out, Some("message_delta"), &delta.to_string());
-        sse::write(
-            out,
-            Some("message_stop"),
-            &json!({"type": "message_stop"}).to_string(),
-        );
-        self.done = true;
-    }
-}
-
-impl super::StreamTranslator for Stream {
-    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        if ev.data.trim() == "[DONE]" {
-            if self.started {
-                self.end(out);
-            }
-            return;
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
-            return;
-        };
-        if let Some(err) = chunk.get("error") {
-            self.error = Some(error_message(err));
-            return;
-        }
-        self.start(&chunk, out);
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = usage(u);
-        }
-        let Some(choice) = chunk.pointer("/choices/0") else {
-            return;
-        };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            self.text_delta(text, out);
-        }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            self.tool_delta(call, out);
-        }
-        if let Some(finish) = choice["finish_reason"].as_str() {
-            self.finish = Some(finish.to_string());
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
-        if !self.done && self.started && self.finish.is_some() && self.error.is_none() {
-            // Some OpenAI-compatible servers close without [DONE]; a finish reason suffices.
-            self.end(out);
-        }
-        self.done
-    }
-
-    fn usage(&self) -> Usage {
-        self.usage
-    }
-
-    fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
 }
 
 #[cfg(test)]

@@ -187,6 +187,9 @@ fn settings(body: &Value, out: &mut Map<String, Value>) {
     {
         out.insert("stop".into(), Value::Array(stop.clone()));
     }
+    if let Some(effort) = config.get("thinkingConfig").and_then(reasoning_effort) {
+        out.insert("reasoning_effort".into(), Value::from(effort));
+    }
     let schema = config
         .get("responseJsonSchema")
         .or_else(|| config.get("responseSchema"));
@@ -202,6 +205,19 @@ fn settings(body: &Value, out: &mut Map<String, Value>) {
         }
         None => {}
     }
+}
+
+/// The OpenAI `reasoning_effort` for a `thinkingConfig`: its `thinkingLevel`, or its
+/// `thinkingBudget`'s nearest tier; none for a budget of 0 (off) or -1 (the model decides).
+fn reasoning_effort(thinking: &Value) -> Option<&'static str> {
+    match thinking.get("thinkingLevel").and_then(Value::as_str) {
+        Some(level) if level.eq_ignore_ascii_case("low") => return Some("low"),
+        Some(level) if level.eq_ignore_ascii_case("medium") => return Some("medium"),
+        Some(level) if level.eq_ignore_ascii_case("high") => return Some("high"),
+        _ => {}
+    }
+    let budget = thinking.get("thinkingBudget").and_then(Value::as_u64)?;
+    (budget > 0).then(|| super::effort_for_budget(budget))
 }
 
 /// Function declarations as tools, and the tool config as the tool choice.
@@ -301,6 +317,10 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         .map(|choice| {
             let msg = &choice["message"];
             let mut parts = Vec::new();
+            // Reasoning aloud is a thought summary, as Gemini marks one.
+            if let Some(t) = msg["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+                parts.push(json!({"text": t, "thought": true}));
+            }
             if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
                 parts.push(json!({"text": t}));
             }

@@ -283,6 +283,16 @@ pub(crate) fn thinking_budget(effort: &str) -> Option<u32> {
     }
 }
 
+/// The OpenAI `reasoning_effort` nearest a thinking budget of `tokens` (Anthropic's
+/// `budget_tokens`, Gemini's `thinkingBudget`): the tier of [`thinking_budget`] it is closest to.
+pub(crate) fn effort_for_budget(tokens: u64) -> &'static str {
+    match tokens {
+        0..4_096 => "low",
+        4_096..16_384 => "medium",
+        _ => "high",
+    }
+}
+
 fn with_model(mut body: Value, model: &str) -> Value {
     if let Value::Object(map) = &mut body {
         map.insert("model".into(), Value::String(model.to_string()));

@@ -52,7 +52,8 @@ fn blocks(chunks: Vec<sse::Event>) -> Vec<Value> {
                 let b = &mut blocks[open.unwrap_or_default()];
                 let piece = ev["delta"]["partial_json"]
                     .as_str()
-                    .or(ev["delta"]["text"].as_str());
+                    .or(ev["delta"]["text"].as_str())
+                    .or(ev["delta"]["thinking"].as_str());
                 b["partial"] = json!(format!(
                     "{}{}",
                     b["partial"].as_str().unwrap_or(""),
@@ -120,4 +121,59 @@ fn sequential_parallel_calls_and_index_gaps_each_get_one_named_block() {
     assert_eq!(names, [&Value::Null, &json!("read"), &json!("ls")]);
     assert_eq!(got[0]["partial"], "let me look");
     assert_eq!(got[2]["partial"], "{\"d\":1}");
+}
+
+#[test]
+fn extended_thinking_asks_for_the_nearest_reasoning_effort() {
+    let effort = |extra: Value| {
+        let mut body = json!({"model": "m", "max_tokens": 40000, "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        request(&body).expect("translated")["reasoning_effort"].clone()
+    };
+    let enabled = |n: u64| json!({"thinking": {"type": "enabled", "budget_tokens": n}});
+    assert_eq!(effort(enabled(1_024)), "low");
+    assert_eq!(effort(enabled(10_000)), "medium");
+    assert_eq!(effort(enabled(32_000)), "high");
+    assert_eq!(
+        effort(json!({"thinking": {"type": "disabled"}})),
+        Value::Null
+    );
+    assert_eq!(
+        effort(json!({"thinking": {"type": "adaptive"}})),
+        Value::Null
+    );
+    assert_eq!(effort(json!({"output_config": {"effort": "max"}})), "high");
+    assert_eq!(
+        effort(
+            json!({"output_config": {"effort": "low"}, "thinking": {"type": "enabled", "budget_tokens": 32000}})
+        ),
+        "low"
+    );
+}
+
+#[test]
+fn reasoning_aloud_comes_back_as_a_thinking_block_before_the_text() {
+    let body = json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "reasoning_content": "weigh it", "content": "42"}}]});
+    let (out, _) = response(&body, &Context::default());
+    assert_eq!(
+        out["content"],
+        json!([{"type": "thinking", "thinking": "weigh it", "signature": ""}, {"type": "text", "text": "42"}])
+    );
+    let got = blocks(vec![
+        chunk(json!({"reasoning_content": "weigh "}), None),
+        chunk(json!({"reasoning_content": "it"}), None),
+        chunk(json!({"content": "42"}), None),
+        chunk(call(0, Some("call_a"), Some("read"), "{}"), None),
+        chunk(json!({}), Some("tool_calls")),
+    ]);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0]["type"], "thinking");
+    assert_eq!(got[0]["signature"], "");
+    assert_eq!(got[0]["partial"], "weigh it");
+    assert_eq!(got[1]["type"], "text");
+    assert_eq!(got[1]["partial"], "42");
+    assert_eq!(got[2]["name"], "read");
 }

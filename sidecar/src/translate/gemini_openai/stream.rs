@@ -86,6 +86,13 @@ impl crate::translate::StreamTranslator for Stream {
             return;
         };
         if let Some(t) = choice
+            .pointer("/delta/reasoning_content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            self.emit(out, vec![json!({"text": t, "thought": true})], false);
+        }
+        if let Some(t) = choice
             .pointer("/delta/content")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())

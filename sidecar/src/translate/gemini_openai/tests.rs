@@ -43,3 +43,55 @@ fn tool_call_indices_that_skip_or_interleave_gather_per_index() {
         ])
     );
 }
+
+#[test]
+fn a_thinking_config_asks_for_the_nearest_reasoning_effort() {
+    let effort = |thinking: Value| {
+        let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": thinking}});
+        request(&body).expect("translated")["reasoning_effort"].clone()
+    };
+    assert_eq!(
+        effort(json!({"thinkingBudget": 24576, "includeThoughts": true})),
+        "high"
+    );
+    assert_eq!(effort(json!({"thinkingBudget": 2048})), "low");
+    assert_eq!(effort(json!({"thinkingLevel": "HIGH"})), "high");
+    assert_eq!(effort(json!({"thinkingBudget": 0})), Value::Null);
+    assert_eq!(effort(json!({"thinkingBudget": -1})), Value::Null);
+}
+
+#[test]
+fn reasoning_aloud_comes_back_as_a_thought_part_before_the_text() {
+    let body = json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "reasoning_content": "weigh it", "content": "42"}}]});
+    let (out, _) = response(&body, &Context::default());
+    assert_eq!(
+        out["candidates"][0]["content"]["parts"],
+        json!([{"text": "weigh it", "thought": true}, {"text": "42"}])
+    );
+    let mut s = Stream::new(Context::default());
+    let mut out = Vec::new();
+    for delta in [
+        json!({"reasoning_content": "weigh it"}),
+        json!({"content": "42"}),
+    ] {
+        s.event(
+            &chunk(json!({"choices": [{"index": 0, "delta": delta}]})),
+            &mut out,
+        );
+    }
+    let mut parser = sse::Parser::default();
+    parser.push(&out);
+    let parts: Vec<Value> = std::iter::from_fn(|| parser.next_event())
+        .map(|e| serde_json::from_str::<Value>(&e.data).expect("json"))
+        .map(|e| e["candidates"][0]["content"]["parts"][0].clone())
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            json!({"text": "weigh it", "thought": true}),
+            json!({"text": "42"})
+        ]
+    );
+}

@@ -33,6 +33,8 @@ struct Request<'a> {
     output_config: Raw<'a>,
     #[serde(borrow, default)]
     output_format: Raw<'a>,
+    #[serde(borrow, default)]
+    thinking: Raw<'a>,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +355,13 @@ fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
             raw(out, req.stop_sequences);
         }
     }
+    if let Some(thinking) = req.thinking.0 {
+        let thinking: serde_json::Value = serde_json::from_str(thinking.get()).ok()?;
+        if let Some(effort) = crate::translate::anthropic_openai::thinking_effort(&thinking) {
+            key(out, "reasoning_effort");
+            out.extend_from_slice(serde_json::to_string(effort).ok()?.as_bytes());
+        }
+    }
     if let Some(meta) = req.metadata.parse::<Metadata<'_>>(b'{') {
         let meta = meta.ok()?;
         if meta.user_id.0.is_some() {
@@ -468,6 +477,11 @@ mod tests {
             json!({"messages": [], "stop_sequences": [], "metadata": {"user_id": "u"}, "tools": [{"name": "f", "input_schema": {"type": "object"}, "description": "d"}, {"name": "server", "type": "web_search"}], "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true}}),
             json!({"messages": [], "stop_sequences": ["x", "y"], "metadata": 3, "tools": [{"name": "f", "input_schema": null}], "tool_choice": "auto"}),
             json!({"messages": [], "tools": [{"name": "server"}], "tool_choice": {"type": "any"}}),
+            json!({"messages": [], "thinking": {"type": "enabled", "budget_tokens": 10000}}),
+            json!({"messages": [], "thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048}),
+            json!({"messages": [], "thinking": {"type": "adaptive"}}),
+            json!({"messages": [], "thinking": {"type": "disabled"}}),
+            json!({"messages": [], "thinking": {"type": "enabled", "budget_tokens": 32000}}),
             json!({"messages": [], "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "none"}}),
         ] {
             assert!(same(&body), "taken: {body}");

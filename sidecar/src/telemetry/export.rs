@@ -1,8 +1,10 @@
 //! The span queue and the task that sends it: bounded, never waited on by a call, emptied in
 //! batches as OTLP/HTTP protobuf: an `ExportTraceServiceRequest` as `opentelemetry-proto`
-//! defines it, written straight from the queued spans with prost's wire encoding (building
-//! the generated message structs first cost a dozen allocations a span, the largest share of
-//! what tracing cost a call). The tests decode every batch with those definitions.
+//! defines it, written with prost's wire encoding. Each span is written once, into its own
+//! buffer as it is recorded ([`SpanBuf`]), and copied once into its batch: building the
+//! generated message structs cost a dozen allocations a span, and keeping attributes as values
+//! to encode later four more, the largest share of what tracing cost a call. The tests decode
+//! every batch with those definitions.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,46 +23,118 @@ use tokio::sync::Notify;
 use super::settings::{Sampler, Settings};
 use crate::metrics::OutcomeLabels;
 
-/// An attribute's value.
-#[derive(Clone, Debug)]
-pub enum Value {
-    /// Text.
-    Str(String),
-    /// A number.
-    Int(i64),
-}
+/// A span's protobuf `Span` fields, written as the span goes (its name and attributes) and
+/// when it ends (ids, times, status): one buffer a span, and no text kept besides.
+#[derive(Debug, Default)]
+pub struct SpanBuf(Vec<u8>);
 
-/// Which side of a call a span is; its name is made from its first attributes when it is
-/// sent, not on the request path.
+/// Which side of a call a span is.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
-    /// The call as the sidecar served it: `{operation} {model}` (attributes 0 and 1).
+    /// The call as the sidecar served it.
     Server,
-    /// An attempt upstream: `attempt {provider}` (attribute 0).
+    /// An upstream attempt.
     Client,
 }
 
-/// A finished span.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub context: SpanContext,
+/// What a span's end adds to it.
+pub struct Ends<'a> {
+    pub context: &'a SpanContext,
     /// The parent's id (invalid for a root) and whether it is the caller's.
     pub parent: (SpanId, bool),
     pub kind: Kind,
     pub start: u64,
     pub end: u64,
-    pub attributes: Vec<(&'static str, Value)>,
     /// The status message of a failed span.
-    pub error: Option<String>,
+    pub error: Option<&'a str>,
 }
 
-/// The queue and where it goes.
+impl SpanBuf {
+    /// A span named `first second` (`chat gpt-4o`, `attempt openai`).
+    pub fn new(first: &str, second: &str) -> SpanBuf {
+        let mut out = Vec::with_capacity(320);
+        header(field::NAME, first.len() + 1 + second.len(), &mut out);
+        out.extend_from_slice(first.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(second.as_bytes());
+        SpanBuf(out)
+    }
+
+    /// A string attribute.
+    pub fn str(&mut self, key: &str, value: &str) {
+        str_attribute(field::ATTRIBUTES, key, value, &mut self.0);
+    }
+
+    /// An integer attribute (int64, written as its two's complement, as protobuf does).
+    pub fn int(&mut self, key: &str, value: i64) {
+        let any = 1 + encoded_len_varint(value as u64);
+        key_value(field::ATTRIBUTES, key, any, &mut self.0);
+        varint_field(field::INT_VALUE, value as u64, &mut self.0);
+    }
+
+    /// The whole `Span` message body (protobuf fields may come in any order).
+    pub fn finish(mut self, e: &Ends<'_>) -> Vec<u8> {
+        let out = &mut self.0;
+        bytes_field(field::TRACE_ID, &e.context.trace_id().to_bytes(), out);
+        bytes_field(field::SPAN_ID, &e.context.span_id().to_bytes(), out);
+        let state = e.context.trace_state().header();
+        if !state.is_empty() {
+            bytes_field(field::TRACE_STATE, state.as_bytes(), out);
+        }
+        if e.parent.0 != SpanId::INVALID {
+            bytes_field(field::PARENT_SPAN_ID, &e.parent.0.to_bytes(), out);
+        }
+        let kind = match e.kind {
+            Kind::Server => KIND_SERVER,
+            Kind::Client => KIND_CLIENT,
+        };
+        varint_field(field::KIND, kind, out);
+        fixed64_field(field::START, e.start, out);
+        fixed64_field(field::END, e.end, out);
+        if let Some(message) = e.error {
+            let len = delimited_len(field::STATUS_MESSAGE, message.len())
+                + 1
+                + encoded_len_varint(STATUS_ERROR);
+            header(field::STATUS, len, out);
+            bytes_field(field::STATUS_MESSAGE, message.as_bytes(), out);
+            varint_field(field::STATUS_CODE, STATUS_ERROR, out);
+        }
+        // W3C flags in the low byte; bit 8: whether the parent is known to be remote or not,
+        // bit 9: that it is (as the OTLP `SpanFlags` say).
+        let remote = if e.parent.1 { 0x300 } else { 0x100 };
+        let flags = u32::from(e.context.trace_flags().to_u8()) | remote;
+        encode_key(field::FLAGS, WireType::ThirtyTwoBit, out);
+        out.extend_from_slice(&flags.to_le_bytes());
+        self.0
+    }
+}
+
+/// A string `KeyValue` field numbered `tag`.
+fn str_attribute(tag: u32, key: &str, value: &str, out: &mut Vec<u8>) {
+    let any = delimited_len(field::STRING_VALUE, value.len());
+    key_value(tag, key, any, out);
+    bytes_field(field::STRING_VALUE, value.as_bytes(), out);
+}
+
+/// A `KeyValue` field up to its `AnyValue` of `any` bytes, which the caller writes.
+fn key_value(tag: u32, key: &str, any: usize, out: &mut Vec<u8>) {
+    let kv = delimited_len(field::KEY, key.len()) + delimited_len(field::VALUE, any);
+    header(tag, kv, out);
+    bytes_field(field::KEY, key.as_bytes(), out);
+    header(field::VALUE, any, out);
+}
+
+/// Finished spans, each already a `spans` field, in batches of at most the batch size.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Full batches first, the one being filled last; each with its span count.
+    batches: Vec<(Vec<u8>, usize)>,
+    spans: usize,
+}
+
 #[derive(Debug)]
 pub struct Exporter {
-    queue: Mutex<Vec<Record>>,
-    /// The sender's buffers, kept between batches: the queue it swapped out, and the spans'
-    /// bytes.
-    spare: Mutex<(Vec<Record>, Vec<u8>)>,
+    queue: Mutex<Queue>,
     /// Rung when a batch is full.
     full: Arc<Notify>,
     settings: Settings,
@@ -80,8 +154,7 @@ impl Exporter {
     ) -> Arc<Exporter> {
         let head = Head::new(&settings.resource);
         let exporter = Arc::new(Exporter {
-            queue: Mutex::new(Vec::with_capacity(settings.max_batch)),
-            spare: Mutex::default(),
+            queue: Mutex::default(),
             full: Arc::new(Notify::new()),
             settings,
             head,
@@ -117,18 +190,30 @@ impl Exporter {
         self.settings.timeout
     }
 
-    /// Queues a finished span, or drops and counts it when the queue is full.
-    pub fn push(&self, record: Record) {
+    /// Queues a finished span (a `Span` message body), or drops and counts it when the queue
+    /// is full.
+    pub fn push(&self, span: &[u8]) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.len() >= self.settings.max_queue {
+        if queue.spans >= self.settings.max_queue {
             drop(queue);
             self.dropped.inc();
             return;
         }
-        queue.push(record);
-        let len = queue.len();
+        queue.spans += 1;
+        let max_batch = self.settings.max_batch;
+        let batch = match queue.batches.last_mut() {
+            Some(b) if b.1 < max_batch => b,
+            _ => {
+                queue.batches.push((Vec::with_capacity(max_batch * 320), 0));
+                let last = queue.batches.len() - 1;
+                &mut queue.batches[last]
+            }
+        };
+        bytes_field(field::SPANS, span, &mut batch.0);
+        batch.1 += 1;
+        let full = batch.1 == max_batch;
         drop(queue);
-        if len == self.settings.max_batch {
+        if full {
             self.full.notify_one();
         }
     }
@@ -140,16 +225,20 @@ impl Exporter {
 
     /// Sends what is queued in batches, once a batch is full or, if `all`, whatever there is.
     async fn send_queued(&self, all: bool) {
-        let (mut taken, mut bytes) =
-            std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
-        {
+        let taken = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if queue.len() >= self.settings.max_batch || all {
-                std::mem::swap(&mut *queue, &mut taken);
-            }
-        }
-        for batch in taken.chunks(self.settings.max_batch) {
-            let outcome = match self.send(batch, &mut bytes).await {
+            let full = queue
+                .batches
+                .iter()
+                .take_while(|b| b.1 == self.settings.max_batch)
+                .count();
+            let n = if all { queue.batches.len() } else { full };
+            let taken: Vec<(Vec<u8>, usize)> = queue.batches.drain(..n).collect();
+            queue.spans -= taken.iter().map(|b| b.1).sum::<usize>();
+            taken
+        };
+        for (spans, _) in taken {
+            let outcome = match self.send(&spans).await {
                 Ok(()) => "ok",
                 Err(e) => {
                     tracing::debug!("trace export failed: {e}");
@@ -158,12 +247,10 @@ impl Exporter {
             };
             self.exports.get_or_create(&OutcomeLabels { outcome }).inc();
         }
-        taken.clear();
-        *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = (taken, bytes);
     }
 
-    async fn send(&self, batch: &[Record], scratch: &mut Vec<u8>) -> Result<(), String> {
-        let body = encode(&self.head, batch, scratch);
+    async fn send(&self, spans: &[u8]) -> Result<(), String> {
+        let body = encode(&self.head, spans);
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.settings.endpoint.clone())
@@ -247,23 +334,6 @@ fn fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-/// A `KeyValue` field: the key and an `AnyValue` holding a string or an integer.
-fn attribute(tag: u32, key: &str, value: &Value, out: &mut Vec<u8>) {
-    let any = match value {
-        Value::Str(s) => delimited_len(field::STRING_VALUE, s.len()),
-        Value::Int(n) => 1 + encoded_len_varint(*n as u64),
-    };
-    let kv = delimited_len(field::KEY, key.len()) + delimited_len(field::VALUE, any);
-    header(tag, kv, out);
-    bytes_field(field::KEY, key.as_bytes(), out);
-    header(field::VALUE, any, out);
-    match value {
-        Value::Str(s) => bytes_field(field::STRING_VALUE, s.as_bytes(), out),
-        // int64 is written as its two's complement, as protobuf does.
-        Value::Int(n) => varint_field(field::INT_VALUE, *n as u64, out),
-    }
-}
-
 /// The encoded resource and scope fields of every batch.
 #[derive(Debug)]
 struct Head {
@@ -275,12 +345,7 @@ impl Head {
     fn new(resource: &[(String, String)]) -> Head {
         let mut attrs = Vec::new();
         for (k, v) in resource {
-            attribute(
-                field::RESOURCE_ATTRIBUTES,
-                k,
-                &Value::Str(v.clone()),
-                &mut attrs,
-            );
+            str_attribute(field::RESOURCE_ATTRIBUTES, k, v, &mut attrs);
         }
         let mut scope_body = Vec::new();
         bytes_field(field::SCOPE_NAME, b"switchyard-sidecar", &mut scope_body);
@@ -296,16 +361,9 @@ impl Head {
     }
 }
 
-/// A batch as one `ExportTraceServiceRequest`: one resource, one scope, the spans (written
-/// first into `spans`, a buffer kept between batches, to learn their length).
-fn encode(head: &Head, batch: &[Record], spans: &mut Vec<u8>) -> Vec<u8> {
-    spans.clear();
-    let mut body = Vec::with_capacity(512);
-    for r in batch {
-        body.clear();
-        span(r, &mut body);
-        bytes_field(field::SPANS, &body, spans);
-    }
+/// A batch as one `ExportTraceServiceRequest`: one resource, one scope, the spans (already
+/// `spans` fields).
+fn encode(head: &Head, spans: &[u8]) -> Vec<u8> {
     let scope_spans = head.scope.len() + spans.len();
     let resource_spans = head.resource.len() + delimited_len(field::SCOPE_SPANS, scope_spans);
     let mut out = Vec::with_capacity(delimited_len(field::REQUEST_RESOURCE_SPANS, resource_spans));
@@ -315,62 +373,6 @@ fn encode(head: &Head, batch: &[Record], spans: &mut Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(&head.scope);
     out.extend_from_slice(spans);
     out
-}
-
-/// The string value of a span's `i`th attribute.
-fn text_at(r: &Record, i: usize) -> &str {
-    match r.attributes.get(i) {
-        Some((_, Value::Str(s))) => s,
-        _ => "",
-    }
-}
-
-/// W3C flags in the low byte; bit 8: whether the parent is known to be remote or not, bit 9:
-/// that it is (as the OTLP `SpanFlags` say).
-fn flags(r: &Record) -> u32 {
-    let remote = if r.parent.1 { 0x300 } else { 0x100 };
-    u32::from(r.context.trace_flags().to_u8()) | remote
-}
-
-/// A `Span` message's fields.
-fn span(r: &Record, out: &mut Vec<u8>) {
-    bytes_field(field::TRACE_ID, &r.context.trace_id().to_bytes(), out);
-    bytes_field(field::SPAN_ID, &r.context.span_id().to_bytes(), out);
-    let state = r.context.trace_state().header();
-    if !state.is_empty() {
-        bytes_field(field::TRACE_STATE, state.as_bytes(), out);
-    }
-    if r.parent.0 != SpanId::INVALID {
-        bytes_field(field::PARENT_SPAN_ID, &r.parent.0.to_bytes(), out);
-    }
-    let (first, second) = match r.kind {
-        Kind::Server => (text_at(r, 0), text_at(r, 1)),
-        Kind::Client => ("attempt", text_at(r, 0)),
-    };
-    header(field::NAME, first.len() + 1 + second.len(), out);
-    out.extend_from_slice(first.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(second.as_bytes());
-    let kind = match r.kind {
-        Kind::Server => KIND_SERVER,
-        Kind::Client => KIND_CLIENT,
-    };
-    varint_field(field::KIND, kind, out);
-    fixed64_field(field::START, r.start, out);
-    fixed64_field(field::END, r.end, out);
-    for (k, v) in &r.attributes {
-        attribute(field::ATTRIBUTES, k, v, out);
-    }
-    if let Some(message) = &r.error {
-        let len = delimited_len(field::STATUS_MESSAGE, message.len())
-            + 1
-            + encoded_len_varint(STATUS_ERROR);
-        header(field::STATUS, len, out);
-        bytes_field(field::STATUS_MESSAGE, message.as_bytes(), out);
-        varint_field(field::STATUS_CODE, STATUS_ERROR, out);
-    }
-    encode_key(field::FLAGS, WireType::ThirtyTwoBit, out);
-    out.extend_from_slice(&flags(r).to_le_bytes());
 }
 
 #[cfg(test)]

@@ -4,15 +4,17 @@
 //! failover reason), the pod and namespace as resource attributes, and the caller's W3C
 //! `traceparent` continued to the upstream. Never a prompt, a completion or a key.
 //!
-//! The request path only records: ids, two clock readings and a few attributes per span,
-//! handed to a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2,048) that drops and counts
-//! spans when full instead of waiting. A task on the runtime sends them in batches
-//! (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, every `OTEL_BSP_SCHEDULE_DELAY`) as OTLP/HTTP protobuf,
-//! built with the OpenTelemetry project's own message definitions (`opentelemetry-proto`);
-//! `traceparent` is read and written by its W3C propagator. The SDK's span objects, which cost
-//! the request path several times more, are not used. The standard `OTEL_*` variables apply
-//! (see [`settings`]). Without an endpoint nothing is recorded and the caller's
-//! `traceparent` is forwarded as it came.
+//! The request path only records: a span writes its name and attributes straight into one
+//! buffer as OTLP protobuf fields as it goes, and its ids and times when it ends, then hands
+//! the bytes to a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2,048) that drops and
+//! counts spans when full instead of waiting. A task on the runtime sends them in batches
+//! (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, every `OTEL_BSP_SCHEDULE_DELAY`) as OTLP/HTTP protobuf
+//! `ExportTraceServiceRequest`s (the tests decode them with the OpenTelemetry project's
+//! `opentelemetry-proto` definitions). The caller's `traceparent` is read by the
+//! OpenTelemetry W3C propagator, and written as it writes it (a test holds the two equal). The
+//! SDK's span objects, which cost the request path several times more, are not used. The
+//! standard `OTEL_*` variables apply (see [`settings`]). Without an endpoint nothing is
+//! recorded and the caller's `traceparent` is forwarded as it came.
 
 mod export;
 mod settings;
@@ -22,18 +24,17 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use opentelemetry::{
     propagation::TextMapPropagator,
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId},
-    Context,
 };
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use prometheus_client::metrics::{counter::Counter, family::Family};
 
 use crate::metrics::OutcomeLabels;
-use export::{Exporter, Kind, Record, Value};
+use export::{Ends, Exporter, Kind, SpanBuf};
 
 /// The tracer, when tracing is on.
 #[derive(Debug, Default)]
@@ -49,7 +50,8 @@ struct Open {
     /// The parent's span id (invalid for a root), and whether it came from the caller.
     parent: (SpanId, bool),
     start: u64,
-    attributes: Vec<(&'static str, Value)>,
+    /// Its name and attributes so far (nothing when it is not sampled).
+    buf: SpanBuf,
 }
 
 /// The span of one call (absent when tracing is off).
@@ -62,6 +64,37 @@ pub struct CallSpan {
 #[derive(Debug, Default)]
 pub struct AttemptSpan {
     span: Option<Open>,
+}
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// Puts a span's W3C `traceparent` (version 00) and, when it has one, its `tracestate` on a
+/// request: what the W3C propagator writes, without building a propagation context per call.
+fn inject(span: &SpanContext, headers: &mut HeaderMap) {
+    // 00-{trace id}-{span id}-{flags}, lower-case hex.
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&span.trace_id().to_bytes(), &mut value[3..35]);
+    hex(&span.span_id().to_bytes(), &mut value[36..52]);
+    hex(&[span.trace_flags().to_u8()], &mut value[53..55]);
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
+        headers.insert(TRACEPARENT, v);
+    }
+    let state = span.trace_state().header();
+    if !state.is_empty() {
+        if let Ok(v) = HeaderValue::try_from(state) {
+            headers.insert(TRACESTATE, v);
+        }
+    }
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice their length).
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
 fn now_nanos() -> u64 {
@@ -94,12 +127,17 @@ impl Tracing {
     }
 
     /// Starts a call's span, continuing the caller's `traceparent`.
-    pub fn call(&self, headers: &HeaderMap, operation: &str, model: &str) -> CallSpan {
+    pub fn call(&self, headers: &HeaderMap, operation: &'static str, model: &str) -> CallSpan {
         let Some(exporter) = &self.exporter else {
             return CallSpan::default();
         };
-        let caller = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-        let caller = caller.span().span_context().clone();
+        // Most callers send none: then there is nothing to read.
+        let caller = if headers.contains_key(TRACEPARENT) {
+            let caller = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+            caller.span().span_context().clone()
+        } else {
+            SpanContext::empty_context()
+        };
         let parent = caller.is_valid().then_some(&caller);
         let trace_id = parent.map_or_else(|| TraceId::from(fastrand::u128(1..)), |p| p.trace_id());
         let sampled = exporter.sampler().sampled(parent, trace_id);
@@ -114,12 +152,11 @@ impl Tracing {
             false,
             caller.trace_state().clone(),
         );
-        let mut attributes = Vec::new();
+        let mut buf = SpanBuf::default();
         if sampled {
-            // Room for what `end` adds.
-            attributes.reserve_exact(9);
-            attributes.push(("gen_ai.operation.name", Value::Str(operation.to_string())));
-            attributes.push(("gen_ai.request.model", Value::Str(model.to_string())));
+            buf = SpanBuf::new(operation, model);
+            buf.str("gen_ai.operation.name", operation);
+            buf.str("gen_ai.request.model", model);
         }
         CallSpan {
             span: Some(Open {
@@ -127,7 +164,7 @@ impl Tracing {
                 context,
                 parent: (caller.span_id(), parent.is_some()),
                 start: now_nanos(),
-                attributes,
+                buf,
             }),
         }
     }
@@ -143,7 +180,7 @@ impl Tracing {
         model: &str,
     ) -> AttemptSpan {
         let Some(call) = &call.span else {
-            for name in ["traceparent", "tracestate"] {
+            for name in [TRACEPARENT, TRACESTATE] {
                 if let Some(v) = inbound.get(name) {
                     upstream.insert(name, v.clone());
                 }
@@ -158,13 +195,12 @@ impl Tracing {
             false,
             parent.trace_state().clone(),
         );
-        let own = Context::new().with_remote_span_context(context.clone());
-        TraceContextPropagator::new().inject_context(&own, &mut HeaderInjector(upstream));
-        let mut attributes = Vec::new();
+        inject(&context, upstream);
+        let mut buf = SpanBuf::default();
         if context.is_sampled() {
-            attributes.reserve_exact(5);
-            attributes.push(("gen_ai.provider.name", Value::Str(provider.to_string())));
-            attributes.push(("gen_ai.response.model", Value::Str(model.to_string())));
+            buf = SpanBuf::new("attempt", provider);
+            buf.str("gen_ai.provider.name", provider);
+            buf.str("gen_ai.response.model", model);
         }
         AttemptSpan {
             span: Some(Open {
@@ -172,7 +208,7 @@ impl Tracing {
                 context,
                 parent: (parent.span_id(), false),
                 start: now_nanos(),
-                attributes,
+                buf,
             }),
         }
     }
@@ -187,26 +223,19 @@ impl Tracing {
 
 impl Open {
     /// Hands the finished span to the exporter (when sampled).
-    fn finish(self, kind: Kind, error: Option<String>) {
+    fn finish(self, kind: Kind, error: Option<&str>) {
         if !self.context.is_sampled() {
             return;
         }
-        let Open {
-            exporter,
-            context,
-            parent,
-            start,
-            attributes,
-        } = self;
-        exporter.push(Record {
-            context,
-            parent,
+        let span = self.buf.finish(&Ends {
+            context: &self.context,
+            parent: self.parent,
             kind,
-            start,
+            start: self.start,
             end: now_nanos(),
-            attributes,
             error,
         });
+        self.exporter.push(&span);
     }
 }
 
@@ -218,16 +247,14 @@ impl AttemptSpan {
         };
         if span.context.is_sampled() {
             if status > 0 {
-                span.attributes
-                    .push(("http.response.status_code", Value::Int(i64::from(status))));
+                span.buf.int("http.response.status_code", i64::from(status));
             }
             if let Some(why) = failure {
-                span.attributes.push(("error.type", Value::Str(why.into())));
-                span.attributes
-                    .push(("switchyard.failover.reason", Value::Str(why.into())));
+                span.buf.str("error.type", why);
+                span.buf.str("switchyard.failover.reason", why);
             }
         }
-        span.finish(Kind::Client, failure.map(str::to_string));
+        span.finish(Kind::Client, failure);
     }
 }
 
@@ -238,32 +265,18 @@ impl CallSpan {
             return;
         };
         if span.context.is_sampled() {
-            span.attributes.extend([
-                ("gen_ai.provider.name", Value::Str(outcome.provider.into())),
-                ("gen_ai.response.model", Value::Str(outcome.model.into())),
-                (
-                    "gen_ai.usage.input_tokens",
-                    Value::Int(outcome.input_tokens as i64),
-                ),
-                (
-                    "gen_ai.usage.output_tokens",
-                    Value::Int(outcome.output_tokens as i64),
-                ),
-                (
-                    "http.response.status_code",
-                    Value::Int(i64::from(outcome.status)),
-                ),
-                (
-                    "switchyard.attempts",
-                    Value::Int(i64::from(outcome.attempts)),
-                ),
-            ]);
+            let b = &mut span.buf;
+            b.str("gen_ai.provider.name", outcome.provider);
+            b.str("gen_ai.response.model", outcome.model);
+            b.int("gen_ai.usage.input_tokens", outcome.input_tokens as i64);
+            b.int("gen_ai.usage.output_tokens", outcome.output_tokens as i64);
+            b.int("http.response.status_code", i64::from(outcome.status));
+            b.int("switchyard.attempts", i64::from(outcome.attempts));
             if let Some(error) = outcome.error {
-                span.attributes
-                    .push(("error.type", Value::Str(error.into())));
+                b.str("error.type", error);
             }
         }
-        span.finish(Kind::Server, outcome.error.map(str::to_string));
+        span.finish(Kind::Server, outcome.error);
     }
 }
 
@@ -285,3 +298,6 @@ pub struct CallOutcome<'a> {
     /// The error's label, if it failed.
     pub error: Option<&'a str>,
 }
+
+#[cfg(test)]
+mod tests;

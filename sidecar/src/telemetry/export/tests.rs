@@ -8,22 +8,22 @@ use prost::Message;
 
 use super::*;
 
-fn record() -> Record {
-    Record {
-        context: SpanContext::new(
-            TraceId::from(1u128),
-            SpanId::from(2u64),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
+fn record() -> Vec<u8> {
+    let context = SpanContext::new(
+        TraceId::from(1u128),
+        SpanId::from(2u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    SpanBuf::new("attempt", "p").finish(&Ends {
+        context: &context,
         parent: (SpanId::INVALID, false),
         kind: Kind::Client,
         start: 1,
         end: 2,
-        attributes: Vec::new(),
         error: None,
-    }
+    })
 }
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting_and_an_export_empties_
     let (exports, dropped) = (Family::default(), Counter::default());
     let exporter = Exporter::start(settings, exports.clone(), dropped.clone());
     for _ in 0..3 {
-        exporter.push(record());
+        exporter.push(&record());
     }
     assert_eq!(dropped.get(), 1, "the third span found the queue full");
     exporter.flush().await;
@@ -50,7 +50,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting_and_an_export_empties_
         .get_or_create(&OutcomeLabels { outcome: "failed" })
         .get();
     assert!(failed >= 1, "the batch was sent (and failed)");
-    exporter.push(record());
+    exporter.push(&record());
     assert_eq!(dropped.get(), 1, "the queue was emptied");
 }
 
@@ -63,28 +63,35 @@ fn a_batch_decodes_as_the_opentelemetry_definitions_read_it() {
         false,
         TraceState::default(),
     );
-    let record = Record {
-        context,
+    let mut server = SpanBuf::new("chat", "gpt-4o");
+    server.str("gen_ai.operation.name", "chat");
+    server.str("gen_ai.request.model", "gpt-4o");
+    server.int("gen_ai.usage.input_tokens", 9);
+    let server = server.finish(&Ends {
+        context: &context,
         parent: (SpanId::from(0x00f067aa0ba902b7), true),
         kind: Kind::Server,
         start: 10,
         end: 20,
-        attributes: vec![
-            ("gen_ai.operation.name", Value::Str("chat".into())),
-            ("gen_ai.request.model", Value::Str("gpt-4o".into())),
-            ("gen_ai.usage.input_tokens", Value::Int(9)),
-        ],
-        error: Some("server_error".into()),
-    };
+        error: Some("server_error"),
+    });
     let head = Head::new(&[("service.name".into(), "switchyard-sidecar".into())]);
-    let root = Record {
+    let mut root = SpanBuf::new("attempt", "");
+    root.str("empty", "");
+    root.int("n", -3);
+    let root = root.finish(&Ends {
+        context: &context,
         parent: (SpanId::INVALID, false),
-        attributes: vec![("empty", Value::Str(String::new())), ("n", Value::Int(-3))],
-        error: None,
         kind: Kind::Client,
-        ..record.clone()
-    };
-    let bytes = encode(&head, &[record, root], &mut Vec::new());
+        start: 10,
+        end: 20,
+        error: None,
+    });
+    let mut spans = Vec::new();
+    for span in [&server, &root] {
+        bytes_field(field::SPANS, span, &mut spans);
+    }
+    let bytes = encode(&head, &spans);
     let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
     let rs = &req.resource_spans[0];
     let resource = rs.resource.as_ref().unwrap();

@@ -244,9 +244,12 @@ spec: {cache: {ttl: 10m}}
         print(f"ready in {ready_ms:.1f} ms; measuring", file=sys.stderr)
         results = {}
         rss_load = 0.0
-        for _ in range(ROUNDS):
+        for r in range(ROUNDS):
+            # Every other round runs the targets in reverse: on a shared machine the place in
+            # the order biases a run (measured: up to 10% between the same two processes).
+            order = targets if r % 2 == 0 else targets[::-1]
             for conns in (1, 16):
-                for name, url, script, pid in targets:
+                for name, url, script, pid in order:
                     before = cpu_seconds(pid) if pid else 0
                     r = wrk(url, script, conns)
                     if pid:

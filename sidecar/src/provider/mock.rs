@@ -10,7 +10,7 @@ use switchyard_crds::proxy::{MockSettings, Provider};
 use super::Adapter;
 use crate::{
     dialect::Operation,
-    translate::{embeddings_list, now_secs, openai_chunk, openai_end, text_of, Usage},
+    translate::{embeddings_list, now_secs, openai, text_of, Usage},
     upstream::Reply,
 };
 
@@ -127,9 +127,9 @@ fn chat(settings: &MockSettings, body: &Value, model: &str) -> Reply {
             body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
         let mut out = Vec::new();
         let assistant = json!({"role": "assistant", "content": ""});
-        openai_chunk(&mut out, &id, created, model, assistant, None);
+        openai::chunk(&mut out, &id, created, model, assistant, None);
         for piece in pieces(&answer) {
-            openai_chunk(
+            openai::chunk(
                 &mut out,
                 &id,
                 created,
@@ -138,8 +138,8 @@ fn chat(settings: &MockSettings, body: &Value, model: &str) -> Reply {
                 None,
             );
         }
-        openai_chunk(&mut out, &id, created, model, json!({}), Some("stop"));
-        openai_end(
+        openai::chunk(&mut out, &id, created, model, json!({}), Some("stop"));
+        openai::end(
             &mut out,
             &id,
             created,
@@ -151,7 +151,7 @@ fn chat(settings: &MockSettings, body: &Value, model: &str) -> Reply {
     let completion = json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer, "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
-        "usage": usage.to_openai(),
+        "usage": openai::usage_object(usage),
     });
     whole(
         StatusCode::OK,

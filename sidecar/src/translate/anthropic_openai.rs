@@ -253,18 +253,6 @@ pub fn stop_reason(finish: &str) -> &'static str {
     }
 }
 
-/// Usage from an OpenAI `usage` object.
-pub fn usage(u: &Value) -> Usage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    Usage {
-        input: n("/prompt_tokens"),
-        output: n("/completion_tokens"),
-        cached: n("/prompt_tokens_details/cached_tokens"),
-        cache_creation: 0,
-        reasoning: n("/completion_tokens_details/reasoning_tokens"),
-    }
-}
-
 /// Translates an OpenAI chat completion into an Anthropic Messages response.
 pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let choice = body.pointer("/choices/0").unwrap_or(&Value::Null);
@@ -288,7 +276,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
             "input": serde_json::from_str::<Value>(args).unwrap_or(json!({})),
         }));
     }
-    let usage = usage(&body["usage"]);
+    let usage = super::openai::usage(&body["usage"]);
     let id = body["id"].as_str().unwrap_or("chatcmpl");
     let out = json!({
         "id": format!("msg_{}", id.trim_start_matches("chatcmpl-")),
@@ -298,7 +286,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "content": content,
         "stop_reason": stop_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
         "stop_sequence": null,
-        "usage": usage.to_anthropic(),
+        "usage": super::anthropic::usage_object(usage),
     });
     (out, usage)
 }

@@ -286,19 +286,6 @@ pub fn finish_reason(finish: &str) -> &'static str {
     }
 }
 
-/// Usage as a Gemini `usageMetadata` object.
-pub fn usage_metadata(u: Usage) -> Value {
-    let candidates = u.output.saturating_sub(u.reasoning);
-    let mut m = json!({"promptTokenCount": u.input, "candidatesTokenCount": candidates, "totalTokenCount": u.input + u.output});
-    if u.cached > 0 {
-        m["cachedContentTokenCount"] = json!(u.cached);
-    }
-    if u.reasoning > 0 {
-        m["thoughtsTokenCount"] = json!(u.reasoning);
-    }
-    m
-}
-
 fn call_part(call: &Value) -> Value {
     let args = call
         .pointer("/function/arguments")
@@ -309,7 +296,7 @@ fn call_part(call: &Value) -> Value {
 
 /// Translates an OpenAI chat completion into a Gemini `GenerateContentResponse`.
 pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
-    let usage = super::anthropic_openai::usage(&body["usage"]);
+    let usage = super::openai::usage(&body["usage"]);
     let candidates: Vec<Value> = body["choices"]
         .as_array()
         .into_iter()
@@ -340,7 +327,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         .collect();
     let out = json!({
         "candidates": candidates,
-        "usageMetadata": usage_metadata(usage),
+        "usageMetadata": super::gemini::usage_metadata(usage),
         "modelVersion": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
         "responseId": body["id"].as_str().unwrap_or("switchyard").trim_start_matches("chatcmpl-"),
     });

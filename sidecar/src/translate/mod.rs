@@ -4,11 +4,17 @@
 //! OpenAI chat is the hub: an Anthropic caller served by Gemini goes Anthropic -> OpenAI ->
 //! Gemini on the way up and back the same way down, so each format is written once each way
 //! (`X_openai`: an X caller served through the hub; `openai_Y`: the hub served by Y).
+//! What belongs to one format whichever pair uses it (its usage object read and written,
+//! OpenAI's stream chunks) lives in that format's module: [`openai`], [`anthropic`],
+//! [`gemini`], [`responses`].
 
+pub mod anthropic;
 pub mod anthropic_openai;
 pub mod embeddings;
+pub mod gemini;
 pub mod gemini_openai;
 pub mod gemini_schema;
+pub mod openai;
 pub mod openai_anthropic;
 pub mod openai_gemini;
 pub mod openai_responses;
@@ -53,17 +59,6 @@ impl Usage {
         (n > 0).then_some(n)
     }
 
-    /// As an OpenAI `usage` object.
-    pub fn to_openai(self) -> Value {
-        json!({
-            "prompt_tokens": self.input,
-            "completion_tokens": self.output,
-            "total_tokens": self.input + self.output,
-            "prompt_tokens_details": {"cached_tokens": self.cached},
-            "completion_tokens_details": {"reasoning_tokens": self.reasoning},
-        })
-    }
-
     /// Dollars for this usage at `pricing` (none: free).
     pub fn cost(self, pricing: Option<&switchyard_crds::Pricing>) -> f64 {
         pricing.map_or(0.0, |p| {
@@ -72,16 +67,12 @@ impl Usage {
                 / 1_000_000.0
         })
     }
+}
 
-    /// As an Anthropic `usage` object (input excludes cache reads and writes).
-    pub fn to_anthropic(self) -> Value {
-        json!({
-            "input_tokens": self.input.saturating_sub(self.cached + self.cache_creation),
-            "output_tokens": self.output,
-            "cache_read_input_tokens": self.cached,
-            "cache_creation_input_tokens": self.cache_creation,
-        })
-    }
+/// A token count as a wire format sends it: anything but a non-negative integer counts as 0.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::Deserialize;
+    Ok(Value::deserialize(d)?.as_u64().unwrap_or(0))
 }
 
 /// What a response translation needs to know about its request.
@@ -137,40 +128,6 @@ pub fn error_message(err: &Value) -> String {
         .as_str()
         .unwrap_or("upstream error")
         .to_string()
-}
-
-/// Appends one OpenAI `chat.completion.chunk` event with a single choice.
-pub fn openai_chunk(
-    out: &mut Vec<u8>,
-    id: &str,
-    created: u64,
-    model: &str,
-    delta: Value,
-    finish: Option<&str>,
-) {
-    let chunk = json!({
-        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-    });
-    sse::write(out, None, &chunk.to_string());
-}
-
-/// Appends the closing OpenAI usage chunk (no choices), as sent when
-/// `stream_options.include_usage` is set.
-pub fn openai_usage_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Usage) {
-    let chunk = json!({
-        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-        "choices": [], "usage": usage.to_openai(),
-    });
-    sse::write(out, None, &chunk.to_string());
-}
-
-/// The end of an OpenAI stream: the usage chunk when the caller asked for it, then `[DONE]`.
-pub fn openai_end(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Option<Usage>) {
-    if let Some(usage) = usage {
-        openai_usage_chunk(out, id, created, model, usage);
-    }
-    sse::write(out, None, "[DONE]");
 }
 
 /// The text of an OpenAI `content` (a string, or text parts).
@@ -328,14 +285,10 @@ pub fn response(
         // body validated as a JSON object on the way).
         let only: UsageOnly = serde_json::from_slice(body).map_err(invalid)?;
         let usage = match to {
-            Dialect::Anthropic => {
-                openai_anthropic::usage(only.usage.as_ref().unwrap_or(&Value::Null))
-            }
-            Dialect::OpenAi => anthropic_openai::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
+            Dialect::Anthropic => anthropic::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
+            Dialect::OpenAi => openai::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
             Dialect::Responses => responses::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
-            Dialect::Gemini => {
-                openai_gemini::usage(only.usage_metadata.as_ref().unwrap_or(&Value::Null))
-            }
+            Dialect::Gemini => gemini::usage(only.usage_metadata.as_ref().unwrap_or(&Value::Null)),
         };
         return Ok((body.clone(), usage));
     }
@@ -350,7 +303,7 @@ pub fn response(
     }
     let (hub, usage) = match to {
         Dialect::OpenAi => {
-            let usage = anthropic_openai::usage(&value["usage"]);
+            let usage = openai::usage(&value["usage"]);
             (value, usage)
         }
         Dialect::Anthropic => openai_anthropic::response(&value, ctx),

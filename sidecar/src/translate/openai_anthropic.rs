@@ -336,18 +336,6 @@ pub fn finish_reason(stop: &str) -> &'static str {
     }
 }
 
-/// Usage from an Anthropic `usage` object.
-pub fn usage(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Usage {
-        input: n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
-        output: n("output_tokens"),
-        cached: n("cache_read_input_tokens"),
-        cache_creation: n("cache_creation_input_tokens"),
-        reasoning: 0,
-    }
-}
-
 /// Translates an Anthropic Messages response into an OpenAI chat completion.
 pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let mut text = String::new();
@@ -395,7 +383,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     } else {
         finish_reason(stop)
     };
-    let usage = usage(body.get("usage").unwrap_or(&Value::Null));
+    let usage = super::anthropic::usage(body.get("usage").unwrap_or(&Value::Null));
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
@@ -411,7 +399,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "created": ctx.created,
         "model": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage.to_openai(),
+        "usage": super::openai::usage_object(usage),
     });
     (out, usage)
 }

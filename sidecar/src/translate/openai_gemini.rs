@@ -310,19 +310,6 @@ pub fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
     }
 }
 
-/// Usage from a Gemini `usageMetadata` object.
-pub fn usage(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let thoughts = n("thoughtsTokenCount");
-    Usage {
-        input: n("promptTokenCount"),
-        output: n("candidatesTokenCount") + thoughts,
-        cached: n("cachedContentTokenCount"),
-        cache_creation: 0,
-        reasoning: thoughts,
-    }
-}
-
 /// Splits a candidate's parts into text and OpenAI tool calls (ids numbered from `first_call`).
 /// A candidate's text, thought summaries and function calls (numbered from `first_call`).
 fn parts(candidate: &Value, first_call: usize) -> (String, String, Vec<Value>) {
@@ -359,7 +346,7 @@ fn parts(candidate: &Value, first_call: usize) -> (String, String, Vec<Value>) {
 
 /// Translates a Gemini `generateContent` response into an OpenAI chat completion.
 pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
-    let usage = usage(&body["usageMetadata"]);
+    let usage = super::gemini::usage(&body["usageMetadata"]);
     let mut choices = Vec::new();
     for (i, candidate) in body["candidates"]
         .as_array()
@@ -398,7 +385,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "created": ctx.created,
         "model": body.get("modelVersion").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
         "choices": choices,
-        "usage": usage.to_openai(),
+        "usage": super::openai::usage_object(usage),
     });
     (out, usage)
 }

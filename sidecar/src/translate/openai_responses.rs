@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{
-    error_message, openai_chunk, openai_end,
+    error_message, openai,
     responses::{self, usage as responses_usage},
     text_of, Context, Usage,
 };
@@ -210,7 +210,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         "created": body.get("created_at").and_then(Value::as_u64).unwrap_or(ctx.created),
         "model": body.get("model").cloned().unwrap_or_else(|| json!(ctx.model)),
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage.to_openai(),
+        "usage": openai::usage_object(usage),
     });
     (out, usage)
 }
@@ -244,7 +244,7 @@ impl Stream {
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
+        openai::chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
     }
 
     fn close(&mut self, obj: &Value, out: &mut Vec<u8>) {
@@ -252,7 +252,7 @@ impl Stream {
         let finish = finish_reason(obj, !self.calls.is_empty());
         self.chunk(out, json!({}), Some(finish));
         let usage = self.ctx.include_usage.then_some(self.usage);
-        openai_end(out, &self.id, self.ctx.created, &self.model, usage);
+        openai::end(out, &self.id, self.ctx.created, &self.model, usage);
         self.done = true;
     }
 }

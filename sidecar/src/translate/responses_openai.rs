@@ -9,7 +9,7 @@ use std::{borrow::Cow, collections::HashSet, sync::Arc};
 
 use serde_json::{json, Map, Value};
 
-use super::{anthropic_openai::usage as chat_usage, responses::ResponsesCall, Context};
+use super::{openai::usage as chat_usage, responses::ResponsesCall, Context};
 use crate::error::Error;
 
 mod stream;

@@ -88,7 +88,7 @@ impl StreamTranslator for Passthrough {
                             self.error = Some(error_message(err));
                         }
                         if chunk["usage"].is_object() {
-                            self.usage = anthropic_openai::usage(&chunk["usage"]);
+                            self.usage = super::openai::usage(&chunk["usage"]);
                             let empty = chunk["choices"].as_array().is_none_or(Vec::is_empty);
                             if self.hide_usage && empty {
                                 return;
@@ -101,7 +101,7 @@ impl StreamTranslator for Passthrough {
                 Some("message_start") | Some("message_delta") => {
                     if let Ok(data) = serde_json::from_str::<Value>(&ev.data) {
                         let u = data.pointer("/message/usage").or_else(|| data.get("usage"));
-                        let u = openai_anthropic::usage(u.unwrap_or(&Value::Null));
+                        let u = super::anthropic::usage(u.unwrap_or(&Value::Null));
                         if u.input > 0 {
                             self.usage.input = u.input;
                             self.usage.cached = u.cached;
@@ -123,7 +123,7 @@ impl StreamTranslator for Passthrough {
                         self.error = Some(error_message(err));
                     }
                     if data["usageMetadata"].is_object() {
-                        self.usage = openai_gemini::usage(&data["usageMetadata"]);
+                        self.usage = super::gemini::usage(&data["usageMetadata"]);
                     }
                     if data.pointer("/candidates/0/finishReason").is_some() {
                         self.done = true;

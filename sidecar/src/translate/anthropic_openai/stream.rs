@@ -194,7 +194,7 @@ impl Stream {
         self.close_text(out);
         self.close_tools(out);
         let stop = stop_reason(self.finish.as_deref().unwrap_or("stop"));
-        let delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": self.usage.to_anthropic()});
+        let delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": crate::translate::anthropic::usage_object(self.usage)});
         sse::write(out, Some("message_delta"), &delta.to_string());
         sse::write(
             out,
@@ -222,7 +222,7 @@ impl crate::translate::StreamTranslator for Stream {
         }
         self.start(&chunk, out);
         if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = usage(u);
+            self.usage = crate::translate::openai::usage(u);
         }
         let Some(choice) = chunk.pointer("/choices/0") else {
             return;

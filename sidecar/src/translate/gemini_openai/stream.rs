@@ -40,7 +40,7 @@ impl Stream {
         if last {
             candidate["finishReason"] =
                 json!(finish_reason(self.finish.as_deref().unwrap_or("stop")));
-            ev["usageMetadata"] = usage_metadata(self.usage);
+            ev["usageMetadata"] = crate::translate::gemini::usage_metadata(self.usage);
         }
         ev["candidates"] = json!([candidate]);
         sse::write(out, None, &ev.to_string());
@@ -80,7 +80,7 @@ impl crate::translate::StreamTranslator for Stream {
             self.model = m.to_string();
         }
         if chunk["usage"].is_object() {
-            self.usage = crate::translate::anthropic_openai::usage(&chunk["usage"]);
+            self.usage = crate::translate::openai::usage(&chunk["usage"]);
         }
         let Some(choice) = chunk.pointer("/choices/0") else {
             return;

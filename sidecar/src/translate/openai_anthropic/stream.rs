@@ -28,7 +28,7 @@ impl Stream {
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        translate::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
+        translate::openai::chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
     }
 
     /// `message_start`: the id, model and input usage, and the assistant's first chunk.
@@ -40,7 +40,7 @@ impl Stream {
         if let Some(m) = msg.get("model").and_then(Value::as_str) {
             self.model = m.to_string();
         }
-        self.usage = usage(&msg["usage"]);
+        self.usage = translate::anthropic::usage(&msg["usage"]);
         self.chunk(out, json!({"role": "assistant", "content": ""}), None);
     }
 
@@ -73,7 +73,7 @@ impl Stream {
 
     /// `message_delta`: the final usage and the stop reason.
     fn message_delta(&mut self, data: &Value, out: &mut Vec<u8>) {
-        let u = usage(&data["usage"]);
+        let u = translate::anthropic::usage(&data["usage"]);
         self.usage.output = u.output.max(self.usage.output);
         if u.input > 0 {
             self.usage.input = u.input;
@@ -120,7 +120,7 @@ impl translate::StreamTranslator for Stream {
                     self.chunk(out, json!({}), Some("stop"));
                 }
                 let usage = self.ctx.include_usage.then_some(self.usage);
-                translate::openai_end(out, &self.id, self.ctx.created, &self.model, usage);
+                translate::openai::end(out, &self.id, self.ctx.created, &self.model, usage);
                 self.done = true;
             }
             "error" => {

@@ -35,7 +35,7 @@ impl Stream {
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
-        translate::openai_chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
+        translate::openai::chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
     }
 }
 
@@ -59,7 +59,7 @@ impl translate::StreamTranslator for Stream {
             self.chunk(out, json!({"role": "assistant", "content": ""}), None);
         }
         if body["usageMetadata"].is_object() {
-            self.usage = usage(&body["usageMetadata"]);
+            self.usage = translate::gemini::usage(&body["usageMetadata"]);
         }
         let Some(candidate) = body.pointer("/candidates/0") else {
             if body.pointer("/promptFeedback/blockReason").is_some() {
@@ -89,7 +89,7 @@ impl translate::StreamTranslator for Stream {
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         if self.finish.is_some() && !self.done {
             let usage = self.ctx.include_usage.then_some(self.usage);
-            translate::openai_end(out, &self.id, self.ctx.created, &self.model, usage);
+            translate::openai::end(out, &self.id, self.ctx.created, &self.model, usage);
             self.done = true;
         }
         self.done

@@ -11,8 +11,8 @@ use super::{call_item, message_item, reasoning_item};
 use crate::{
     sse,
     translate::{
-        anthropic_openai::usage as chat_usage,
         error_message,
+        openai::usage as chat_usage,
         responses::{closing_event, object, status_of, Events, ResponsesCall, Status},
         Context, StreamTranslator, Usage,
     },

@@ -1,0 +1,60 @@
+//! The Anthropic Messages format's own knowledge: its `usage` object read and written.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{count, Usage};
+
+/// An Anthropic `usage` object, the fields the gateway reads.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsageWire {
+    #[serde(deserialize_with = "count")]
+    input_tokens: u64,
+    #[serde(deserialize_with = "count")]
+    output_tokens: u64,
+    #[serde(deserialize_with = "count")]
+    cache_read_input_tokens: u64,
+    #[serde(deserialize_with = "count")]
+    cache_creation_input_tokens: u64,
+}
+
+/// Usage from an Anthropic `usage` object: its `input_tokens` exclude cache reads and writes,
+/// which OpenAI's meaning includes.
+pub fn usage(u: &Value) -> Usage {
+    let u = UsageWire::deserialize(u).unwrap_or_default();
+    Usage {
+        input: u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+        output: u.output_tokens,
+        cached: u.cache_read_input_tokens,
+        cache_creation: u.cache_creation_input_tokens,
+        reasoning: 0,
+    }
+}
+
+/// As an Anthropic `usage` object (input excludes cache reads and writes).
+pub fn usage_object(u: Usage) -> Value {
+    json!({
+        "input_tokens": u.input.saturating_sub(u.cached + u.cache_creation),
+        "output_tokens": u.output,
+        "cache_read_input_tokens": u.cached,
+        "cache_creation_input_tokens": u.cache_creation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_counts_cache_reads_and_writes_as_input_and_reads_back_what_it_writes() {
+        let wire = json!({"input_tokens": 3, "output_tokens": 9, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20, "service_tier": "standard"});
+        let u = usage(&wire);
+        assert_eq!(
+            (u.input, u.cached, u.cache_creation, u.output),
+            (123, 100, 20, 9)
+        );
+        assert_eq!(usage(&usage_object(u)), u);
+        assert_eq!(usage(&json!({"output_tokens": 5})).output, 5);
+    }
+}

@@ -1,0 +1,113 @@
+//! The OpenAI chat-completions format's own knowledge, which every pair through the hub
+//! shares: its `usage` object read and written, and its stream chunks written.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{count, Usage};
+use crate::sse;
+
+/// An OpenAI `usage` object, the fields the gateway reads.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsageWire {
+    #[serde(deserialize_with = "count")]
+    prompt_tokens: u64,
+    #[serde(deserialize_with = "count")]
+    completion_tokens: u64,
+    prompt_tokens_details: Option<PromptDetails>,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PromptDetails {
+    #[serde(deserialize_with = "count")]
+    cached_tokens: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CompletionDetails {
+    #[serde(deserialize_with = "count")]
+    reasoning_tokens: u64,
+}
+
+/// Usage from an OpenAI `usage` object (anything unreadable counts as zero).
+pub fn usage(u: &Value) -> Usage {
+    let u = UsageWire::deserialize(u).unwrap_or_default();
+    Usage {
+        input: u.prompt_tokens,
+        output: u.completion_tokens,
+        cached: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+        cache_creation: 0,
+        reasoning: u
+            .completion_tokens_details
+            .map_or(0, |d| d.reasoning_tokens),
+    }
+}
+
+/// As an OpenAI `usage` object.
+pub fn usage_object(u: Usage) -> Value {
+    json!({
+        "prompt_tokens": u.input,
+        "completion_tokens": u.output,
+        "total_tokens": u.input + u.output,
+        "prompt_tokens_details": {"cached_tokens": u.cached},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
+    })
+}
+
+/// Appends one `chat.completion.chunk` event with a single choice.
+pub fn chunk(
+    out: &mut Vec<u8>,
+    id: &str,
+    created: u64,
+    model: &str,
+    delta: Value,
+    finish: Option<&str>,
+) {
+    let chunk = json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    });
+    sse::write(out, None, &chunk.to_string());
+}
+
+/// Appends the closing usage chunk (no choices), as sent when `stream_options.include_usage`
+/// is set.
+pub fn usage_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Usage) {
+    let chunk = json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage_object(usage),
+    });
+    sse::write(out, None, &chunk.to_string());
+}
+
+/// The end of a stream: the usage chunk when the caller asked for it, then `[DONE]`.
+pub fn end(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Option<Usage>) {
+    if let Some(usage) = usage {
+        usage_chunk(out, id, created, model, usage);
+    }
+    sse::write(out, None, "[DONE]");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_reads_back_what_it_writes_and_counts_the_unreadable_as_zero() {
+        let u = Usage {
+            input: 12,
+            output: 7,
+            cached: 4,
+            cache_creation: 0,
+            reasoning: 2,
+        };
+        assert_eq!(usage(&usage_object(u)), u);
+        let odd = json!({"prompt_tokens": -1, "completion_tokens": "3", "prompt_tokens_details": null, "completion_tokens_details": {"reasoning_tokens": 1.5}, "extra": {}});
+        assert_eq!(usage(&odd), Usage::default());
+        assert_eq!(usage(&Value::Null), Usage::default());
+    }
+}

@@ -21,6 +21,7 @@ pub mod openai_responses;
 pub mod responses;
 pub mod responses_openai;
 mod stream;
+pub mod thinking;
 pub mod wire;
 
 pub use stream::stream;
@@ -221,6 +222,11 @@ fn to_hub<'a>(from: Dialect, body: &'a Value, ctx: &mut Context) -> Result<Cow<'
 /// A hub request in an upstream's format.
 fn from_hub(to: Dialect, hub: Cow<'_, Value>, ctx: &mut Context) -> Result<Value, Error> {
     match to {
+        Dialect::OpenAi if thinking::carried(&hub) => {
+            let mut hub = hub.into_owned();
+            thinking::strip(&mut hub);
+            Ok(hub)
+        }
         Dialect::OpenAi => Ok(hub.into_owned()),
         Dialect::Anthropic => openai_anthropic::request(&hub, ctx),
         Dialect::Gemini => openai_gemini::request(&hub),

@@ -34,8 +34,33 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
             "n > 1 is not supported by this model's provider",
         ));
     }
-    thinking(&mut out, body);
+    if !thinking(&mut out, body) {
+        // Carried thinking goes back only to a call that thinks.
+        unthink(&mut out);
+    }
     Ok(Value::Object(out))
+}
+
+/// A turn's content blocks (none when it is not a list).
+fn blocks_of(m: Option<&Value>) -> &[Value] {
+    m.and_then(|m| m.get("content"))
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
+/// Takes carried thinking blocks out of the assistant turns.
+fn unthink(out: &mut Map<String, Value>) {
+    for m in out
+        .get_mut("messages")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(content) = m.get_mut("content").and_then(Value::as_array_mut) {
+            content
+                .retain(|b| !matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking")));
+        }
+    }
 }
 
 /// The turns, merged where a role repeats, and the system texts found among them.
@@ -54,7 +79,9 @@ fn messages(body: &Value) -> Result<(Vec<String>, Vec<Value>), Error> {
             "system" | "developer" => system.push(text_of(content)),
             "user" => push(&mut messages, "user", user_blocks(content, i)?),
             "assistant" => {
-                let mut blocks = Vec::new();
+                // Signed thinking carried from an earlier Anthropic answer goes first.
+                let carried = m.get("thinking_blocks").and_then(Value::as_array);
+                let mut blocks = carried.map_or_else(Vec::new, |b| super::thinking::signed(b));
                 let text = text_of(content);
                 if !text.is_empty() {
                     blocks.push(json!({"type": "text", "text": text}));
@@ -212,32 +239,35 @@ fn tools(body: &Value, out: &mut Map<String, Value>) {
 
 /// `reasoning_effort` as Anthropic's extended thinking: a token budget below `max_tokens`
 /// (raised to make room), without the sampling settings thinking refuses. Left off where
-/// Anthropic would refuse it: a forced tool choice, and in the middle of a tool loop, where
-/// Anthropic wants the last assistant turn's signed thinking blocks back and an OpenAI
-/// history does not have them.
-fn thinking(out: &mut Map<String, Value>, body: &Value) {
+/// Anthropic would refuse it: a forced tool choice, and in the middle of a tool loop unless
+/// the assistant turn before carries its signed thinking blocks back (see
+/// [`super::thinking`]). Whether thinking is on.
+fn thinking(out: &mut Map<String, Value>, body: &Value) -> bool {
     let Some(budget) = body
         .get("reasoning_effort")
         .and_then(Value::as_str)
         .and_then(super::thinking_budget)
         .filter(|b| *b > 0)
     else {
-        return;
+        return false;
     };
     let forced = out
         .get("tool_choice")
         .and_then(|c| c.get("type"))
         .and_then(Value::as_str)
         .is_some_and(|t| t == "any" || t == "tool");
-    let mid_loop = out
+    let turns = out
         .get("messages")
         .and_then(Value::as_array)
-        .and_then(|m| m.last())
-        .and_then(|m| m.get("content"))
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
-    if forced || mid_loop {
-        return;
+        .map_or(&[][..], Vec::as_slice);
+    let mid_loop = blocks_of(turns.last())
+        .iter()
+        .any(|b| b["type"] == "tool_result");
+    let signed = blocks_of(turns.iter().rev().find(|m| m["role"] == "assistant"))
+        .first()
+        .is_some_and(|b| matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking")));
+    if forced || (mid_loop && !signed) {
+        return false;
     }
     let budget = u64::from(budget);
     let max = out
@@ -260,6 +290,7 @@ fn thinking(out: &mut Map<String, Value>, body: &Value) {
         "thinking".into(),
         json!({"type": "enabled", "budget_tokens": budget}),
     );
+    true
 }
 
 fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, Error> {
@@ -341,12 +372,11 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     let mut text = String::new();
     let mut thinking = String::new();
     let mut calls = Vec::new();
-    for block in body
+    let content = body
         .get("content")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+        .map_or(&[][..], Vec::as_slice);
+    for block in content {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(
                 block
@@ -391,6 +421,10 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     // Extended thinking, as the chat completions servers that reason aloud name it.
     if !thinking.is_empty() {
         message["reasoning_content"] = Value::String(thinking);
+    }
+    let signed = super::thinking::signed(content);
+    if !signed.is_empty() {
+        message["thinking_blocks"] = Value::Array(signed);
     }
     let id = body.get("id").and_then(Value::as_str).unwrap_or("msg");
     let out = json!({

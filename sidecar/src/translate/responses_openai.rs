@@ -28,6 +28,8 @@ enum Item<'a> {
     },
     /// A tool's result (`function_call_output` or `custom_tool_call_output`).
     Output { call_id: &'a str, output: &'a Value },
+    /// A reasoning item holding Anthropic thinking sealed here, for the next assistant turn.
+    Thinking(Vec<Value>),
     /// Something only a Responses backend can use (reasoning, hosted tool calls).
     Skipped,
 }
@@ -91,6 +93,13 @@ fn read_item<'a>(item: &'a Value, at: &str) -> Result<Item<'a>, Error> {
             call_id: need("call_id")?,
             output: item.get("output").unwrap_or(&Value::Null),
         },
+        "reasoning" => match text("encrypted_content").and_then(super::thinking::open) {
+            Some(blocks) => Item::Thinking(blocks),
+            None => {
+                tracing::debug!("reasoning item left out for a chat-completions upstream");
+                Item::Skipped
+            }
+        },
         t if RESPONSES_ONLY_ITEMS.contains(&t) => {
             tracing::debug!(item = t, "input item left out for a chat-completions upstream");
             Item::Skipped
@@ -128,9 +137,13 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
         }
     };
     let mut calls: HashSet<&str> = HashSet::new();
+    // Carried thinking waits for the assistant turn it belongs to.
+    let mut thinking: Vec<Value> = Vec::new();
     for (n, item) in own.iter().enumerate() {
         let at = format!("input[{n}]");
+        let before = messages.len();
         match read_item(item, &at)? {
+            Item::Thinking(blocks) => thinking.extend(blocks),
             Item::Message { role, content } => message(&mut messages, role, content, &at)?,
             Item::Call {
                 call_id,
@@ -152,6 +165,12 @@ pub fn request(body: &Value, ctx: &mut Context) -> Result<Value, Error> {
                 messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output_text(output)}));
             }
             Item::Skipped => {}
+        }
+        let grew = messages.len() > before;
+        if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant") {
+            if grew && !thinking.is_empty() {
+                last["thinking_blocks"] = Value::Array(std::mem::take(&mut thinking));
+            }
         }
     }
     if messages.iter().all(|m| m["role"] == "system") {
@@ -417,9 +436,15 @@ pub fn message_item(id: String, text: &str, refusal: Option<&str>) -> Value {
     json!({"type": "message", "id": id, "status": "completed", "role": "assistant", "content": content})
 }
 
-/// A finished reasoning item: the upstream's reasoning, as its summary.
-pub fn reasoning_item(id: String, text: &str) -> Value {
-    json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
+/// A finished reasoning item: the upstream's reasoning, as its summary, and Anthropic's signed
+/// thinking blocks sealed in `encrypted_content` (see [`super::thinking`]).
+pub fn reasoning_item(id: String, text: &str, signed: &[Value]) -> Value {
+    let mut item =
+        json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]});
+    if !signed.is_empty() {
+        item["encrypted_content"] = Value::String(super::thinking::seal(signed));
+    }
+    item
 }
 
 /// Translates a chat completion into a Responses response object.
@@ -428,8 +453,12 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, super::Usage) {
     let choice = body.pointer("/choices/0").unwrap_or(&Value::Null);
     let msg = &choice["message"];
     let mut output = Vec::new();
-    if let Some(reasoning) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-        output.push(reasoning_item(call.item_id("rs", 0), reasoning));
+    let reasoning = msg["reasoning_content"].as_str().unwrap_or_default();
+    let signed = msg["thinking_blocks"]
+        .as_array()
+        .map_or_else(Vec::new, |b| super::thinking::signed(b));
+    if !reasoning.is_empty() || !signed.is_empty() {
+        output.push(reasoning_item(call.item_id("rs", 0), reasoning, &signed));
     }
     let text = msg["content"].as_str().unwrap_or_default();
     let refusal = msg["refusal"].as_str();

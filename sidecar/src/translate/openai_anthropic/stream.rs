@@ -53,6 +53,11 @@ impl Stream {
             "thinking_delta" => {
                 self.chunk(out, json!({"reasoning_content": delta["thinking"]}), None)
             }
+            // The block's signature, for the reasoning streamed since the last one.
+            "signature_delta" => {
+                let block = json!([{"type": "thinking", "signature": delta["signature"]}]);
+                self.chunk(out, json!({"thinking_blocks": block}), None)
+            }
             "input_json_delta" if self.ctx.json_tool => {
                 self.chunk(out, json!({"content": delta["partial_json"]}), None)
             }
@@ -105,6 +110,10 @@ impl translate::StreamTranslator for Stream {
             "message_start" => self.start(&data["message"], out),
             "content_block_start" => {
                 let block = &data["content_block"];
+                if block["type"] == "redacted_thinking" {
+                    let block = json!([{"type": "redacted_thinking", "data": block["data"]}]);
+                    self.chunk(out, json!({"thinking_blocks": block}), None);
+                }
                 if block["type"] == "tool_use" && !self.ctx.json_tool {
                     let index = self.tool_index.len();
                     self.tool_index

@@ -45,6 +45,9 @@ pub struct Stream {
     output: Vec<Value>,
     text: Option<OpenText>,
     reasoning: Option<OpenText>,
+    /// Anthropic's signed thinking blocks of the open reasoning item, and where in its text
+    /// the block being streamed began.
+    signed: (Vec<Value>, usize),
     calls: BTreeMap<u64, OpenCall>,
     finish: Option<String>,
     usage: Usage,
@@ -64,6 +67,7 @@ impl Stream {
             output: Vec::new(),
             text: None,
             reasoning: None,
+            signed: (Vec::new(), 0),
             calls: BTreeMap::new(),
             finish: None,
             usage: Usage::default(),
@@ -140,6 +144,24 @@ impl Stream {
             .write(out, "response.reasoning_summary_text.delta", ev);
     }
 
+    /// A thinking block's signature (for the reasoning streamed since the last) or a redacted
+    /// block, kept for the reasoning item's `encrypted_content`.
+    fn signed_block(&mut self, block: &Value, out: &mut Vec<u8>) {
+        if self.reasoning.is_none() {
+            self.reasoning("", out);
+        }
+        let text = self.reasoning.as_ref().map_or("", |r| r.text.as_str());
+        let (signed, from) = &mut self.signed;
+        let block = if block["type"] == "thinking" {
+            let thinking = text.get(*from..).unwrap_or_default();
+            json!({"type": "thinking", "thinking": thinking, "signature": block["signature"]})
+        } else {
+            block.clone()
+        };
+        signed.extend(crate::translate::thinking::signed(&[block]));
+        *from = text.len();
+    }
+
     fn close_reasoning(&mut self, out: &mut Vec<u8>) {
         let Some(r) = self.reasoning.take() else {
             return;
@@ -153,7 +175,8 @@ impl Stream {
         part["part"] = json!({"type": "summary_text", "text": r.text});
         self.events
             .write(out, "response.reasoning_summary_part.done", part);
-        self.done_item(r.index, reasoning_item(r.id, &r.text), out);
+        let (signed, _) = std::mem::take(&mut self.signed);
+        self.done_item(r.index, reasoning_item(r.id, &r.text, &signed), out);
     }
 
     fn text(&mut self, delta: &str, out: &mut Vec<u8>) {
@@ -322,6 +345,9 @@ impl StreamTranslator for Stream {
             .filter(|r| !r.is_empty())
         {
             self.reasoning(r, out);
+        }
+        for block in delta["thinking_blocks"].as_array().into_iter().flatten() {
+            self.signed_block(block, out);
         }
         for key in ["content", "refusal"] {
             if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {

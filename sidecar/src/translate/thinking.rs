@@ -1,0 +1,77 @@
+//! Anthropic's signed thinking carried through the hub, so a tool loop served by Anthropic
+//! keeps its reasoning on: Anthropic wants the last assistant turn's thinking blocks back,
+//! signature and all, and refuses thinking mid-loop without them.
+//!
+//! In the hub (OpenAI chat) an assistant message carries them as `thinking_blocks` (the name
+//! LiteLLM gives them), beside `reasoning_content`; a streamed chunk carries each block's
+//! signature as it comes, paired with the `reasoning_content` streamed since the last. A
+//! Responses caller gets them sealed in its `reasoning` item's `encrypted_content` and hands
+//! them back with it. An OpenAI upstream never sees them.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// What marks an `encrypted_content` sealed here (OpenAI's own is opaque and never starts so).
+const SEALED: &str = "switchyard.thinking.v1:";
+
+/// The blocks of an Anthropic `content` a later turn must send back: signed `thinking` and
+/// `redacted_thinking`.
+pub fn signed(content: &[Value]) -> Vec<Value> {
+    content
+        .iter()
+        .filter(|b| match b.get("type").and_then(Value::as_str) {
+            Some("thinking") => b
+                .get("signature")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty()),
+            Some("redacted_thinking") => b.get("data").is_some_and(Value::is_string),
+            _ => false,
+        })
+        .map(|b| match b["type"].as_str() {
+            Some("thinking") => {
+                json!({"type": "thinking", "thinking": b["thinking"], "signature": b["signature"]})
+            }
+            _ => json!({"type": "redacted_thinking", "data": b["data"]}),
+        })
+        .collect()
+}
+
+/// The blocks sealed for a Responses `reasoning` item's `encrypted_content`.
+pub fn seal(blocks: &[Value]) -> String {
+    let json = Value::from(blocks.to_vec()).to_string();
+    format!(
+        "{SEALED}{}",
+        base64::engine::general_purpose::STANDARD.encode(json)
+    )
+}
+
+/// The blocks in an `encrypted_content` sealed here; `None` for anything else.
+pub fn open(encrypted: &str) -> Option<Vec<Value>> {
+    let b64 = encrypted.strip_prefix(SEALED)?;
+    let json = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let blocks: Vec<Value> = serde_json::from_slice(&json).ok()?;
+    Some(signed(&blocks))
+}
+
+/// Takes `thinking_blocks` off a hub request's messages, for an upstream that would refuse
+/// the unknown field.
+pub fn strip(hub: &mut Value) {
+    let Some(messages) = hub.get_mut("messages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for m in messages {
+        if let Some(m) = m.as_object_mut() {
+            m.remove("thinking_blocks");
+        }
+    }
+}
+
+/// Whether a hub request carries any `thinking_blocks` (cheap: most do not).
+pub fn carried(hub: &Value) -> bool {
+    hub.get("messages")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|m| m.get("thinking_blocks").is_some()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -74,7 +74,11 @@ fn upstream_body(
     model: &str,
     ctx: &mut Context,
 ) -> Result<(Bytes, Option<Value>), Failure> {
-    if call.dialect == to {
+    // Thinking sealed for an Anthropic backend goes no further than the tree translation,
+    // which leaves it out for a Responses upstream.
+    let sealed =
+        to == Dialect::Responses && call.body.wire().is_some_and(translate::thinking::sealed_in);
+    if call.dialect == to && !sealed {
         let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
         let model = (to != Dialect::Gemini).then_some(model);
         if let Some(bytes) = call.body.spliced(model, ask_usage) {

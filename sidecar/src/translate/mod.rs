@@ -185,7 +185,11 @@ pub fn request(
         };
     }
     let mut out = if from == to {
-        body.clone()
+        let mut out = body.clone();
+        if to == Dialect::Responses {
+            thinking::drop_sealed(&mut out);
+        }
+        out
     } else {
         let hub = to_hub(from, body, ctx)?;
         from_hub(to, hub, ctx)?

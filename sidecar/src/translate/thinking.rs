@@ -53,6 +53,25 @@ pub fn open(encrypted: &str) -> Option<Vec<Value>> {
     Some(signed(&blocks))
 }
 
+/// Whether a body holds anything sealed here (a byte search: no tree is built for it).
+pub fn sealed_in(raw: &[u8]) -> bool {
+    memchr::memmem::find(raw, SEALED.as_bytes()).is_some()
+}
+
+/// Takes the reasoning items sealed here out of a Responses request's `input`, for a
+/// Responses upstream (OpenAI would refuse them as undecryptable).
+pub fn drop_sealed(body: &mut Value) {
+    if let Some(input) = body.get_mut("input").and_then(Value::as_array_mut) {
+        input.retain(|item| {
+            item.get("type").and_then(Value::as_str) != Some("reasoning")
+                || !item
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| e.starts_with(SEALED))
+        });
+    }
+}
+
 /// Takes `thinking_blocks` off a hub request's messages, for an upstream that would refuse
 /// the unknown field.
 pub fn strip(hub: &mut Value) {

@@ -121,6 +121,22 @@ fn a_responses_tool_loop_on_anthropic_keeps_thinking_with_its_signed_blocks() {
     )
     .expect("translated");
     assert!(!up.to_string().contains("thinking_blocks"), "{up}");
+    // And to a Responses upstream, which could not open it, the sealed item is left out.
+    let raw = second.to_string();
+    assert!(sealed_in(raw.as_bytes()));
+    let mut ctx = responses_ctx(&second);
+    let up = translate::request(
+        Dialect::Responses,
+        Dialect::Responses,
+        Operation::Chat,
+        &second,
+        "gpt",
+        false,
+        &mut ctx,
+    )
+    .expect("translated");
+    assert_eq!(up["input"].as_array().map(Vec::len), Some(3), "{up}");
+    assert!(!sealed_in(up.to_string().as_bytes()));
 }
 
 #[test]

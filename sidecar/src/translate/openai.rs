@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{count, Usage};
-use crate::sse;
+use crate::{skim::Text, sse};
 
 /// An OpenAI `usage` object, the fields the gateway reads.
 #[derive(Deserialize, Default)]
@@ -31,6 +31,65 @@ struct PromptDetails {
 struct CompletionDetails {
     #[serde(deserialize_with = "count")]
     reasoning_tokens: u64,
+}
+
+/// A `chat.completion.chunk` as a stream translation reads it: its strings borrowed from the
+/// event where they have no escapes, nothing else kept.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Chunk<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub model: Text<'a>,
+    #[serde(borrow)]
+    pub choices: Option<Vec<Choice<'a>>>,
+    pub usage: Option<Value>,
+    pub error: Option<Value>,
+}
+
+/// A chunk's choice.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Choice<'a> {
+    #[serde(borrow)]
+    pub delta: Delta<'a>,
+    #[serde(borrow)]
+    pub finish_reason: Text<'a>,
+}
+
+/// What a choice adds to the message.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Delta<'a> {
+    #[serde(borrow)]
+    pub content: Text<'a>,
+    /// Reasoning aloud, as servers that reason aloud (and the Gemini translation) name it.
+    #[serde(borrow)]
+    pub reasoning_content: Text<'a>,
+    #[serde(borrow)]
+    pub tool_calls: Option<Vec<CallDelta<'a>>>,
+}
+
+/// A piece of a tool call, keyed by its `index`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CallDelta<'a> {
+    pub index: Option<u64>,
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub function: Option<FunctionDelta<'a>>,
+}
+
+/// A tool call's name (in its first piece) and a piece of its arguments.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub arguments: Text<'a>,
 }
 
 /// Usage from an OpenAI `usage` object (anything unreadable counts as zero).

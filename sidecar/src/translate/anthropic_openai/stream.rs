@@ -1,16 +1,17 @@
 //! OpenAI chunks in, Anthropic events out: one content block at a time, thinking first, tool
 //! calls kept per OpenAI index.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::Write};
 
 use super::*;
+use crate::translate::openai::{CallDelta, Chunk};
 
 /// A tool call seen in the stream but not yet sent: the Anthropic wire streams one block at a
 /// time, so calls other than the live one wait here, keyed by their OpenAI `index`.
 #[derive(Debug, Default)]
 struct PendingCall {
-    id: Value,
-    name: Value,
+    id: Option<String>,
+    name: Option<String>,
     arguments: String,
 }
 
@@ -56,16 +57,13 @@ impl Stream {
         }
     }
 
-    fn start(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn start(&mut self, chunk: &Chunk<'_>, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
         self.started = true;
-        let id = chunk["id"].as_str().unwrap_or("chatcmpl");
-        let model = chunk
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or(&self.ctx.model);
+        let id = chunk.id.0.as_deref().unwrap_or("chatcmpl");
+        let model = chunk.model.0.as_deref().unwrap_or(&self.ctx.model);
         let start = json!({"type": "message_start", "message": {
             "id": format!("msg_{}", id.trim_start_matches("chatcmpl-")), "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
@@ -88,8 +86,26 @@ impl Stream {
     }
 
     fn json_delta(out: &mut Vec<u8>, index: usize, partial: &str) {
-        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": partial}});
-        sse::write(out, Some("content_block_delta"), &ev.to_string());
+        Self::delta(out, index, "input_json_delta", "partial_json", partial);
+    }
+
+    /// A `content_block_delta` event, written straight out (the events of every token: no
+    /// tree, no string but the output).
+    fn delta(out: &mut Vec<u8>, index: usize, kind: &str, field: &str, text: &str) {
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        let _ = write!(out, "{index}");
+        out.extend_from_slice(b",\"delta\":{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(b"\":");
+        // A JSON string has no raw line break: the event is one `data:` line.
+        if serde_json::to_writer(&mut *out, text).is_err() {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.extend_from_slice(b"}}\n\n");
     }
 
     fn close_thinking(&mut self, out: &mut Vec<u8>) {
@@ -110,8 +126,7 @@ impl Stream {
             }
         };
         self.thinking = Some(index);
-        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": thinking}});
-        sse::write(out, Some("content_block_delta"), &ev.to_string());
+        Self::delta(out, index, "thinking_delta", "thinking", thinking);
     }
 
     fn close_text(&mut self, out: &mut Vec<u8>) {
@@ -145,16 +160,16 @@ impl Stream {
             }
         };
         self.text = Some(index);
-        let ev = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
-        sse::write(out, Some("content_block_delta"), &ev.to_string());
+        Self::delta(out, index, "text_delta", "text", text);
     }
 
-    fn tool_delta(&mut self, call: &Value, out: &mut Vec<u8>) {
-        let index = call["index"].as_u64().unwrap_or(0);
-        let args = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
+    fn tool_delta(&mut self, call: &CallDelta<'_>, out: &mut Vec<u8>) {
+        let index = call.index.unwrap_or(0);
+        let function = call.function.as_ref();
+        let args = function
+            .and_then(|f| f.arguments.0.as_deref())
             .unwrap_or_default();
+        let name = function.and_then(|f| f.name.0.as_deref());
         match self.live {
             Some((live, block)) if live == index => {
                 if !args.is_empty() {
@@ -164,9 +179,8 @@ impl Stream {
             None if self.pending.is_empty() => {
                 self.close_thinking(out);
                 self.close_text(out);
-                let name = call.pointer("/function/name").cloned().unwrap_or_default();
-                let block =
-                    json!({"type": "tool_use", "id": call["id"], "name": name, "input": {}});
+                let id = call.id.0.as_deref();
+                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
                 let block = self.open_block(block, out);
                 self.live = Some((index, block));
                 if !args.is_empty() {
@@ -175,11 +189,11 @@ impl Stream {
             }
             _ => {
                 let pending = self.pending.entry(index).or_default();
-                if let Some(id) = call.get("id").filter(|v| v.is_string()) {
-                    pending.id = id.clone();
+                if let Some(id) = call.id.0.as_deref() {
+                    pending.id = Some(id.to_string());
                 }
-                if let Some(name) = call.pointer("/function/name").filter(|v| v.is_string()) {
-                    pending.name = name.clone();
+                if let Some(name) = name {
+                    pending.name = Some(name.to_string());
                 }
                 pending.arguments.push_str(args);
             }
@@ -213,34 +227,31 @@ impl crate::translate::StreamTranslator for Stream {
             }
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
             return;
         };
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = &chunk.error {
             self.error = Some(error_message(err));
             return;
         }
         self.start(&chunk, out);
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
             self.usage = crate::translate::openai::usage(u);
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(thinking) = delta["reasoning_content"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-        {
+        let delta = &choice.delta;
+        if let Some(thinking) = delta.reasoning_content.filled() {
             self.thinking_delta(thinking, out);
         }
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = delta.content.filled() {
             self.text_delta(text, out);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in delta.tool_calls.iter().flatten() {
             self.tool_delta(call, out);
         }
-        if let Some(finish) = choice["finish_reason"].as_str() {
+        if let Some(finish) = choice.finish_reason.0.as_deref() {
             self.finish = Some(finish.to_string());
         }
     }

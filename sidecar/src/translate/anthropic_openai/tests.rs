@@ -177,3 +177,50 @@ fn reasoning_aloud_comes_back_as_a_thinking_block_before_the_text() {
     assert_eq!(got[1]["partial"], "42");
     assert_eq!(got[2]["name"], "read");
 }
+
+#[test]
+fn odd_chunks_are_read_as_a_tree_would_read_them() {
+    let raw = |data: &str| sse::Event {
+        name: None,
+        data: data.to_string(),
+        raw: Default::default(),
+    };
+    let mut s = Stream::new(Context::default());
+    let mut out = Vec::new();
+    for data in [
+        r#"{"id":"chatcmpl-1","model":"m","choices":null,"error":null}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":["not","text"],"tool_calls":null},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"say \"hi\"\n\u00e9"}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":7,"function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+        "[DONE]",
+    ] {
+        s.event(&raw(data), &mut out);
+    }
+    assert!(s.finish(&mut out));
+    assert_eq!(s.usage().input, 3);
+    let mut parser = sse::Parser::default();
+    parser.push(&out);
+    let events: Vec<Value> = std::iter::from_fn(|| parser.next_event())
+        .map(|e| serde_json::from_str(&e.data).expect("every event is JSON"))
+        .collect();
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "content_block_delta")
+        .map(|e| &e["delta"])
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            &json!({"type": "text_delta", "text": "say \"hi\"\n\u{e9}"}),
+            &json!({"type": "input_json_delta", "partial_json": "{\"a\":1}"}),
+        ]
+    );
+    let tool = events
+        .iter()
+        .find(|e| e["content_block"]["type"] == "tool_use")
+        .expect("a tool block");
+    assert_eq!(tool["content_block"]["id"], Value::Null);
+    assert_eq!(tool["content_block"]["name"], "f");
+    assert_eq!(events.last().expect("events")["type"], "message_stop");
+}

@@ -3,6 +3,23 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::translate::openai::Chunk;
+
+/// A tool call gathered from its pieces.
+#[derive(Debug, Default)]
+struct Gathered {
+    id: Option<String>,
+    name: String,
+    arguments: String,
+}
+
+impl Gathered {
+    /// As a Gemini `functionCall` part.
+    fn part(&self) -> Value {
+        let args = serde_json::from_str::<Value>(&self.arguments).unwrap_or(json!({}));
+        json!({"functionCall": {"id": self.id, "name": self.name, "args": args}})
+    }
+}
 
 /// OpenAI chunks in, Gemini stream responses out. Text goes out as it arrives; tool calls
 /// are gathered and sent whole (Gemini streams them whole) with the finish reason and usage.
@@ -12,7 +29,7 @@ pub struct Stream {
     model: String,
     /// Tool calls by their OpenAI `index`, gathered until the end (indices may skip or
     /// interleave; the wire keys every delta by index).
-    calls: BTreeMap<u64, Value>,
+    calls: BTreeMap<u64, Gathered>,
     finish: Option<String>,
     usage: Usage,
     done: bool,
@@ -53,7 +70,7 @@ impl Stream {
         let parts = if self.calls.is_empty() {
             vec![json!({"text": ""})]
         } else {
-            self.calls.values().map(call_part).collect()
+            self.calls.values().map(Gathered::part).collect()
         };
         self.emit(out, parts, true);
         self.done = true;
@@ -66,64 +83,45 @@ impl crate::translate::StreamTranslator for Stream {
             self.end(out);
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
             return;
         };
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = &chunk.error {
             self.error = Some(error_message(err));
             return;
         }
-        if let Some(id) = chunk["id"].as_str() {
+        if let Some(id) = chunk.id.0.as_deref() {
             self.id = id.trim_start_matches("chatcmpl-").to_string();
         }
-        if let Some(m) = chunk["model"].as_str() {
+        if let Some(m) = chunk.model.0.as_deref() {
             self.model = m.to_string();
         }
-        if chunk["usage"].is_object() {
-            self.usage = crate::translate::openai::usage(&chunk["usage"]);
+        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
+            self.usage = crate::translate::openai::usage(u);
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
             return;
         };
-        if let Some(t) = choice
-            .pointer("/delta/reasoning_content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = choice.delta.reasoning_content.filled() {
             self.emit(out, vec![json!({"text": t, "thought": true})], false);
         }
-        if let Some(t) = choice
-            .pointer("/delta/content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = choice.delta.content.filled() {
             self.emit(out, vec![json!({"text": t})], false);
         }
-        for tc in choice
-            .pointer("/delta/tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let i = tc["index"].as_u64().unwrap_or(0);
-            let call = self.calls.entry(i).or_insert_with(
-                || json!({"id": Value::Null, "function": {"name": "", "arguments": ""}}),
-            );
-            if let Some(id) = tc.get("id").filter(|id| id.is_string()) {
-                call["id"] = id.clone();
+        for tc in choice.delta.tool_calls.iter().flatten() {
+            let call = self.calls.entry(tc.index.unwrap_or(0)).or_default();
+            if let Some(id) = tc.id.0.as_deref() {
+                call.id = Some(id.to_string());
             }
-            if let Some(name) = tc.pointer("/function/name").filter(|n| n.is_string()) {
-                call["function"]["name"] = name.clone();
-            }
-            if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-                let joined = format!(
-                    "{}{args}",
-                    call["function"]["arguments"].as_str().unwrap_or_default()
-                );
-                call["function"]["arguments"] = json!(joined);
+            if let Some(f) = &tc.function {
+                if let Some(name) = f.name.0.as_deref() {
+                    call.name = name.to_string();
+                }
+                call.arguments
+                    .push_str(f.arguments.0.as_deref().unwrap_or_default());
             }
         }
-        if let Some(f) = choice["finish_reason"].as_str() {
+        if let Some(f) = choice.finish_reason.0.as_deref() {
             self.finish = Some(f.to_string());
         }
     }

@@ -68,7 +68,11 @@ pub struct Delta<'a> {
     #[serde(borrow)]
     pub reasoning_content: Text<'a>,
     #[serde(borrow)]
+    pub refusal: Text<'a>,
+    #[serde(borrow)]
     pub tool_calls: Option<Vec<CallDelta<'a>>>,
+    /// Anthropic's signed thinking carried through the hub (see `translate::thinking`).
+    pub thinking_blocks: Option<Vec<Value>>,
 }
 
 /// A piece of a tool call, keyed by its `index`.

@@ -12,7 +12,7 @@ use crate::{
     sse,
     translate::{
         error_message,
-        openai::usage as chat_usage,
+        openai::{usage as chat_usage, CallDelta, Chunk},
         responses::{closing_event, object, status_of, Events, ResponsesCall, Status},
         Context, StreamTranslator, Usage,
     },
@@ -222,15 +222,18 @@ impl Stream {
         self.done_item(t.index, message_item(t.id, &t.text, None), out);
     }
 
-    fn tool_delta(&mut self, delta: &Value, out: &mut Vec<u8>) {
-        let key = delta["index"].as_u64().unwrap_or(0);
-        let f = &delta["function"];
+    fn tool_delta(&mut self, delta: &CallDelta<'_>, out: &mut Vec<u8>) {
+        let key = delta.index.unwrap_or(0);
+        let f = delta.function.as_ref();
         if !self.calls.contains_key(&key) {
             self.close_reasoning(out);
             self.close_text(out);
-            let name = f["name"].as_str().unwrap_or_default().to_string();
+            let name = f
+                .and_then(|f| f.name.0.as_deref())
+                .unwrap_or_default()
+                .to_string();
             let custom = self.call.is_custom(&name);
-            let call_id = delta.get("id").cloned().unwrap_or(Value::Null);
+            let call_id = json!(delta.id.0.as_deref());
             let (index, id) = self.add_item(
                 if custom { "ctc" } else { "fc" },
                 |id| if custom {
@@ -254,7 +257,7 @@ impl Stream {
         let Some(open) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(piece) = f["arguments"].as_str().filter(|s| !s.is_empty()) else {
+        let Some(piece) = f.and_then(|f| f.arguments.filled()) else {
             return;
         };
         open.arguments.push_str(piece);
@@ -320,44 +323,41 @@ impl StreamTranslator for Stream {
         if ev.data.trim() == "[DONE]" || self.completed.is_some() {
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
             return;
         };
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = &chunk.error {
             self.error = Some(error_message(err));
             return;
         }
         if !self.started {
-            if let Some(m) = chunk.get("model").filter(|m| m.is_string()) {
-                self.model = m.clone();
+            if let Some(m) = chunk.model.0.as_deref() {
+                self.model = json!(m);
             }
             self.start(out);
         }
-        if chunk["usage"].is_object() {
-            self.usage = chat_usage(&chunk["usage"]);
+        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
+            self.usage = chat_usage(u);
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(r) = delta["reasoning_content"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-        {
+        let delta = &choice.delta;
+        if let Some(r) = delta.reasoning_content.filled() {
             self.reasoning(r, out);
         }
-        for block in delta["thinking_blocks"].as_array().into_iter().flatten() {
+        for block in delta.thinking_blocks.iter().flatten() {
             self.signed_block(block, out);
         }
-        for key in ["content", "refusal"] {
-            if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
+        for text in [&delta.content, &delta.refusal] {
+            if let Some(text) = text.filled() {
                 self.text(text, out);
             }
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in delta.tool_calls.iter().flatten() {
             self.tool_delta(call, out);
         }
-        if let Some(f) = choice["finish_reason"].as_str() {
+        if let Some(f) = choice.finish_reason.0.as_deref() {
             self.finish = Some(f.to_string());
         }
     }

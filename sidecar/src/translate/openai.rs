@@ -48,6 +48,18 @@ pub struct Chunk<'a> {
     pub error: Option<Value>,
 }
 
+impl<'a> Chunk<'a> {
+    /// The usage it reports (the last chunk, when asked for).
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().filter(|u| u.is_object()).map(usage)
+    }
+
+    /// Its first choice (the only one a stream translation serves).
+    pub fn choice(&self) -> Option<&Choice<'a>> {
+        self.choices.as_ref()?.first()
+    }
+}
+
 /// A chunk's choice.
 #[derive(Deserialize, Default)]
 #[serde(default)]

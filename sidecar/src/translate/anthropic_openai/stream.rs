@@ -235,10 +235,10 @@ impl crate::translate::StreamTranslator for Stream {
             return;
         }
         self.start(&chunk, out);
-        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
-            self.usage = crate::translate::openai::usage(u);
+        if let Some(u) = chunk.usage() {
+            self.usage = u;
         }
-        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choice() else {
             return;
         };
         let delta = &choice.delta;

@@ -96,10 +96,10 @@ impl crate::translate::StreamTranslator for Stream {
         if let Some(m) = chunk.model.0.as_deref() {
             self.model = m.to_string();
         }
-        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
-            self.usage = crate::translate::openai::usage(u);
+        if let Some(u) = chunk.usage() {
+            self.usage = u;
         }
-        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choice() else {
             return;
         };
         if let Some(t) = choice.delta.reasoning_content.filled() {

@@ -12,7 +12,7 @@ use crate::{
     sse,
     translate::{
         error_message,
-        openai::{usage as chat_usage, CallDelta, Chunk},
+        openai::{CallDelta, Chunk},
         responses::{closing_event, object, status_of, Events, ResponsesCall, Status},
         Context, StreamTranslator, Usage,
     },
@@ -336,10 +336,10 @@ impl StreamTranslator for Stream {
             }
             self.start(out);
         }
-        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
-            self.usage = chat_usage(u);
+        if let Some(u) = chunk.usage() {
+            self.usage = u;
         }
-        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choice() else {
             return;
         };
         let delta = &choice.delta;

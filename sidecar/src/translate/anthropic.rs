@@ -4,6 +4,43 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{count, Usage};
+use crate::skim::Text;
+
+/// A Messages stream event as a stream translation reads it: the token-bearing fields
+/// borrowed from the event, the once-a-stream ones (`message`, `content_block`, `usage`,
+/// `error`) as trees.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Event<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    pub index: Option<u64>,
+    #[serde(borrow)]
+    pub delta: EventDelta<'a>,
+    pub message: Option<Value>,
+    pub content_block: Option<Value>,
+    pub usage: Option<Value>,
+    pub error: Option<Value>,
+}
+
+/// A `content_block_delta`'s delta (text, thinking, signature or a piece of tool input) or a
+/// `message_delta`'s (the stop reason).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EventDelta<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub text: Text<'a>,
+    #[serde(borrow)]
+    pub thinking: Text<'a>,
+    #[serde(borrow)]
+    pub signature: Text<'a>,
+    #[serde(borrow)]
+    pub partial_json: Text<'a>,
+    #[serde(borrow)]
+    pub stop_reason: Text<'a>,
+}
 
 /// An Anthropic `usage` object, the fields the gateway reads.
 #[derive(Deserialize, Default)]

@@ -149,6 +149,24 @@ pub fn chunk(
     sse::write(out, None, &chunk.to_string());
 }
 
+/// Appends a chunk whose delta is one text field (`content`, `reasoning_content`), written
+/// straight out: the chunk of every token, with no tree.
+pub fn text_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str, field: &str, text: &str) {
+    use std::io::Write;
+    out.extend_from_slice(b"data: {\"id\":");
+    let _ = serde_json::to_writer(&mut *out, id);
+    let _ = write!(
+        out,
+        ",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":"
+    );
+    let _ = serde_json::to_writer(&mut *out, model);
+    out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"");
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(b"\":");
+    let _ = serde_json::to_writer(&mut *out, text);
+    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
+
 /// Appends the closing usage chunk (no choices), as sent when `stream_options.include_usage`
 /// is set.
 pub fn usage_chunk(out: &mut Vec<u8>, id: &str, created: u64, model: &str, usage: Usage) {
@@ -184,5 +202,29 @@ mod tests {
         let odd = json!({"prompt_tokens": -1, "completion_tokens": "3", "prompt_tokens_details": null, "completion_tokens_details": {"reasoning_tokens": 1.5}, "extra": {}});
         assert_eq!(usage(&odd), Usage::default());
         assert_eq!(usage(&Value::Null), Usage::default());
+    }
+
+    #[test]
+    fn a_text_chunk_is_the_chunk_a_tree_would_write() {
+        for text in ["plain", "say \"hi\"\n\u{e9}\\ \u{1}"] {
+            let (mut ours, mut tree) = (Vec::new(), Vec::new());
+            text_chunk(&mut ours, "chatcmpl-\"1", 7, "m", "content", text);
+            chunk(
+                &mut tree,
+                "chatcmpl-\"1",
+                7,
+                "m",
+                json!({"content": text}),
+                None,
+            );
+            let parse = |b: &[u8]| {
+                let mut p = sse::Parser::default();
+                p.push(b);
+                let ev = p.next_event().expect("one event");
+                assert!(p.next_event().is_none());
+                serde_json::from_str::<Value>(&ev.data).expect("json")
+            };
+            assert_eq!(parse(&ours), parse(&tree));
+        }
     }
 }

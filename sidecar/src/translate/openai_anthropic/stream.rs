@@ -1,7 +1,7 @@
 //! Anthropic stream events in, OpenAI chunks out, with the tool calls' OpenAI indices kept per content block.
 
 use super::*;
-use crate::translate;
+use crate::translate::{self, anthropic::Event};
 
 /// Anthropic stream events in, OpenAI chunks out.
 #[derive(Debug, Default)]
@@ -31,6 +31,12 @@ impl Stream {
         translate::openai::chunk(out, &self.id, self.ctx.created, &self.model, delta, finish);
     }
 
+    /// A chunk with one text field, written straight out.
+    fn text_chunk(&self, out: &mut Vec<u8>, field: &str, text: &str) {
+        let (id, created) = (&self.id, self.ctx.created);
+        translate::openai::text_chunk(out, id, created, &self.model, field, text);
+    }
+
     /// `message_start`: the id, model and input usage, and the assistant's first chunk.
     fn start(&mut self, msg: &Value, out: &mut Vec<u8>) {
         self.id = format!(
@@ -46,30 +52,37 @@ impl Stream {
 
     /// `content_block_delta`: text, thinking, or a tool call's arguments (its OpenAI index
     /// found from the block's).
-    fn delta(&mut self, data: &Value, out: &mut Vec<u8>) {
-        let delta = &data["delta"];
-        match delta["type"].as_str().unwrap_or_default() {
-            "text_delta" => self.chunk(out, json!({"content": delta["text"]}), None),
-            "thinking_delta" => {
-                self.chunk(out, json!({"reasoning_content": delta["thinking"]}), None)
-            }
+    fn delta(&mut self, data: &Event<'_>, out: &mut Vec<u8>) {
+        let delta = &data.delta;
+        match delta.kind.0.as_deref().unwrap_or_default() {
+            "text_delta" => match delta.text.0.as_deref() {
+                Some(t) => self.text_chunk(out, "content", t),
+                None => self.chunk(out, json!({"content": null}), None),
+            },
+            "thinking_delta" => match delta.thinking.0.as_deref() {
+                Some(t) => self.text_chunk(out, "reasoning_content", t),
+                None => self.chunk(out, json!({"reasoning_content": null}), None),
+            },
             // The block's signature, for the reasoning streamed since the last one.
             "signature_delta" => {
-                let block = json!([{"type": "thinking", "signature": delta["signature"]}]);
+                let block =
+                    json!([{"type": "thinking", "signature": delta.signature.0.as_deref()}]);
                 self.chunk(out, json!({"thinking_blocks": block}), None)
             }
-            "input_json_delta" if self.ctx.json_tool => {
-                self.chunk(out, json!({"content": delta["partial_json"]}), None)
-            }
+            "input_json_delta" if self.ctx.json_tool => self.chunk(
+                out,
+                json!({"content": delta.partial_json.0.as_deref()}),
+                None,
+            ),
             "input_json_delta" => {
-                let block = data["index"].as_u64().unwrap_or(0);
+                let block = data.index.unwrap_or(0);
                 let index = self
                     .tool_index
                     .iter()
                     .find(|(b, _)| *b == block)
                     .map_or(0, |(_, i)| *i);
-                let call =
-                    json!([{"index": index, "function": {"arguments": delta["partial_json"]}}]);
+                let args = delta.partial_json.0.as_deref();
+                let call = json!([{"index": index, "function": {"arguments": args}}]);
                 self.chunk(out, json!({"tool_calls": call}), None);
             }
             _ => {}
@@ -77,14 +90,14 @@ impl Stream {
     }
 
     /// `message_delta`: the final usage and the stop reason.
-    fn message_delta(&mut self, data: &Value, out: &mut Vec<u8>) {
-        let u = translate::anthropic::usage(&data["usage"]);
+    fn message_delta(&mut self, data: &Event<'_>, out: &mut Vec<u8>) {
+        let u = translate::anthropic::usage(data.usage.as_ref().unwrap_or(&Value::Null));
         self.usage.output = u.output.max(self.usage.output);
         if u.input > 0 {
             self.usage.input = u.input;
             self.usage.cached = u.cached;
         }
-        if let Some(stop) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+        if let Some(stop) = data.delta.stop_reason.0.as_deref() {
             let finish = if self.ctx.json_tool && stop == "tool_use" {
                 "stop"
             } else {
@@ -98,26 +111,26 @@ impl Stream {
 
 impl translate::StreamTranslator for Stream {
     fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(data) = serde_json::from_str::<Event<'_>>(&ev.data) else {
             return;
         };
         let kind = data
-            .get("type")
-            .and_then(Value::as_str)
+            .kind
+            .0
+            .as_deref()
             .or(ev.name.as_deref())
             .unwrap_or_default();
         match kind {
-            "message_start" => self.start(&data["message"], out),
+            "message_start" => self.start(data.message.as_ref().unwrap_or(&Value::Null), out),
             "content_block_start" => {
-                let block = &data["content_block"];
+                let block = data.content_block.as_ref().unwrap_or(&Value::Null);
                 if block["type"] == "redacted_thinking" {
                     let block = json!([{"type": "redacted_thinking", "data": block["data"]}]);
                     self.chunk(out, json!({"thinking_blocks": block}), None);
                 }
                 if block["type"] == "tool_use" && !self.ctx.json_tool {
                     let index = self.tool_index.len();
-                    self.tool_index
-                        .push((data["index"].as_u64().unwrap_or(0), index));
+                    self.tool_index.push((data.index.unwrap_or(0), index));
                     let call = json!([{"index": index, "id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": ""}}]);
                     self.chunk(out, json!({"tool_calls": call}), None);
                 }
@@ -133,7 +146,7 @@ impl translate::StreamTranslator for Stream {
                 self.done = true;
             }
             "error" => {
-                self.error = Some(error_message(&data["error"]));
+                self.error = Some(error_message(data.error.as_ref().unwrap_or(&Value::Null)));
             }
             _ => {}
         }

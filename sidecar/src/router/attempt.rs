@@ -74,11 +74,15 @@ fn upstream_body(
     model: &str,
     ctx: &mut Context,
 ) -> Result<(Bytes, Option<Value>), Failure> {
-    // Thinking sealed for an Anthropic backend goes no further than the tree translation,
-    // which leaves it out for a Responses upstream.
-    let sealed =
-        to == Dialect::Responses && call.body.wire().is_some_and(translate::thinking::sealed_in);
-    if call.dialect == to && !sealed {
+    // Thinking written here for another upstream goes no further than the tree translation,
+    // which leaves it out: sealed for Anthropic, not for a Responses upstream; unsigned (from
+    // an OpenAI or Gemini backend), not for Anthropic.
+    let foreign = call.body.wire().is_some_and(|raw| match to {
+        Dialect::Responses => translate::thinking::sealed_in(raw),
+        Dialect::Anthropic => translate::thinking::unsigned_in(raw),
+        _ => false,
+    });
+    if call.dialect == to && !foreign {
         let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
         let model = (to != Dialect::Gemini).then_some(model);
         if let Some(bytes) = call.body.spliced(model, ask_usage) {

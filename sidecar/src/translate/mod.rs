@@ -186,8 +186,10 @@ pub fn request(
     }
     let mut out = if from == to {
         let mut out = body.clone();
-        if to == Dialect::Responses {
-            thinking::drop_sealed(&mut out);
+        match to {
+            Dialect::Responses => thinking::drop_sealed(&mut out),
+            Dialect::Anthropic => thinking::drop_unsigned(&mut out),
+            _ => {}
         }
         out
     } else {

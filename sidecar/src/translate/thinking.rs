@@ -72,6 +72,35 @@ pub fn drop_sealed(body: &mut Value) {
     }
 }
 
+/// Whether an Anthropic body may hold a thinking block with an empty signature, which the
+/// sidecar writes for reasoning that no Anthropic key signed (a byte search, either spacing).
+pub fn unsigned_in(raw: &[u8]) -> bool {
+    [&b"\"signature\":\"\""[..], &b"\"signature\": \"\""[..]]
+        .iter()
+        .any(|needle| memchr::memmem::find(raw, needle).is_some())
+}
+
+/// Takes the thinking blocks no Anthropic key signed out of an Anthropic request's assistant
+/// turns, for an Anthropic upstream (which refuses them): a session that an OpenAI or Gemini
+/// backend served before failing over keeps its history, less that reasoning.
+pub fn drop_unsigned(body: &mut Value) {
+    for m in body
+        .get_mut("messages")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(content) = m.get_mut("content").and_then(Value::as_array_mut) {
+            content.retain(|b| {
+                b.get("type").and_then(Value::as_str) != Some("thinking")
+                    || b.get("signature")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+            });
+        }
+    }
+}
+
 /// Takes `thinking_blocks` off a hub request's messages, for an upstream that would refuse
 /// the unknown field.
 pub fn strip(hub: &mut Value) {

@@ -240,3 +240,32 @@ fn a_streamed_anthropic_answer_seals_its_signed_blocks_in_the_reasoning_item() {
         ])
     );
 }
+
+#[test]
+fn unsigned_thinking_from_another_backend_is_left_out_for_anthropic() {
+    let body = json!({"model": "chat", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "from an OpenAI backend", "signature": ""},
+            {"type": "thinking", "thinking": "signed", "signature": "SIG"},
+            {"type": "text", "text": "done"},
+        ]},
+        {"role": "user", "content": "again"},
+    ]});
+    assert!(unsigned_in(body.to_string().as_bytes()));
+    assert!(!unsigned_in(br#"{"signature":"SIG"}"#));
+    let up = translate::request(
+        Dialect::Anthropic,
+        Dialect::Anthropic,
+        Operation::Chat,
+        &body,
+        "claude",
+        false,
+        &mut Context::default(),
+    )
+    .expect("translated");
+    let content = up["messages"][1]["content"].as_array().expect("blocks");
+    assert_eq!(content.len(), 2, "{up}");
+    assert_eq!(content[0]["signature"], "SIG");
+    assert_eq!(up["model"], "claude");
+}

@@ -4,6 +4,61 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{count, Usage};
+use crate::skim::Text;
+
+/// A `GenerateContentResponse` (whole, or one of a stream's) as a translation reads it: text
+/// borrowed from the body, function calls and the once-a-response fields as trees.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Response<'a> {
+    #[serde(borrow)]
+    pub candidates: Option<Vec<Candidate<'a>>>,
+    pub usage_metadata: Option<Value>,
+    pub prompt_feedback: Option<Value>,
+    #[serde(borrow)]
+    pub response_id: Text<'a>,
+    #[serde(borrow)]
+    pub model_version: Text<'a>,
+    pub error: Option<Value>,
+}
+
+/// One candidate answer.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Candidate<'a> {
+    #[serde(borrow)]
+    pub content: Option<CandidateContent<'a>>,
+    #[serde(borrow)]
+    pub finish_reason: Text<'a>,
+}
+
+/// A candidate's content.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CandidateContent<'a> {
+    #[serde(borrow)]
+    pub parts: Option<Vec<Part<'a>>>,
+}
+
+/// A part: text (a thought summary when `thought` is true) or a function call.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Part<'a> {
+    #[serde(borrow)]
+    pub text: Text<'a>,
+    pub thought: Option<Value>,
+    pub function_call: Option<Value>,
+}
+
+impl<'a> Candidate<'a> {
+    /// Its parts (none when it has no content).
+    pub fn parts(&self) -> &[Part<'a>] {
+        self.content
+            .as_ref()
+            .and_then(|c| c.parts.as_deref())
+            .unwrap_or_default()
+    }
+}
 
 /// A Gemini `usageMetadata`, the fields the gateway reads.
 #[derive(Deserialize, Default)]

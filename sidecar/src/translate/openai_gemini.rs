@@ -1,9 +1,10 @@
 //! An OpenAI-shaped call served by a Gemini upstream: `generateContent`, the SSE stream of
 //! `streamGenerateContent`, and `embedContent` / `batchEmbedContents`.
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{data_url, error_message, gemini_schema, text_of, Context, Usage};
+use super::{data_url, error_message, gemini::Candidate, gemini_schema, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;
@@ -310,26 +311,21 @@ pub fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
     }
 }
 
-/// Splits a candidate's parts into text and OpenAI tool calls (ids numbered from `first_call`).
 /// A candidate's text, thought summaries and function calls (numbered from `first_call`).
-fn parts(candidate: &Value, first_call: usize) -> (String, String, Vec<Value>) {
+fn parts(candidate: &Candidate<'_>, first_call: usize) -> (String, String, Vec<Value>) {
     let mut text = String::new();
     let mut thoughts = String::new();
     let mut calls = Vec::new();
-    for part in candidate
-        .pointer("/content/parts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if part.get("thought") == Some(&Value::Bool(true)) {
-            thoughts.push_str(part.get("text").and_then(Value::as_str).unwrap_or_default());
+    for part in candidate.parts() {
+        let t = part.text.0.as_deref();
+        if part.thought == Some(Value::Bool(true)) {
+            thoughts.push_str(t.unwrap_or_default());
             continue;
         }
-        if let Some(t) = part.get("text").and_then(Value::as_str) {
+        if let Some(t) = t {
             text.push_str(t);
         }
-        if let Some(call) = part.get("functionCall") {
+        if let Some(call) = &part.function_call {
             let index = first_call + calls.len();
             let id = call
                 .get("id")
@@ -354,14 +350,15 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         .flatten()
         .enumerate()
     {
-        let (text, thoughts, mut calls) = parts(candidate, 0);
+        let candidate = Candidate::deserialize(candidate).unwrap_or_default();
+        let (text, thoughts, mut calls) = parts(&candidate, 0);
         for c in &mut calls {
             if let Some(o) = c.as_object_mut() {
                 o.remove("index");
             }
         }
         let finish = finish_reason(
-            candidate["finishReason"].as_str().unwrap_or("STOP"),
+            candidate.finish_reason.0.as_deref().unwrap_or("STOP"),
             !calls.is_empty(),
         );
         let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});

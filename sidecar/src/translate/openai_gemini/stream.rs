@@ -1,7 +1,7 @@
 //! Gemini stream responses in, OpenAI chunks out: per-candidate text and thoughts, function calls numbered as they come, usage from the last `usageMetadata`.
 
 use super::*;
-use crate::translate;
+use crate::translate::{self, gemini::Response};
 
 /// Gemini stream responses in, OpenAI chunks out.
 #[derive(Debug)]
@@ -41,28 +41,29 @@ impl Stream {
 
 impl translate::StreamTranslator for Stream {
     fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        let Ok(body) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(body) = serde_json::from_str::<Response<'_>>(&ev.data) else {
             return;
         };
-        if let Some(err) = body.get("error") {
+        if let Some(err) = &body.error {
             self.error = Some(error_message(err));
             return;
         }
         if !self.started {
             self.started = true;
-            if let Some(id) = body["responseId"].as_str() {
+            if let Some(id) = body.response_id.0.as_deref() {
                 self.id = format!("chatcmpl-{id}");
             }
-            if let Some(m) = body["modelVersion"].as_str() {
+            if let Some(m) = body.model_version.0.as_deref() {
                 self.model = m.to_string();
             }
             self.chunk(out, json!({"role": "assistant", "content": ""}), None);
         }
-        if body["usageMetadata"].is_object() {
-            self.usage = translate::gemini::usage(&body["usageMetadata"]);
+        if let Some(u) = body.usage_metadata.as_ref().filter(|u| u.is_object()) {
+            self.usage = translate::gemini::usage(u);
         }
-        let Some(candidate) = body.pointer("/candidates/0") else {
-            if body.pointer("/promptFeedback/blockReason").is_some() {
+        let Some(candidate) = body.candidates.as_ref().and_then(|c| c.first()) else {
+            let feedback = body.prompt_feedback.as_ref();
+            if feedback.and_then(|f| f.get("blockReason")).is_some() {
                 self.finish = Some("content_filter");
                 self.chunk(out, json!({}), Some("content_filter"));
             }
@@ -70,16 +71,24 @@ impl translate::StreamTranslator for Stream {
         };
         let (text, thoughts, calls) = parts(candidate, self.calls);
         self.calls += calls.len();
+        let (id, created) = (&self.id, self.ctx.created);
         if !thoughts.is_empty() {
-            self.chunk(out, json!({"reasoning_content": thoughts}), None);
+            translate::openai::text_chunk(
+                out,
+                id,
+                created,
+                &self.model,
+                "reasoning_content",
+                &thoughts,
+            );
         }
         if !text.is_empty() {
-            self.chunk(out, json!({"content": text}), None);
+            translate::openai::text_chunk(out, id, created, &self.model, "content", &text);
         }
         if !calls.is_empty() {
             self.chunk(out, json!({"tool_calls": calls}), None);
         }
-        if let Some(reason) = candidate["finishReason"].as_str() {
+        if let Some(reason) = candidate.finish_reason.0.as_deref() {
             let finish = finish_reason(reason, self.calls > 0);
             self.finish = Some(finish);
             self.chunk(out, json!({}), Some(finish));

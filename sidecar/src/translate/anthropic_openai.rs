@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{error_message, Context, Usage};
+use super::{Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;

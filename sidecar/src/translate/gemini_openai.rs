@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{error_message, gemini_schema, Context, Usage};
+use super::{gemini_schema, Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;

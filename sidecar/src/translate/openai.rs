@@ -60,6 +60,62 @@ impl<'a> Chunk<'a> {
     }
 }
 
+/// What a stream translation does with the pieces of an OpenAI chunk, given in the order a
+/// chunk carries them: the chunk itself, its usage, then its first choice's reasoning,
+/// carried thinking, text, refusal, tool-call pieces and finish reason.
+pub trait ChunkSink {
+    /// The upstream sent an error event.
+    fn error(&mut self, message: String);
+    /// A chunk came (its id and model), before its pieces.
+    fn chunk(&mut self, chunk: &Chunk<'_>, out: &mut Vec<u8>);
+    fn usage(&mut self, usage: Usage);
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>);
+    /// Anthropic's signed thinking carried through the hub (most callers have no room).
+    fn signed(&mut self, _block: &Value, _out: &mut Vec<u8>) {}
+    fn text(&mut self, text: &str, out: &mut Vec<u8>);
+    /// A refusal (most callers have no room).
+    fn refusal(&mut self, _text: &str, _out: &mut Vec<u8>) {}
+    fn call(&mut self, call: &CallDelta<'_>, out: &mut Vec<u8>);
+    fn finish_reason(&mut self, reason: &str);
+}
+
+/// Reads one chunk event (not `[DONE]`) into `sink`; an event that is not a chunk is skipped.
+pub fn read_chunk(data: &str, sink: &mut impl ChunkSink, out: &mut Vec<u8>) {
+    let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(data) else {
+        return;
+    };
+    if let Some(err) = &chunk.error {
+        sink.error(super::error_message(err));
+        return;
+    }
+    sink.chunk(&chunk, out);
+    if let Some(u) = chunk.usage() {
+        sink.usage(u);
+    }
+    let Some(choice) = chunk.choice() else {
+        return;
+    };
+    let delta = &choice.delta;
+    if let Some(t) = delta.reasoning_content.filled() {
+        sink.reasoning(t, out);
+    }
+    for block in delta.thinking_blocks.iter().flatten() {
+        sink.signed(block, out);
+    }
+    if let Some(t) = delta.content.filled() {
+        sink.text(t, out);
+    }
+    if let Some(t) = delta.refusal.filled() {
+        sink.refusal(t, out);
+    }
+    for call in delta.tool_calls.iter().flatten() {
+        sink.call(call, out);
+    }
+    if let Some(reason) = choice.finish_reason.0.as_deref() {
+        sink.finish_reason(reason);
+    }
+}
+
 /// A chunk's choice.
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -4,7 +4,10 @@
 use std::{collections::BTreeMap, io::Write};
 
 use super::*;
-use crate::translate::openai::{CallDelta, Chunk};
+use crate::translate::{
+    self,
+    openai::{CallDelta, Chunk, ChunkSink},
+};
 
 /// A tool call seen in the stream but not yet sent: the Anthropic wire streams one block at a
 /// time, so calls other than the live one wait here, keyed by their OpenAI `index`.
@@ -219,6 +222,36 @@ impl Stream {
     }
 }
 
+impl ChunkSink for Stream {
+    fn error(&mut self, message: String) {
+        self.error = Some(message);
+    }
+
+    fn chunk(&mut self, chunk: &Chunk<'_>, out: &mut Vec<u8>) {
+        self.start(chunk, out);
+    }
+
+    fn usage(&mut self, usage: Usage) {
+        self.usage = usage;
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.thinking_delta(text, out);
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.text_delta(text, out);
+    }
+
+    fn call(&mut self, call: &CallDelta<'_>, out: &mut Vec<u8>) {
+        self.tool_delta(call, out);
+    }
+
+    fn finish_reason(&mut self, reason: &str) {
+        self.finish = Some(reason.to_string());
+    }
+}
+
 impl crate::translate::StreamTranslator for Stream {
     fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
         if ev.data.trim() == "[DONE]" {
@@ -227,33 +260,7 @@ impl crate::translate::StreamTranslator for Stream {
             }
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
-            return;
-        };
-        if let Some(err) = &chunk.error {
-            self.error = Some(error_message(err));
-            return;
-        }
-        self.start(&chunk, out);
-        if let Some(u) = chunk.usage() {
-            self.usage = u;
-        }
-        let Some(choice) = chunk.choice() else {
-            return;
-        };
-        let delta = &choice.delta;
-        if let Some(thinking) = delta.reasoning_content.filled() {
-            self.thinking_delta(thinking, out);
-        }
-        if let Some(text) = delta.content.filled() {
-            self.text_delta(text, out);
-        }
-        for call in delta.tool_calls.iter().flatten() {
-            self.tool_delta(call, out);
-        }
-        if let Some(finish) = choice.finish_reason.0.as_deref() {
-            self.finish = Some(finish.to_string());
-        }
+        translate::openai::read_chunk(&ev.data, self, out);
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {

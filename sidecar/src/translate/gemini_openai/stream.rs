@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::translate::openai::Chunk;
+use crate::translate::openai::{CallDelta, Chunk, ChunkSink};
 
 /// A tool call gathered from its pieces.
 #[derive(Debug, Default)]
@@ -77,53 +77,58 @@ impl Stream {
     }
 }
 
-impl crate::translate::StreamTranslator for Stream {
-    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        if ev.data.trim() == "[DONE]" {
-            self.end(out);
-            return;
-        }
-        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
-            return;
-        };
-        if let Some(err) = &chunk.error {
-            self.error = Some(error_message(err));
-            return;
-        }
+impl ChunkSink for Stream {
+    fn error(&mut self, message: String) {
+        self.error = Some(message);
+    }
+
+    fn chunk(&mut self, chunk: &Chunk<'_>, _out: &mut Vec<u8>) {
         if let Some(id) = chunk.id.0.as_deref() {
             self.id = id.trim_start_matches("chatcmpl-").to_string();
         }
         if let Some(m) = chunk.model.0.as_deref() {
             self.model = m.to_string();
         }
-        if let Some(u) = chunk.usage() {
-            self.usage = u;
+    }
+
+    fn usage(&mut self, usage: Usage) {
+        self.usage = usage;
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.emit(out, vec![json!({"text": text, "thought": true})], false);
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.emit(out, vec![json!({"text": text})], false);
+    }
+
+    fn call(&mut self, tc: &CallDelta<'_>, _out: &mut Vec<u8>) {
+        let call = self.calls.entry(tc.index.unwrap_or(0)).or_default();
+        if let Some(id) = tc.id.0.as_deref() {
+            call.id = Some(id.to_string());
         }
-        let Some(choice) = chunk.choice() else {
+        if let Some(f) = &tc.function {
+            if let Some(name) = f.name.0.as_deref() {
+                call.name = name.to_string();
+            }
+            call.arguments
+                .push_str(f.arguments.0.as_deref().unwrap_or_default());
+        }
+    }
+
+    fn finish_reason(&mut self, reason: &str) {
+        self.finish = Some(reason.to_string());
+    }
+}
+
+impl crate::translate::StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" {
+            self.end(out);
             return;
-        };
-        if let Some(t) = choice.delta.reasoning_content.filled() {
-            self.emit(out, vec![json!({"text": t, "thought": true})], false);
         }
-        if let Some(t) = choice.delta.content.filled() {
-            self.emit(out, vec![json!({"text": t})], false);
-        }
-        for tc in choice.delta.tool_calls.iter().flatten() {
-            let call = self.calls.entry(tc.index.unwrap_or(0)).or_default();
-            if let Some(id) = tc.id.0.as_deref() {
-                call.id = Some(id.to_string());
-            }
-            if let Some(f) = &tc.function {
-                if let Some(name) = f.name.0.as_deref() {
-                    call.name = name.to_string();
-                }
-                call.arguments
-                    .push_str(f.arguments.0.as_deref().unwrap_or_default());
-            }
-        }
-        if let Some(f) = choice.finish_reason.0.as_deref() {
-            self.finish = Some(f.to_string());
-        }
+        crate::translate::openai::read_chunk(&ev.data, self, out);
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {

@@ -11,8 +11,7 @@ use super::{call_item, message_item, reasoning_item};
 use crate::{
     sse,
     translate::{
-        error_message,
-        openai::{CallDelta, Chunk},
+        openai::{CallDelta, Chunk, ChunkSink},
         responses::{closing_event, object, status_of, Events, ResponsesCall, Status},
         Context, StreamTranslator, Usage,
     },
@@ -318,48 +317,55 @@ impl Stream {
     }
 }
 
-impl StreamTranslator for Stream {
-    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
-        if ev.data.trim() == "[DONE]" || self.completed.is_some() {
-            return;
-        }
-        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(&ev.data) else {
-            return;
-        };
-        if let Some(err) = &chunk.error {
-            self.error = Some(error_message(err));
-            return;
-        }
+impl ChunkSink for Stream {
+    fn error(&mut self, message: String) {
+        self.error = Some(message);
+    }
+
+    fn chunk(&mut self, chunk: &Chunk<'_>, out: &mut Vec<u8>) {
         if !self.started {
             if let Some(m) = chunk.model.0.as_deref() {
                 self.model = json!(m);
             }
             self.start(out);
         }
-        if let Some(u) = chunk.usage() {
-            self.usage = u;
-        }
-        let Some(choice) = chunk.choice() else {
+    }
+
+    fn usage(&mut self, usage: Usage) {
+        self.usage = usage;
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        Stream::reasoning(self, text, out);
+    }
+
+    fn signed(&mut self, block: &Value, out: &mut Vec<u8>) {
+        self.signed_block(block, out);
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        Stream::text(self, text, out);
+    }
+
+    fn refusal(&mut self, text: &str, out: &mut Vec<u8>) {
+        Stream::text(self, text, out);
+    }
+
+    fn call(&mut self, call: &CallDelta<'_>, out: &mut Vec<u8>) {
+        self.tool_delta(call, out);
+    }
+
+    fn finish_reason(&mut self, reason: &str) {
+        self.finish = Some(reason.to_string());
+    }
+}
+
+impl StreamTranslator for Stream {
+    fn event(&mut self, ev: &sse::Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" || self.completed.is_some() {
             return;
-        };
-        let delta = &choice.delta;
-        if let Some(r) = delta.reasoning_content.filled() {
-            self.reasoning(r, out);
         }
-        for block in delta.thinking_blocks.iter().flatten() {
-            self.signed_block(block, out);
-        }
-        for text in [&delta.content, &delta.refusal] {
-            if let Some(text) = text.filled() {
-                self.text(text, out);
-            }
-        }
-        for call in delta.tool_calls.iter().flatten() {
-            self.tool_delta(call, out);
-        }
-        if let Some(f) = choice.finish_reason.0.as_deref() {
-            self.finish = Some(f.to_string());
-        }
+        crate::translate::openai::read_chunk(&ev.data, self, out);
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {

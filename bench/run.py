@@ -234,6 +234,8 @@ spec: {cache: {ttl: 10m}}
             ("sidecar passthrough, limits + budget", f"http://127.0.0.1:{gov}/v1/chat/completions", "openai.lua", gov_p.pid),
             ("sidecar passthrough, traced", f"http://127.0.0.1:{traced}/v1/chat/completions", "openai.lua", traced_p.pid),
             ("sidecar, cache hits", f"http://127.0.0.1:{cached}/v1/chat/completions", "openai.lua", cached_p.pid),
+            # Every body distinct: what the cache costs a call it cannot answer.
+            ("sidecar, cache misses", f"http://127.0.0.1:{cached}/v1/chat/completions", "unique.lua", cached_p.pid),
             # A coding agent's turn, ~100 KB (bench/payloads/generate.py).
             ("direct, 100 KB", f"http://127.0.0.1:{up}/v1/chat/completions", "agentic-openai.json", None),
             ("bare proxy, 100 KB", f"http://127.0.0.1:{bare}/v1/chat/completions", "agentic-openai.json", bare_p.pid),
@@ -296,7 +298,8 @@ spec: {cache: {ttl: 10m}}
             f"- Tracing on (a span per call and per attempt, exported over OTLP/HTTP) (16 conns): "
             f"{med[('sidecar passthrough, traced', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x the CPU per request "
             f"without (target within 5%); cache hits: {med[('sidecar, cache hits', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
-            f"a passthrough call's CPU, with no upstream call",
+            f"a passthrough call's CPU, with no upstream call; cache misses (every body distinct): "
+            f"{med[('sidecar, cache misses', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x (target within 5%)",
             f"- A rate limit and a budget on the request path (16 conns): "
             f"{med[('sidecar passthrough, limits + budget', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
             f"the CPU per request without them (target within 5%)",

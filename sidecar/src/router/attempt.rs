@@ -77,11 +77,12 @@ fn upstream_body(
     // Thinking written here for another upstream goes no further than the tree translation,
     // which leaves it out: sealed for Anthropic, not for a Responses upstream; unsigned (from
     // an OpenAI or Gemini backend), not for Anthropic.
-    let foreign = call.body.wire().is_some_and(|raw| match to {
-        Dialect::Responses => translate::thinking::sealed_in(raw),
-        Dialect::Anthropic => translate::thinking::unsigned_in(raw),
-        _ => false,
-    });
+    let foreign = call.dialect == to
+        && call.body.wire().is_some_and(|raw| match to {
+            Dialect::Responses => translate::thinking::sealed_in(raw),
+            Dialect::Anthropic => translate::thinking::unsigned_in(raw),
+            _ => false,
+        });
     if call.dialect == to && !foreign {
         let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
         let model = (to != Dialect::Gemini).then_some(model);

@@ -228,12 +228,12 @@ fn to_hub<'a>(from: Dialect, body: &'a Value, ctx: &mut Context) -> Result<Cow<'
 /// A hub request in an upstream's format.
 fn from_hub(to: Dialect, hub: Cow<'_, Value>, ctx: &mut Context) -> Result<Value, Error> {
     match to {
-        Dialect::OpenAi if thinking::carried(&hub) => {
+        // The hub is the caller's own body only for an OpenAI caller, which never comes here.
+        Dialect::OpenAi => {
             let mut hub = hub.into_owned();
             thinking::strip(&mut hub);
             Ok(hub)
         }
-        Dialect::OpenAi => Ok(hub.into_owned()),
         Dialect::Anthropic => openai_anthropic::request(&hub, ctx),
         Dialect::Gemini => openai_gemini::request(&hub),
         Dialect::Responses => openai_responses::request(&hub),

@@ -50,17 +50,9 @@ fn blocks_of(m: Option<&Value>) -> &[Value] {
 
 /// Takes carried thinking blocks out of the assistant turns.
 fn unthink(out: &mut Map<String, Value>) {
-    for m in out
-        .get_mut("messages")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(content) = m.get_mut("content").and_then(Value::as_array_mut) {
-            content
-                .retain(|b| !matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking")));
-        }
-    }
+    super::thinking::retain_blocks(out.get_mut("messages"), |b| {
+        !matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking"))
+    });
 }
 
 /// The turns, merged where a role repeats, and the system texts found among them.

@@ -84,19 +84,20 @@ pub fn unsigned_in(raw: &[u8]) -> bool {
 /// turns, for an Anthropic upstream (which refuses them): a session that an OpenAI or Gemini
 /// backend served before failing over keeps its history, less that reasoning.
 pub fn drop_unsigned(body: &mut Value) {
-    for m in body
-        .get_mut("messages")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
+    retain_blocks(body.get_mut("messages"), |b| {
+        b.get("type").and_then(Value::as_str) != Some("thinking")
+            || b.get("signature")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+    });
+}
+
+/// Keeps, in every turn of an Anthropic `messages` list, only the content blocks `keep`
+/// accepts.
+pub fn retain_blocks(messages: Option<&mut Value>, keep: impl Fn(&Value) -> bool) {
+    for m in messages.and_then(Value::as_array_mut).into_iter().flatten() {
         if let Some(content) = m.get_mut("content").and_then(Value::as_array_mut) {
-            content.retain(|b| {
-                b.get("type").and_then(Value::as_str) != Some("thinking")
-                    || b.get("signature")
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty())
-            });
+            content.retain(&keep);
         }
     }
 }
@@ -112,13 +113,6 @@ pub fn strip(hub: &mut Value) {
             m.remove("thinking_blocks");
         }
     }
-}
-
-/// Whether a hub request carries any `thinking_blocks` (cheap: most do not).
-pub fn carried(hub: &Value) -> bool {
-    hub.get("messages")
-        .and_then(Value::as_array)
-        .is_some_and(|m| m.iter().any(|m| m.get("thinking_blocks").is_some()))
 }
 
 #[cfg(test)]

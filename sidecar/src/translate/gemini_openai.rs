@@ -291,7 +291,14 @@ fn call_part(call: &Value) -> Value {
         .pointer("/function/arguments")
         .and_then(Value::as_str)
         .unwrap_or("{}");
-    json!({"functionCall": {"id": call["id"], "name": call.pointer("/function/name").cloned().unwrap_or_default(), "args": serde_json::from_str::<Value>(args).unwrap_or(json!({}))}})
+    let name = call.pointer("/function/name").cloned().unwrap_or_default();
+    function_call_part(call["id"].clone(), name, args)
+}
+
+/// A Gemini `functionCall` part; arguments that are not JSON become `{}`.
+fn function_call_part(id: Value, name: Value, arguments: &str) -> Value {
+    let args = serde_json::from_str::<Value>(arguments).unwrap_or(json!({}));
+    json!({"functionCall": {"id": id, "name": name, "args": args}})
 }
 
 /// Translates an OpenAI chat completion into a Gemini `GenerateContentResponse`.

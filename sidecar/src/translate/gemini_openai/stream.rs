@@ -16,8 +16,7 @@ struct Gathered {
 impl Gathered {
     /// As a Gemini `functionCall` part.
     fn part(&self) -> Value {
-        let args = serde_json::from_str::<Value>(&self.arguments).unwrap_or(json!({}));
-        json!({"functionCall": {"id": self.id, "name": self.name, "args": args}})
+        function_call_part(json!(self.id), json!(self.name), &self.arguments)
     }
 }
 

@@ -24,12 +24,20 @@ pub struct Facts {
     pub prompt_cache_key: Option<String>,
 }
 
+/// Where the top-level values the gateway rewrites or leaves out lie in a body's bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// `model`'s value, quotes included.
+    pub model: Option<Range<usize>>,
+    /// The values of `stream` and `stream_options`, which the cache key leaves out.
+    pub stream_flags: [Option<Range<usize>>; 2],
+}
+
 /// A call's body.
 #[derive(Debug)]
 pub struct CallBody {
     raw: Bytes,
-    /// Where the top-level `model` value lies in `raw`, quotes included.
-    model_span: Option<Range<usize>>,
+    spans: Spans,
     facts: Facts,
     tree: OnceLock<Value>,
     /// The tree once changed: `raw` no longer says what the call is.
@@ -37,11 +45,11 @@ pub struct CallBody {
 }
 
 impl CallBody {
-    /// A checked body: its bytes, where its model is, and its facts.
-    pub fn new(raw: Bytes, model_span: Option<Range<usize>>, facts: Facts) -> Self {
+    /// A checked body: its bytes, where its members are, and its facts.
+    pub fn new(raw: Bytes, spans: Spans, facts: Facts) -> Self {
         Self {
             raw,
-            model_span,
+            spans,
             facts,
             tree: OnceLock::new(),
             edited: None,
@@ -103,7 +111,7 @@ impl CallBody {
         }
         match model {
             Some(model) => {
-                let span = self.model_span.clone()?;
+                let span = self.spans.model.clone()?;
                 out.extend_from_slice(&self.raw[open..span.start]);
                 out.extend_from_slice(serde_json::to_string(model).ok()?.as_bytes());
                 out.extend_from_slice(&self.raw[span.end..]);
@@ -111,6 +119,72 @@ impl CallBody {
             None => out.extend_from_slice(&self.raw[open..]),
         }
         Some(out.freeze())
+    }
+
+    /// The received bytes without the stream flags, as the pieces between them: what the
+    /// cache keys on, so a streamed and a whole call for the same answer are one entry. A
+    /// flag leaves with its name and one comma; one whose name was written with escapes
+    /// stays (its call is keyed apart). `None` once edited: the bytes no longer say the call.
+    pub fn without_stream_flags(&self) -> Option<impl Iterator<Item = &[u8]>> {
+        if self.edited.is_some() {
+            return None;
+        }
+        let raw = &self.raw[..];
+        let mut cut: Vec<Range<usize>> = self
+            .spans
+            .stream_flags
+            .iter()
+            .flatten()
+            .filter_map(|value| member(raw, value.clone()))
+            .collect();
+        cut.sort_by_key(|r| r.start);
+        let mut at = 0;
+        let mut kept: Vec<Range<usize>> = Vec::with_capacity(cut.len() + 1);
+        for r in cut {
+            kept.push(at..r.start.max(at));
+            at = at.max(r.end);
+        }
+        kept.push(at..raw.len());
+        Some(kept.into_iter().map(move |r| &raw[r]))
+    }
+}
+
+/// The whole top-level member whose value lies at `value` (its name `"stream"` or
+/// `"stream_options"` written plainly), with the comma before it, or when first the comma
+/// and spaces after it.
+fn member(raw: &[u8], value: Range<usize>) -> Option<Range<usize>> {
+    let back = |mut i: usize| {
+        while i > 0 && raw[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        i
+    };
+    let colon = back(value.start).checked_sub(1)?;
+    if raw[colon] != b':' {
+        return None;
+    }
+    let name_end = back(colon);
+    let name = [&b"\"stream\""[..], b"\"stream_options\""]
+        .into_iter()
+        .find(|n| raw[..name_end].ends_with(n))?;
+    let start = back(name_end - name.len());
+    match raw.get(start.checked_sub(1)?)? {
+        b',' => Some(start - 1..value.end),
+        b'{' => {
+            let ahead = |mut i: usize| {
+                while raw.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                i
+            };
+            let comma = ahead(value.end);
+            let end = match raw.get(comma) {
+                Some(b',') => ahead(comma + 1),
+                _ => value.end,
+            };
+            Some(start..end)
+        }
+        _ => None,
     }
 }
 
@@ -124,11 +198,53 @@ mod tests {
 
     fn body(raw: &str) -> CallBody {
         let at = raw.find("\"m\"").unwrap_or(0);
-        CallBody::new(
-            Bytes::from(raw.to_string()),
-            Some(at..at + 3),
-            Facts::default(),
-        )
+        let value = |name: &str| {
+            let at = raw.find(&format!("\"{name}\""))? + name.len() + 2;
+            let start = at + raw[at..].find(|c: char| c != ':' && c != ' ')?;
+            let len = raw[start..].find([',', '}'])?;
+            Some(start..start + len)
+        };
+        let spans = Spans {
+            model: Some(at..at + 3),
+            stream_flags: [value("stream"), value("stream_options")],
+        };
+        CallBody::new(Bytes::from(raw.to_string()), spans, Facts::default())
+    }
+
+    fn without_flags(raw: &str) -> String {
+        let b = body(raw);
+        let pieces = b
+            .without_stream_flags()
+            .map(|p| p.collect::<Vec<_>>().concat());
+        String::from_utf8(pieces.unwrap_or_default()).unwrap_or_default()
+    }
+
+    #[test]
+    fn stream_flags_leave_with_their_names_and_one_comma_wherever_they_stand() {
+        let plain = r#"{"model": "m", "n": 1}"#;
+        for raw in [
+            r#"{"stream": true, "model": "m", "n": 1}"#,
+            r#"{"model": "m", "stream":true, "n": 1}"#,
+            r#"{"model": "m", "n": 1, "stream" : false}"#,
+            r#"{"stream_options": 7,"model": "m", "stream": true, "n": 1}"#,
+            r#"{"model": "m", "n": 1,"stream": true , "stream_options":7}"#,
+        ] {
+            assert_eq!(without_flags(raw), plain, "{raw}");
+        }
+        // Spelled with an escape: kept, so the call is keyed apart rather than wrongly.
+        let escaped = r#"{"model": "m", "n": 1, "s\u0074ream": true}"#;
+        let at = escaped.len() - 5;
+        let spans = Spans {
+            stream_flags: [Some(at..at + 4), None],
+            ..Spans::default()
+        };
+        let b = CallBody::new(Bytes::from(escaped), spans, Facts::default());
+        let kept = b
+            .without_stream_flags()
+            .map(|p| p.collect::<Vec<_>>().concat());
+        assert_eq!(kept.unwrap_or_default(), escaped.as_bytes());
+        // A member that only ends in the name is not a flag.
+        assert_eq!(without_flags(plain), plain);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::{
     borrow::Borrow,
-    collections::{HashMap, VecDeque},
+    collections::{hash_map::Entry, HashMap, VecDeque},
     hash::Hash,
     sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
@@ -51,8 +51,9 @@ impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
         (at.elapsed() < ttl).then(|| value.clone())
     }
 
-    /// Puts a value, dropping the expired and, past `capacity`, the oldest.
-    pub fn put(&self, key: K, value: V, capacity: usize, ttl: Duration) {
+    /// Puts a value, dropping the expired and, past `capacity`, the oldest; how many entries
+    /// are held then.
+    pub fn put(&self, key: K, value: V, capacity: usize, ttl: Duration) -> usize {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.order.push_back((now, key.clone()));
@@ -63,8 +64,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
                 break;
             }
             inner.order.pop_front();
-            if inner.entries.get(&oldest).is_some_and(|(t, _)| *t == at) {
-                inner.entries.remove(&oldest);
+            if let Entry::Occupied(e) = inner.entries.entry(oldest) {
+                if e.get().0 == at {
+                    e.remove();
+                }
             }
         }
         // Keys put again and again leave stale slots behind: keep the queue near the map's size.
@@ -72,6 +75,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
             let Inner { entries, order } = &mut *inner;
             order.retain(|(at, k)| entries.get(k).is_some_and(|(t, _)| t == at));
         }
+        inner.entries.len()
     }
 
     /// Forgets a key; whether it was there.

@@ -1,20 +1,18 @@
 //! The exact-match response cache (the policy's `cache`): per pod, in memory. The key is the
 //! caller's dialect, the served model and the request body without its stream flags, hashed
-//! to 128 bits (the body itself is not kept, so a flood of distinct bodies costs nothing);
-//! only whole successful answers are stored, in the caller's dialect, and a stream asked for
+//! to 128 bits (the request is not kept: a flood of distinct bodies holds at most `maxEntries`
+//! answers, each a compact copy); only whole successful answers are stored, in the caller's dialect, and a stream asked for
 //! is replayed as a stream in that dialect. A hit spends nothing: no upstream call, no
 //! usage, no budget, no rate limit.
 
-use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    time::Duration,
-};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use serde_json::{json, value::RawValue, Value};
+use serde_json::{json, Value};
 
 use crate::{
+    body::CallBody,
     bounded::Bounded,
     dialect::{Dialect, Operation},
     sse,
@@ -43,8 +41,9 @@ impl Outcome {
     }
 }
 
-/// A cache key: 128 bits of the dialect, model and body without stream flags.
-pub type Key = (u64, u64);
+/// A cache key: 128 bits of BLAKE3 over the dialect, the served model and the body without
+/// its stream flags.
+pub type Key = u128;
 
 /// Whether the caller asks to bypass the cache.
 pub fn bypassed(headers: &HeaderMap) -> bool {
@@ -61,41 +60,34 @@ pub fn bypassed(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The key of a call: its top-level members but the stream flags, in name order, each as the
-/// bytes the caller sent, hashed by two differently salted hashers. No tree is built: a
-/// 100 KB agent turn is read once, without copying its strings. (Members are compared as
-/// sent: the same body re-serialized with other whitespace inside a member is another key.)
-pub fn key(dialect: Dialect, model: &str, raw: &[u8]) -> Key {
-    let mut hashers = [0x5157_4954_4348u64, 0x7961_7264].map(|salt| {
-        let mut h = DefaultHasher::new();
-        salt.hash(&mut h);
-        dialect.as_str().hash(&mut h);
-        model.hash(&mut h);
-        h
-    });
-    let mut write = |bytes: &[u8]| {
-        for h in hashers.iter_mut() {
-            // Length first: no two sequences of members hash the same bytes.
-            h.write_usize(bytes.len());
-            h.write(bytes);
-        }
-    };
-    type Members<'a> = std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>;
-    match serde_json::from_slice::<Members<'_>>(raw) {
-        Ok(members) => {
-            for (k, v) in members
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_ref(), "stream" | "stream_options"))
-            {
-                write(k.as_bytes());
-                write(v.get().as_bytes());
-            }
-        }
-        // Not an object (refused before a lookup): the bytes as they are.
-        Err(_) => write(raw),
+/// The key of a call: the bytes the caller sent but its stream flags, which the inbound pass
+/// located, hashed in one pass (no second parse; a 100 KB agent turn costs tens of
+/// microseconds). A body the gateway edited is keyed on its tree. Bytes are compared as sent:
+/// the same call re-serialized with other spacing or member order is another key.
+pub fn key(dialect: Dialect, model: &str, body: &CallBody) -> Key {
+    let mut h = blake3::Hasher::new();
+    for part in [dialect.as_str(), model] {
+        // Length first: the parts cannot run into each other or into the body.
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
     }
-    let [a, b] = hashers;
-    (a.finish(), b.finish())
+    match body.without_stream_flags() {
+        Some(pieces) => pieces.for_each(|p| {
+            h.update(p);
+        }),
+        None => {
+            let members: Option<std::collections::BTreeMap<&String, &Value>> =
+                body.value().as_object().map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "stream" | "stream_options"))
+                        .collect()
+                });
+            h.update(&serde_json::to_vec(&members).unwrap_or_default());
+        }
+    }
+    let mut out = [0; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    u128::from_le_bytes(out)
 }
 
 /// The cache: whole answers in the caller's dialect, by key.
@@ -110,9 +102,13 @@ impl Cache {
         self.answers.get(&key, ttl)
     }
 
-    /// Stores an answer, dropping the oldest past `max_entries` and the expired.
-    pub fn put(&self, key: Key, body: Bytes, max_entries: usize, ttl: Duration) {
-        self.answers.put(key, body, max_entries, ttl);
+    /// Stores a copy of an answer, dropping the oldest past `max_entries` and the expired.
+    /// A copy: the answer may be a slice of the connection's read buffer, which a stored
+    /// slice would keep whole (kilobytes per entry) and make the connection allocate anew.
+    /// How many answers are held then.
+    pub fn put(&self, key: Key, body: &[u8], max_entries: usize, ttl: Duration) -> usize {
+        self.answers
+            .put(key, Bytes::copy_from_slice(body), max_entries, ttl)
     }
 
     /// How many answers are held.
@@ -195,38 +191,58 @@ fn hub_chunks(hub: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn bytes(v: &Value) -> Vec<u8> {
-        serde_json::to_vec(v).unwrap_or_default()
+    fn key_of(dialect: Dialect, model: &str, raw: &[u8]) -> Key {
+        let parsed =
+            crate::inbound::parse(dialect, Operation::Chat, Bytes::from(raw.to_vec()), None);
+        parsed
+            .map(|p| key(dialect, model, &p.body))
+            .unwrap_or_default()
     }
 
     #[test]
-    fn keys_read_members_as_sent_and_tell_bodies_apart() {
-        let raw = br#"{"stream": true, "model": "m", "messages": [{"role": "user", "content": "a \"b\""}]}"#;
-        let same = br#"{"model":"m","messages":[{"role": "user", "content": "a \"b\""}]}"#;
-        let other = br#"{"model":"m","messages":[{"role": "user", "content": "a \"c\""}]}"#;
-        let k = |b: &[u8]| key(Dialect::OpenAi, "chat", b);
-        assert_eq!(k(raw), k(same));
-        assert_ne!(k(raw), k(other));
-        // Members cannot run into each other.
-        assert_ne!(k(br#"{"a": "bc", "d": 1}"#), k(br#"{"a": "b", "cd": 1}"#));
+    fn keys_read_the_body_as_sent_but_its_stream_flags() {
+        let k = |b: &[u8]| key_of(Dialect::OpenAi, "chat", b);
+        let plain = br#"{"model": "m", "messages": [{"role": "user", "content": "a \"b\""}]}"#;
+        let streamed = br#"{"stream": true, "model": "m", "messages": [{"role": "user", "content": "a \"b\""}], "stream_options": {"include_usage": true}}"#;
+        let other = br#"{"model": "m", "messages": [{"role": "user", "content": "a \"c\""}]}"#;
+        assert_eq!(k(plain), k(streamed));
+        assert_ne!(k(plain), k(other));
+        assert_ne!(k(plain), 0);
     }
 
     #[test]
-    fn keys_ignore_stream_flags_and_key_order_but_not_the_model_or_dialect() {
-        let a = json!({"model": "m", "messages": [1], "stream": true, "stream_options": {"include_usage": true}});
-        let b = json!({"messages": [1], "model": "m"});
-        assert_eq!(
-            key(Dialect::OpenAi, "chat", &bytes(&a)),
-            key(Dialect::OpenAi, "chat", &bytes(&b))
-        );
+    fn keys_tell_the_model_and_the_dialect_apart() {
+        let raw =
+            br#"{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}"#;
+        let k = key_of(Dialect::Anthropic, "chat", raw);
+        assert_ne!(k, key_of(Dialect::Anthropic, "other", raw));
+        assert_ne!(k, key_of(Dialect::OpenAi, "chat", raw));
+        // The model and the dialect cannot run into each other.
         assert_ne!(
-            key(Dialect::OpenAi, "chat", &bytes(&a)),
-            key(Dialect::OpenAi, "other", &bytes(&a))
+            key_of(Dialect::OpenAi, "ab", raw),
+            key_of(Dialect::OpenAi, "a", raw)
         );
-        assert_ne!(
-            key(Dialect::OpenAi, "chat", &bytes(&a)),
-            key(Dialect::Anthropic, "chat", &bytes(&a))
+    }
+
+    #[test]
+    fn an_edited_body_is_keyed_on_its_tree_without_stream_flags() {
+        let raw =
+            br#"{"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}"#;
+        let parsed = crate::inbound::parse(
+            Dialect::OpenAi,
+            Operation::Chat,
+            Bytes::from(raw.to_vec()),
+            None,
         );
+        let Ok(mut parsed) = parsed else {
+            panic!("a good body was refused")
+        };
+        let before = key(Dialect::OpenAi, "chat", &parsed.body);
+        parsed.body.value_mut()["stream"] = Value::Bool(false);
+        let edited = key(Dialect::OpenAi, "chat", &parsed.body);
+        parsed.body.value_mut()["messages"][0]["content"] = Value::from("y");
+        assert_ne!(edited, key(Dialect::OpenAi, "chat", &parsed.body));
+        assert_ne!(before, 0);
     }
 
     #[test]
@@ -234,12 +250,27 @@ mod tests {
         let c = Cache::default();
         let ttl = Duration::from_secs(60);
         for n in 0..5u64 {
-            c.put((n, n), Bytes::from(n.to_string()), 3, ttl);
+            c.put(n.into(), n.to_string().as_bytes(), 3, ttl);
         }
         assert_eq!(c.len(), 3);
-        assert!(c.get((0, 0), ttl).is_none());
-        assert_eq!(c.get((4, 4), ttl), Some(Bytes::from("4")));
-        assert!(c.get((4, 4), Duration::ZERO).is_none());
+        assert!(c.get(0, ttl).is_none());
+        assert_eq!(c.get(4, ttl), Some(Bytes::from("4")));
+        assert!(c.get(4, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn an_answer_is_stored_as_a_copy_not_as_a_view_of_the_buffer_it_came_in() {
+        // An upstream answer is a slice of the connection's read buffer: stored as it is,
+        // each entry would hold the whole buffer.
+        let buffer = Bytes::from(vec![b'x'; 64 * 1024]);
+        let answer = buffer.slice(100..400);
+        let c = Cache::default();
+        let ttl = Duration::from_secs(60);
+        c.put(1, &answer, 10, ttl);
+        let stored = c.get(1, ttl).unwrap_or_default();
+        assert_eq!(stored, answer);
+        let inside = buffer.as_ptr_range();
+        assert!(!inside.contains(&stored.as_ptr()));
     }
 
     #[test]

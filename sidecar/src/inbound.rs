@@ -11,7 +11,7 @@ use serde::{
 use serde_json::{value::RawValue, Value};
 
 use crate::{
-    body::{CallBody, Facts},
+    body::{CallBody, Facts, Spans},
     dialect::{Dialect, Operation},
     error::Error,
     skim,
@@ -270,10 +270,16 @@ pub fn parse(
         _ => Error::MalformedJson(e.to_string()),
     })?;
     let facts = facts(&peek);
-    let model_span = peek.model.map(|m| {
-        let start = m.get().as_ptr() as usize - raw.as_ptr() as usize;
-        start..start + m.get().len()
-    });
+    let span = |value: Option<&RawValue>| {
+        value.map(|v| {
+            let start = v.get().as_ptr() as usize - raw.as_ptr() as usize;
+            start..start + v.get().len()
+        })
+    };
+    let spans = Spans {
+        model: span(peek.model),
+        stream_flags: [span(peek.stream), span(peek.stream_options)],
+    };
     let (model, stream) = match gemini {
         Some(call) => {
             check_gemini(call, &peek)?;
@@ -282,7 +288,7 @@ pub fn parse(
         None => check(dialect, op, &peek)?,
     };
     Ok(Parsed {
-        body: CallBody::new(raw.clone(), model_span, facts),
+        body: CallBody::new(raw.clone(), spans, facts),
         model,
         stream,
     })

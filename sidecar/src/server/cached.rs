@@ -39,14 +39,7 @@ pub(super) fn cache_lookup(
         let served = rt
             .served(&parsed.model)
             .map_or(parsed.model.as_str(), |m| m.name.as_str());
-        let key = match parsed.body.wire() {
-            Some(raw) => cache::key(dialect, served, raw),
-            None => cache::key(
-                dialect,
-                served,
-                &serde_json::to_vec(parsed.body.value()).unwrap_or_default(),
-            ),
-        };
+        let key = cache::key(dialect, served, &parsed.body);
         match shared.cache.get(key, c.ttl.0) {
             Some(body) => ((CacheOutcome::Hit, Some(key)), Some(body)),
             None => ((CacheOutcome::Miss, Some(key)), None),

@@ -202,10 +202,10 @@ impl Outcome {
         }
         if let (Some((CacheOutcome::Miss, Some(key))), Some(c)) = (cache, &rt.config.policy.cache) {
             if status == StatusCode::OK && front.op == Operation::Chat {
-                shared
+                let held = shared
                     .cache
-                    .put(key, body.clone(), c.max_entries as usize, c.ttl.0);
-                shared.metrics.cache_entries.set(shared.cache.len() as i64);
+                    .put(key, &body, c.max_entries as usize, c.ttl.0);
+                shared.metrics.cache_entries.set(held as i64);
             }
         }
         let mut resp = respond::json_response(status, body);

@@ -3,7 +3,13 @@
 //! serves leases into the Lease ([`LEADER_URL`]), so the others can forward sidecars' lease
 //! exchanges to it. A crashed leader is replaced after the lease duration.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -27,13 +33,18 @@ pub const LEADER_URL: &str = "switchyard.dev/leader-url";
 pub struct Election {
     /// Whether this replica leads now.
     pub leading: watch::Receiver<bool>,
+    /// Whether this replica's leadership began by creating the Lease: no replica led before
+    /// it, so nothing was granted in the current rate-limit window. Set before `leading`
+    /// turns true.
+    pub founded: Arc<AtomicBool>,
     /// Where the current leader serves leases, when another replica leads and said so.
     pub leader_url: watch::Receiver<Option<String>>,
 }
 
 /// Where a replica stands after one round.
 enum Standing {
-    Leading,
+    /// This replica holds the lease; `founded` when it just created it.
+    Leading { founded: bool },
     /// Another replica holds a valid lease; its URL if it published one.
     Following(Option<String>),
 }
@@ -49,12 +60,17 @@ pub fn spawn(
 ) -> (Election, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let (url_tx, url_rx) = watch::channel(None);
+    let founded = Arc::new(AtomicBool::new(false));
+    let founded_now = founded.clone();
     let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &namespace);
         let mut last_renewal: Option<tokio::time::Instant> = None;
         loop {
             let leading = match try_lead(&api, &identity, url.as_deref()).await {
-                Ok(Standing::Leading) => {
+                Ok(Standing::Leading { founded }) => {
+                    if !*tx.borrow() {
+                        founded_now.store(founded, Ordering::SeqCst);
+                    }
                     last_renewal = Some(tokio::time::Instant::now());
                     url_tx.send_if_modified(|u| u.take().is_some());
                     true
@@ -93,6 +109,7 @@ pub fn spawn(
         Election {
             leading: rx,
             leader_url: url_rx,
+            founded,
         },
         task,
     )
@@ -115,7 +132,7 @@ async fn try_lead(
             spec: Some(spec(identity, now, now, 0)),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(Standing::Leading),
+            Ok(_) => Ok(Standing::Leading { founded: true }),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Standing::Following(None)),
             Err(e) => Err(e),
         };
@@ -164,7 +181,7 @@ async fn try_lead(
     };
     lease.metadata.annotations = Some(published);
     match api.replace(LEASE, &PostParams::default(), &lease).await {
-        Ok(_) => Ok(Standing::Leading),
+        Ok(_) => Ok(Standing::Leading { founded: false }),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(Standing::Following(None)),
         Err(e) => Err(e),
     }

@@ -77,6 +77,9 @@ pub struct Ledger {
     /// When this ledger began counting (it began leading): a rate-limit window that started
     /// earlier may have been granted by a previous leader, so it grants nothing more in it.
     since: std::sync::atomic::AtomicI64,
+    /// Whether this replica's leadership began by creating the Lease (no leader before it):
+    /// then no window was granted by anyone else.
+    founded: std::sync::Arc<std::sync::atomic::AtomicBool>,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -177,22 +180,31 @@ fn limit_of(objects: &Objects, pod: &Pod, counter: &str, now: i64) -> Option<(u6
 }
 
 impl Ledger {
-    /// An empty ledger that counts spend into `metrics`.
-    pub fn new(metrics: std::sync::Arc<Metrics>) -> Self {
+    /// An empty ledger that counts spend into `metrics`; `founded` is the election's word
+    /// on whether this replica's leadership began with the Lease itself.
+    pub fn new(
+        metrics: std::sync::Arc<Metrics>,
+        founded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
         Self {
             windows: Mutex::default(),
             books: Mutex::default(),
             models: Mutex::default(),
             batches: Mutex::default(),
             since: std::sync::atomic::AtomicI64::new(crate::budgets::unix_now()),
+            founded,
             metrics,
         }
     }
 
-    /// Starts counting afresh: this replica just became the leader.
+    /// Starts counting afresh: this replica just became the leader. The current window stays
+    /// closed unless no leader came before (a new install's first minute serves at once).
     pub fn lead(&self, now: i64) {
         self.clear();
-        self.since.store(now, std::sync::atomic::Ordering::Relaxed);
+        let first = self.founded.load(std::sync::atomic::Ordering::SeqCst);
+        let since = if first { i64::MIN } else { now };
+        self.since
+            .store(since, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a pod's usage batches (each id once) into AIModel books and metrics.

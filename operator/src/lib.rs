@@ -94,6 +94,8 @@ struct Shared {
     world: world::World,
     metrics: Arc<metrics::Metrics>,
     leading: watch::Receiver<bool>,
+    /// Whether this replica's leadership began by creating the Lease.
+    founded: Arc<std::sync::atomic::AtomicBool>,
     identity: String,
     stop: watch::Receiver<bool>,
 }
@@ -161,6 +163,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         client,
         metrics,
         leading: election.leading,
+        founded: election.founded,
         identity,
         stop: stop_rx,
     };
@@ -189,7 +192,7 @@ fn spawn(
         settings: inject_settings.clone(),
         ca: tls.bundle.clone(),
     };
-    let ledger = Arc::new(ledger::Ledger::new(sh.metrics.clone()));
+    let ledger = Arc::new(ledger::Ledger::new(sh.metrics.clone(), sh.founded.clone()));
     let server = config_server::Server {
         client: sh.client.clone(),
         world: sh.world.clone(),

@@ -140,6 +140,12 @@ async fn shared_limits_and_budgets_hold_exactly_across_ten_sidecars() {
     )
     .await;
     operator_kubeconfig(&client, dir.path()).await;
+    // A new install: no Lease, so no leader before this one (an earlier test's is gone).
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), SYSTEM);
+    let _ = leases
+        .delete("switchyard-operator-leader", &Default::default())
+        .await;
     let op = start_operator(dir.path(), "gov", free_addr());
     eventually("operator ready", Duration::from_secs(30), || {
         http_ok(format!("{}/readyz", op.admin))
@@ -249,7 +255,17 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     let sidecars = pod_sidecars(&client, dir.path(), NS, &op.url, pods).await;
     serving(&sidecars, &["chat", "paid", "paid-later", "paid-slow"]).await;
 
-    let mut scenario = Scenario::start("one busy pod uses the whole shared limit");
+    let mut scenario = Scenario::start("a new install's first leader grants at once");
+    // The first leader there ever was: nobody granted this minute before it, so it does not
+    // keep the window closed the way a leader that took over must (calls would get 429
+    // until the next minute).
+    let (status, answer) = ask(&sidecars[0], "chat").await;
+    assert_eq!(
+        status, 200,
+        "mid-window, the first leader's grants: {answer}"
+    );
+
+    scenario.next("one busy pod uses the whole shared limit");
     // One busy pod alone may use the whole shared limit: no static split by pod count.
     if let Some(ok) = admitted_in_a_window(&sidecars[0], "chat", 22).await {
         assert_eq!(ok, 20, "one pod got the whole policy limit, and no more");

@@ -11,6 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import managed as bench_managed  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 REL = ROOT / "target" / "release"
 OUT = ROOT / "bench" / "out"
@@ -211,6 +214,9 @@ spec: {cache: {ttl: 10m}}
                           "--admin-listen", f"127.0.0.1:{cached_admin}"], env=env)
         wait_port(traced)
         wait_port(cached)
+        # Managed sidecars on a real API server and operator, when one is at hand
+        # (KUBECONFIG, or BENCH_CLUSTER=1 to start one): the limits held through leases.
+        managed = bench_managed.start(work, up, spawn, free_port, wait_port)
         started = time.perf_counter()
         side_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(config), "--listen", f"127.0.0.1:{side}",
                         "--admin-listen", f"127.0.0.1:{admin}"], env=env)
@@ -244,6 +250,14 @@ spec: {cache: {ttl: 10m}}
             ("sidecar translated, 100 KB", f"http://127.0.0.1:{side}/v1/messages", "agentic-anthropic.json", side_p.pid),
             ("sidecar translated to Anthropic, 100 KB", f"http://127.0.0.1:{side}/v1/chat/completions", str(to_claude), side_p.pid),
         ]
+        if managed:
+            targets += [
+                ("managed sidecar", f"http://127.0.0.1:{managed[bench_managed.PLAIN][0]}/v1/chat/completions",
+                 "openai.lua", managed[bench_managed.PLAIN][1]),
+                ("managed sidecar, shared limits + budget (leases)",
+                 f"http://127.0.0.1:{managed[bench_managed.GOVERNED][0]}/v1/chat/completions",
+                 "openai.lua", managed[bench_managed.GOVERNED][1]),
+            ]
         print(f"ready in {ready_ms:.1f} ms; measuring", file=sys.stderr)
         results = {}
         rss_load = 0.0
@@ -304,6 +318,10 @@ spec: {cache: {ttl: 10m}}
             f"- A rate limit and a budget on the request path (16 conns): "
             f"{med[('sidecar passthrough, limits + budget', 16)]['cpu_us'] / med[('sidecar passthrough', 16)]['cpu_us']:.3f}x "
             f"the CPU per request without them (target within 5%)",
+            (f"- Managed mode, a `scope: policy` rate limit, a provider account limit and an AIBudget held through the "
+             f"operator's leases (16 conns): {med[('managed sidecar, shared limits + budget (leases)', 16)]['cpu_us'] / med[('managed sidecar', 16)]['cpu_us']:.3f}x "
+             f"the CPU per request of a managed sidecar without limits (target within 5%)") if managed
+            else "- Managed mode with leases: not measured (no cluster: set KUBECONFIG, or BENCH_CLUSTER=1 to start one)",
             f"- Streaming time to first byte (median of 300): direct {ttfb_direct:.0f} µs, bare proxy {ttfb_bare:.0f} µs, "
             f"sidecar {ttfb_side:.0f} µs; sidecar - bare = {ttfb_side - ttfb_bare:.0f} µs (target <= 100)",
             f"- RSS: idle {rss_idle:.1f} MiB (target <= 15), under load {rss_load:.1f} MiB, with 1,000 open streams {rss_streams:.1f} MiB (target <= 64)",
@@ -318,6 +336,7 @@ spec: {cache: {ttl: 10m}}
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
+        bench_managed.stop()
 
 
 if __name__ == "__main__":

@@ -5,9 +5,15 @@
 # and time to ready. Needs wrk (Debian package `wrk`). Results: bench/out/results.md.
 #
 #   bench/run.sh            # ROUNDS=3 DURATION=5 by default; medians are reported
+#   BENCH_CLUSTER=1 bench/run.sh   # also managed sidecars with leases (starts an API server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release --quiet -p switchyard-sidecar -p switchyard-bench
+# Managed mode is measured on a real API server and operator, when there is one (KUBECONFIG)
+# or BENCH_CLUSTER=1 asks for one (scripts/k8s/start.sh).
+if [[ -n ${KUBECONFIG:-} || ${BENCH_CLUSTER:-} == 1 ]]; then
+  cargo build --release --quiet -p switchyard-operator
+fi
 ulimit -n 8192 2>/dev/null || true
 exec python3 bench/run.py "$@"

@@ -51,6 +51,10 @@ pub struct Governor {
     meters: Mutex<HashMap<Arc<str>, Meter>>,
     /// The asks of the config in force, built once per config (by `Runtime::id`).
     templates: Mutex<Option<(u64, Arc<Templates>)>>,
+    /// Settled spend of shared budgets not yet sealed into a report, by (counter, window):
+    /// one report per budget and flush, however many calls settled.
+    unreported: Mutex<HashMap<(Arc<str>, i64), u64>>,
+    /// Sealed reports the operator has not acknowledged, oldest first.
     reports: Mutex<Vec<Report>>,
     usage: Mutex<Pending>,
     /// Held while an exchange with the operator is under way.
@@ -76,6 +80,7 @@ impl Governor {
         Arc::new(Self {
             meters: Mutex::default(),
             templates: Mutex::default(),
+            unreported: Mutex::default(),
             reports: Mutex::new(reports),
             usage: Mutex::default(),
             exchanging: tokio::sync::Mutex::new(()),
@@ -361,7 +366,7 @@ impl Governor {
 
     fn settle(&self, taken: &[Taken], tokens: Option<u64>, dollars: Option<Money>, sent: bool) {
         let mut meters = self.meters();
-        let mut reports = Vec::new();
+        let mut unreported = self.unreported.lock().unwrap_or_else(|e| e.into_inner());
         for t in taken {
             let used = match (t.unit, sent) {
                 (_, false) => 0,
@@ -373,20 +378,8 @@ impl Governor {
                 m.settle(t.window, t.amount, used);
             }
             if t.unit == Unit::Dollars && t.shared && used > 0 {
-                reports.push(Report {
-                    id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-                    counter: t.key.to_string(),
-                    window: t.window,
-                    amount: used,
-                });
+                *unreported.entry((t.key.clone(), t.window)).or_default() += used;
             }
-        }
-        drop(meters);
-        if !reports.is_empty() {
-            self.reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(reports);
         }
     }
 }

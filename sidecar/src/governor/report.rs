@@ -8,12 +8,39 @@ use switchyard_crds::Money;
 use super::{lease, meter, Governor, Report, Usage, UsageBatch};
 use crate::state::Runtime;
 
+/// The most sealed reports, and usage batches, one exchange carries (oldest first): after a
+/// long time away from the operator the backlog goes over several exchanges, each body well
+/// under the operator's 1 MiB bound.
+pub(super) const PER_EXCHANGE: usize = 1_000;
+
 impl Governor {
+    /// The oldest unacknowledged reports, as many as one exchange carries.
     pub(super) fn pending_reports(&self) -> Vec<Report> {
+        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports[..reports.len().min(PER_EXCHANGE)].to_vec()
+    }
+
+    /// Every unacknowledged report (to keep in the state directory).
+    fn unacknowledged(&self) -> Vec<Report> {
         self.reports
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Seals the spend settled since the last seal into one report per budget and window.
+    pub(super) fn seal_reports(&self) {
+        let settled =
+            std::mem::take(&mut *self.unreported.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        for ((counter, window), amount) in settled {
+            reports.push(Report {
+                id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                counter: counter.to_string(),
+                window,
+                amount,
+            });
+        }
     }
 
     pub(super) fn accepted(&self, ids: &[String]) {
@@ -22,15 +49,17 @@ impl Governor {
     }
 
     /// What this pod holds of each shared budget (the operator counts it as spent until
-    /// it is settled or returned).
+    /// it is reported or returned): leased and unspent, in flight, and settled but not yet
+    /// in a sealed report.
     pub(super) fn holdings(&self) -> Vec<lease::Want> {
+        let unreported = self.unreported.lock().unwrap_or_else(|e| e.into_inner());
         self.meters()
             .iter()
             .filter(|(k, m)| m.shared && k.starts_with("budget/"))
             .map(|(k, m)| lease::Want {
                 counter: k.to_string(),
                 window: m.window,
-                amount: m.holding(),
+                amount: m.holding() + unreported.get(&(k.clone(), m.window)).copied().unwrap_or(0),
             })
             .collect()
     }
@@ -66,7 +95,8 @@ impl Governor {
         u.cost += Money::from_dollars_ceil(cost).0;
     }
 
-    /// Seals pending usage into a batch and returns every unacknowledged batch.
+    /// Seals pending usage into a batch and returns the oldest unacknowledged batches, as
+    /// many as one exchange carries.
     pub(super) fn usage_batches(&self) -> Vec<UsageBatch> {
         let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if !state.0.is_empty() {
@@ -74,7 +104,7 @@ impl Governor {
             let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
             state.1.push(UsageBatch { id, items });
         }
-        state.1.clone()
+        state.1[..state.1.len().min(PER_EXCHANGE)].to_vec()
     }
 
     pub(super) fn usage_accepted(&self, ids: &[String]) {
@@ -114,6 +144,7 @@ impl Governor {
             }
         }
         let holdings = self.holdings();
+        self.seal_reports();
         let reports = self.pending_reports();
         let usage = self.usage_batches();
         if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {
@@ -127,11 +158,11 @@ impl Governor {
                 self.accepted(&reply.accepted);
                 self.usage_accepted(&reply.accepted);
                 self.granted(reply.grants);
-                leases.keep_unsent(&self.pending_reports());
+                leases.keep_unsent(&self.unacknowledged());
             }
             Err(e) => {
                 tracing::debug!("usage reports kept for later: {e}");
-                leases.keep_unsent(&reports);
+                leases.keep_unsent(&self.unacknowledged());
             }
         }
     }

@@ -90,3 +90,53 @@ async fn a_call_that_never_reached_upstream_gives_its_reservation_back() {
         "not sent: not counted"
     );
 }
+
+#[test]
+fn settled_budget_spend_is_reported_once_per_budget_and_flush_and_held_until_then() {
+    let g = Governor::new(None);
+    let key: Arc<str> = Arc::from("budget/team");
+    let window = 1_764_547_200;
+    let mut m = Meter::new(10_000_000, meter::Span::Minute, true, 1);
+    m.roll(window);
+    m.grant(window, 1_000_000, 9_000_000);
+    g.meters().insert(key.clone(), m);
+    let taken = |amount| asks::Taken {
+        key: key.clone(),
+        unit: asks::Unit::Dollars,
+        window,
+        amount,
+        shared: true,
+    };
+    let call = |spent: u64| {
+        let took = g.meters().get_mut(&key).map(|m| m.take(window + 1, 50));
+        assert_eq!(took, Some(Ok(())));
+        g.settle(&[taken(50)], None, Some(Money(spent)), true);
+    };
+    let held = |g: &Governor| g.holdings().first().map(|h| h.amount);
+    // Ten thousand calls settle: what they spent stays held until it is sealed into one
+    // report (the operator never sees it neither held nor reported).
+    for _ in 0..10_000 {
+        call(7);
+    }
+    assert_eq!(
+        held(&g),
+        Some(1_000_000),
+        "spent but not yet reported: held"
+    );
+    assert!(g.pending_reports().is_empty());
+    g.seal_reports();
+    let reports = g.pending_reports();
+    assert_eq!(reports.len(), 1, "one report per budget and window");
+    assert_eq!((reports[0].amount, reports[0].window), (70_000, window));
+    assert_eq!(reports[0].counter, "budget/team");
+    assert_eq!(held(&g), Some(1_000_000 - 70_000));
+    // A long time away from the operator: each exchange carries a bounded share.
+    for _ in 0..(report::PER_EXCHANGE + 10) {
+        call(1);
+        g.seal_reports();
+    }
+    assert_eq!(g.pending_reports().len(), report::PER_EXCHANGE);
+    let first: Vec<String> = g.pending_reports().into_iter().map(|r| r.id).collect();
+    g.accepted(&first);
+    assert_eq!(g.pending_reports().len(), 11, "the rest go next time");
+}

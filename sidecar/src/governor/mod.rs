@@ -27,7 +27,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_crds::Money;
 
 use crate::{error::Error, state::Runtime};
@@ -315,15 +315,16 @@ impl Governor {
 
     /// OpenAI's `x-ratelimit-*` headers for the policy's rate limit, when it has one.
     pub fn headers(&self, rt: &Runtime, out: &mut HeaderMap) {
-        const REQUESTS: [&str; 3] = [
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
+        // Checked once, at compile time (`from_static` at run time validates every call).
+        const REQUESTS: [HeaderName; 3] = [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
         ];
-        const TOKENS: [&str; 3] = [
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
+        const TOKENS: [HeaderName; 3] = [
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
         ];
         if rt.config.policy.rate_limit.is_none() {
             return;
@@ -359,7 +360,7 @@ impl Governor {
                 HeaderValue::try_from(reset).unwrap_or(HeaderValue::from_static("0s")),
             ];
             for (name, value) in names.into_iter().zip(values) {
-                out.insert(http::HeaderName::from_static(name), value);
+                out.insert(name, value);
             }
         }
     }

@@ -38,8 +38,6 @@ pub struct Book {
     pub carried_until: i64,
     /// What each pod (by UID) holds, and when it last said so.
     pub held: HashMap<String, (u64, i64)>,
-    /// Report ids counted this period.
-    pub seen: HashSet<String>,
     /// Whether the 80 % warning and the exhaustion were announced this period.
     pub warned: bool,
     /// Whether exhaustion was announced this period.
@@ -72,8 +70,10 @@ pub struct Ledger {
     books: Mutex<HashMap<(String, String), Book>>,
     /// AIModel usage: (namespace, model) -> book.
     models: Mutex<HashMap<(String, String), ModelBook>>,
-    /// Usage batch ids counted lately (oldest first), so a resent batch counts once.
-    batches: Mutex<(HashSet<String>, std::collections::VecDeque<String>)>,
+    /// Usage batch ids counted lately, so a resent batch counts once.
+    batches: Mutex<RecentIds>,
+    /// Budget report ids counted lately, so a resent report counts once.
+    reports: Mutex<RecentIds>,
     /// When this ledger began counting (it began leading): a rate-limit window that started
     /// earlier may have been granted by a previous leader, so it grants nothing more in it.
     since: std::sync::atomic::AtomicI64,
@@ -103,8 +103,35 @@ pub fn rate_grant(
     (amount, limit.saturating_sub(slot.1))
 }
 
-/// How many usage batch ids are remembered.
-const BATCH_IDS: usize = 200_000;
+/// How many usage batch ids, and budget report ids, are remembered. A sidecar sends one of
+/// each per flush (2 s) and resends only what was not acknowledged, within seconds, or after
+/// a restart from its state directory: 200,000 ids cover a hundred busy pods for over an
+/// hour, in a few MiB (the ids of a whole budget period grew without bound).
+const REMEMBERED_IDS: usize = 200_000;
+
+/// Ids seen lately, oldest forgotten first.
+#[derive(Default)]
+struct RecentIds {
+    set: HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RecentIds {
+    /// Whether `id` is new (and remembers it).
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        if self.order.len() > REMEMBERED_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
 
 /// The workload a pod belongs to: its top owner (a ReplicaSet's Deployment, a Job's CronJob,
 /// as their generated names show), or the pod itself.
@@ -191,6 +218,7 @@ impl Ledger {
             books: Mutex::default(),
             models: Mutex::default(),
             batches: Mutex::default(),
+            reports: Mutex::default(),
             since: std::sync::atomic::AtomicI64::new(crate::budgets::unix_now()),
             founded,
             metrics,
@@ -222,14 +250,8 @@ impl Ledger {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         for batch in batches {
             accepted.push(batch.id.clone());
-            if !seen.0.insert(batch.id.clone()) {
+            if !seen.first_time(&batch.id) {
                 continue;
-            }
-            seen.1.push_back(batch.id.clone());
-            if seen.1.len() > BATCH_IDS {
-                if let Some(old) = seen.1.pop_front() {
-                    seen.0.remove(&old);
-                }
             }
             for u in &batch.items {
                 self.metrics.spend(ns, &work, u);
@@ -306,10 +328,11 @@ impl Ledger {
         let mut reply = Reply::default();
         self.count_usage(&objects, pod, &msg.usage, now, &mut reply.accepted);
         let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for r in &msg.reports {
             if let Some(b) = budget(&r.counter) {
                 let book = Self::book(&mut books, b, now);
-                if r.window == book.period_start && book.seen.insert(r.id.clone()) {
+                if r.window == book.period_start && seen.first_time(&r.id) {
                     book.spent = book.spent.saturating_add(r.amount);
                 }
             }

@@ -135,3 +135,18 @@ fn the_workload_is_the_pods_top_owner() {
         "Pod/p-1"
     );
 }
+
+#[test]
+fn a_resent_id_counts_once_and_memory_stays_bounded() {
+    let mut ids = RecentIds::default();
+    assert!(ids.first_time("a"));
+    assert!(!ids.first_time("a"), "resent: not counted again");
+    for n in 0..REMEMBERED_IDS {
+        assert!(ids.first_time(&n.to_string()));
+    }
+    assert_eq!(ids.set.len(), REMEMBERED_IDS);
+    assert_eq!(ids.order.len(), REMEMBERED_IDS);
+    // The oldest is forgotten first; the newest are still known.
+    assert!(ids.first_time("a"));
+    assert!(!ids.first_time(&(REMEMBERED_IDS - 1).to_string()));
+}

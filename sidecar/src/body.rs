@@ -138,52 +138,49 @@ impl CallBody {
             .filter_map(|value| member(raw, value.clone()))
             .collect();
         cut.sort_by_key(|r| r.start);
-        let mut at = 0;
-        let mut kept: Vec<Range<usize>> = Vec::with_capacity(cut.len() + 1);
+        // Flags side by side leave as one run.
+        let mut runs: Vec<Range<usize>> = Vec::with_capacity(cut.len());
         for r in cut {
-            kept.push(at..r.start.max(at));
-            at = at.max(r.end);
+            match runs.last_mut() {
+                Some(last) if raw[last.end..r.start.max(last.end)].trim_ascii().is_empty() => {
+                    last.end = last.end.max(r.end);
+                }
+                _ => runs.push(r),
+            }
+        }
+        let mut at = 0;
+        let mut kept: Vec<Range<usize>> = Vec::with_capacity(runs.len() + 1);
+        for mut r in runs {
+            // A run that opens the object takes the comma after it (there is none before).
+            if raw[..r.start].trim_ascii_end().ends_with(b"{") {
+                let rest = &raw[r.end..];
+                let after = rest.trim_ascii_start();
+                if let Some(next) = after.strip_prefix(b",") {
+                    r.end = raw.len() - next.trim_ascii_start().len();
+                }
+            }
+            kept.push(at..r.start);
+            at = r.end;
         }
         kept.push(at..raw.len());
         Some(kept.into_iter().map(move |r| &raw[r]))
     }
 }
 
-/// The whole top-level member whose value lies at `value` (its name `"stream"` or
-/// `"stream_options"` written plainly), with the comma before it, or when first the comma
-/// and spaces after it.
+/// The top-level member whose value lies at `value` (its name `"stream"` or
+/// `"stream_options"` written plainly), from the comma before it, or from its name when it
+/// comes first.
 fn member(raw: &[u8], value: Range<usize>) -> Option<Range<usize>> {
-    let back = |mut i: usize| {
-        while i > 0 && raw[i - 1].is_ascii_whitespace() {
-            i -= 1;
-        }
-        i
-    };
-    let colon = back(value.start).checked_sub(1)?;
-    if raw[colon] != b':' {
-        return None;
-    }
-    let name_end = back(colon);
+    let before = |i: usize| raw[..i].trim_ascii_end();
+    let named = before(value.start).strip_suffix(b":")?.trim_ascii_end();
     let name = [&b"\"stream\""[..], b"\"stream_options\""]
         .into_iter()
-        .find(|n| raw[..name_end].ends_with(n))?;
-    let start = back(name_end - name.len());
-    match raw.get(start.checked_sub(1)?)? {
-        b',' => Some(start - 1..value.end),
-        b'{' => {
-            let ahead = |mut i: usize| {
-                while raw.get(i).is_some_and(u8::is_ascii_whitespace) {
-                    i += 1;
-                }
-                i
-            };
-            let comma = ahead(value.end);
-            let end = match raw.get(comma) {
-                Some(b',') => ahead(comma + 1),
-                _ => value.end,
-            };
-            Some(start..end)
-        }
+        .find(|n| named.ends_with(n))?;
+    let start = named.len() - name.len();
+    let ahead = before(start);
+    match ahead.last()? {
+        b',' => Some(ahead.len() - 1..value.end),
+        b'{' => Some(start..value.end),
         _ => None,
     }
 }
@@ -201,8 +198,9 @@ mod tests {
         let value = |name: &str| {
             let at = raw.find(&format!("\"{name}\""))? + name.len() + 2;
             let start = at + raw[at..].find(|c: char| c != ':' && c != ' ')?;
-            let len = raw[start..].find([',', '}'])?;
-            Some(start..start + len)
+            let mut values = serde_json::Deserializer::from_str(&raw[start..]).into_iter::<Value>();
+            values.next()?.ok()?;
+            Some(start..start + values.byte_offset())
         };
         let spans = Spans {
             model: Some(at..at + 3),
@@ -228,6 +226,7 @@ mod tests {
             r#"{"model": "m", "n": 1, "stream" : false}"#,
             r#"{"stream_options": 7,"model": "m", "stream": true, "n": 1}"#,
             r#"{"model": "m", "n": 1,"stream": true , "stream_options":7}"#,
+            r#"{"stream": true , "stream_options": {"include_usage": true}, "model": "m", "n": 1}"#,
         ] {
             assert_eq!(without_flags(raw), plain, "{raw}");
         }
@@ -245,6 +244,7 @@ mod tests {
         assert_eq!(kept.unwrap_or_default(), escaped.as_bytes());
         // A member that only ends in the name is not a flag.
         assert_eq!(without_flags(plain), plain);
+        assert_eq!(without_flags(r#"{"stream": true}"#), "{}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-"""Managed sidecars for the bench: a real API server (KUBECONFIG, or one started with
-scripts/k8s/start.sh when BENCH_CLUSTER=1), the real operator, and two sidecars in managed
+"""Managed sidecars for the bench, with BENCH_CLUSTER=1: a real API server (KUBECONFIG's, or
+one started with scripts/k8s/start.sh), the real operator, and two sidecars in managed
 mode on the bench's upstream: one whose namespace has no limit, and one under a shared
 (`scope: policy`) rate limit, a provider account limit and an AIBudget, all held through
 the operator's leases. The limits are set so that the bench never reaches them but the
@@ -28,11 +28,12 @@ _started = []
 
 
 def cluster():
-    """The kubeconfig to use, or None: KUBECONFIG, else a server started here (BENCH_CLUSTER=1)."""
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
+    """The kubeconfig to use, or None: only with BENCH_CLUSTER=1 (the bench creates objects
+    there), KUBECONFIG's server, else one started here."""
     if os.environ.get("BENCH_CLUSTER") != "1":
         return None
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"]
     out = subprocess.run([str(ROOT / "scripts" / "k8s" / "start.sh")], capture_output=True, text=True, check=True).stdout
     exports = dict(line[len("export "):].split("=", 1) for line in out.splitlines() if line.startswith("export "))
     exports = {k: v.strip("'\"").replace("$PATH", os.environ.get("PATH", "")) for k, v in exports.items()}

@@ -214,8 +214,8 @@ spec: {cache: {ttl: 10m}}
                           "--admin-listen", f"127.0.0.1:{cached_admin}"], env=env)
         wait_port(traced)
         wait_port(cached)
-        # Managed sidecars on a real API server and operator, when one is at hand
-        # (KUBECONFIG, or BENCH_CLUSTER=1 to start one): the limits held through leases.
+        # With BENCH_CLUSTER=1, managed sidecars on a real API server and operator: the
+        # limits held through leases.
         managed = bench_managed.start(work, up, spawn, free_port, wait_port)
         started = time.perf_counter()
         side_p = spawn([str(REL / "switchyard-sidecar"), "--config", str(config), "--listen", f"127.0.0.1:{side}",
@@ -321,7 +321,7 @@ spec: {cache: {ttl: 10m}}
             (f"- Managed mode, a `scope: policy` rate limit, a provider account limit and an AIBudget held through the "
              f"operator's leases (16 conns): {med[('managed sidecar, shared limits + budget (leases)', 16)]['cpu_us'] / med[('managed sidecar', 16)]['cpu_us']:.3f}x "
              f"the CPU per request of a managed sidecar without limits (target within 5%)") if managed
-            else "- Managed mode with leases: not measured (no cluster: set KUBECONFIG, or BENCH_CLUSTER=1 to start one)",
+            else "- Managed mode with leases: not measured (BENCH_CLUSTER=1 measures it, on KUBECONFIG's server or one it starts)",
             f"- Streaming time to first byte (median of 300): direct {ttfb_direct:.0f} µs, bare proxy {ttfb_bare:.0f} µs, "
             f"sidecar {ttfb_side:.0f} µs; sidecar - bare = {ttfb_side - ttfb_bare:.0f} µs (target <= 100)",
             f"- RSS: idle {rss_idle:.1f} MiB (target <= 15), under load {rss_load:.1f} MiB, with 1,000 open streams {rss_streams:.1f} MiB (target <= 64)",

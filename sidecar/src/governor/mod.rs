@@ -52,7 +52,8 @@ pub struct Governor {
     /// The asks of the config in force, built once per config (by `Runtime::id`).
     templates: Mutex<Option<(u64, Arc<Templates>)>>,
     /// Settled spend of shared budgets not yet sealed into a report, by (counter, window):
-    /// one report per budget and flush, however many calls settled.
+    /// one report per budget and flush, however many calls settled. Locked after `meters`
+    /// when both are held.
     unreported: Mutex<HashMap<(Arc<str>, i64), u64>>,
     /// Sealed reports the operator has not acknowledged, oldest first.
     reports: Mutex<Vec<Report>>,

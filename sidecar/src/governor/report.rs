@@ -52,8 +52,10 @@ impl Governor {
     /// it is reported or returned): leased and unspent, in flight, and settled but not yet
     /// in a sealed report.
     pub(super) fn holdings(&self) -> Vec<lease::Want> {
+        // Meters first, then the unsealed spend: the order `settle` takes them in.
+        let meters = self.meters();
         let unreported = self.unreported.lock().unwrap_or_else(|e| e.into_inner());
-        self.meters()
+        meters
             .iter()
             .filter(|(k, m)| m.shared && k.starts_with("budget/"))
             .map(|(k, m)| lease::Want {
@@ -119,8 +121,9 @@ impl Governor {
     pub async fn flush(&self, rt: Option<&Runtime>) {
         let Some(leases) = &self.leases else { return };
         // Exchanges go one at a time, so the operator sees this pod's holdings in order, each
-        // after every grant before it. Holdings are read before reports: a call settling in
-        // between is then counted twice for a moment (held and reported), never not at all.
+        // after every grant before it. Spend is sealed before holdings are read: a call that
+        // settles before the seal is in a report, one after it in the holdings (settling
+        // holds the meters and the unsealed spend together), never in both or neither.
         let _turn = self.exchanging.lock().await;
         let asks = rt.map(|rt| self.templates(rt));
         let mut refresh = Vec::new();
@@ -143,8 +146,8 @@ impl Governor {
                 });
             }
         }
-        let holdings = self.holdings();
         self.seal_reports();
+        let holdings = self.holdings();
         let reports = self.pending_reports();
         let usage = self.usage_batches();
         if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {

@@ -126,10 +126,7 @@ impl CallBody {
     /// flag leaves with its name and one comma; one whose name was written with escapes
     /// stays (its call is keyed apart). `None` once edited: the bytes no longer say the call.
     pub fn without_stream_flags(&self) -> Option<impl Iterator<Item = &[u8]>> {
-        if self.edited.is_some() {
-            return None;
-        }
-        let raw = &self.raw[..];
+        let raw = self.wire()?;
         let mut cut: Vec<Range<usize>> = self
             .spans
             .stream_flags

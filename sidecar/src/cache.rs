@@ -1,9 +1,9 @@
 //! The exact-match response cache (the policy's `cache`): per pod, in memory. The key is the
 //! caller's dialect, the served model and the request body without its stream flags, hashed
-//! to 128 bits (the request is not kept: a flood of distinct bodies holds at most `maxEntries`
-//! answers, each a compact copy); only whole successful answers are stored, in the caller's dialect, and a stream asked for
-//! is replayed as a stream in that dialect. A hit spends nothing: no upstream call, no
-//! usage, no budget, no rate limit.
+//! to 128 bits (the request is not kept: a flood of distinct bodies holds at most
+//! `maxEntries` answers, each a compact copy); only whole successful answers are stored, in
+//! the caller's dialect, and a stream asked for is replayed as a stream in that dialect. A
+//! hit spends nothing: no upstream call, no usage, no budget, no rate limit.
 
 use std::time::Duration;
 

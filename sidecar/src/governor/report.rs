@@ -13,11 +13,20 @@ use crate::state::Runtime;
 /// under the operator's 1 MiB bound.
 pub(super) const PER_EXCHANGE: usize = 1_000;
 
+/// A new report or usage batch id (the operator counts each once).
+fn fresh_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// The oldest entries of a backlog, as many as one exchange carries.
+fn oldest<T: Clone>(backlog: &[T]) -> Vec<T> {
+    backlog[..backlog.len().min(PER_EXCHANGE)].to_vec()
+}
+
 impl Governor {
     /// The oldest unacknowledged reports, as many as one exchange carries.
     pub(super) fn pending_reports(&self) -> Vec<Report> {
-        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        reports[..reports.len().min(PER_EXCHANGE)].to_vec()
+        oldest(&self.reports.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Every unacknowledged report (to keep in the state directory).
@@ -35,7 +44,7 @@ impl Governor {
         let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for ((counter, window), amount) in settled {
             reports.push(Report {
-                id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                id: fresh_id(),
                 counter: counter.to_string(),
                 window,
                 amount,
@@ -103,10 +112,12 @@ impl Governor {
         let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if !state.0.is_empty() {
             let items = std::mem::take(&mut state.0).into_values().collect();
-            let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            state.1.push(UsageBatch { id, items });
+            state.1.push(UsageBatch {
+                id: fresh_id(),
+                items,
+            });
         }
-        state.1[..state.1.len().min(PER_EXCHANGE)].to_vec()
+        oldest(&state.1)
     }
 
     pub(super) fn usage_accepted(&self, ids: &[String]) {
@@ -161,13 +172,10 @@ impl Governor {
                 self.accepted(&reply.accepted);
                 self.usage_accepted(&reply.accepted);
                 self.granted(reply.grants);
-                leases.keep_unsent(&self.unacknowledged());
             }
-            Err(e) => {
-                tracing::debug!("usage reports kept for later: {e}");
-                leases.keep_unsent(&self.unacknowledged());
-            }
+            Err(e) => tracing::debug!("usage reports kept for later: {e}"),
         }
+        leases.keep_unsent(&self.unacknowledged());
     }
 
     /// Adds what the operator granted, and what it said is left.

@@ -6,8 +6,10 @@
 
 use std::{ops::Range, sync::OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::Value;
+
+use crate::payload::Payload;
 
 /// What routing, limits and accounting read from a body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,33 +94,39 @@ impl CallBody {
     }
 
     /// The body forwarded unchanged but for the model (and, for a streamed OpenAI call, the
-    /// usage chunk asked for): spliced into the received bytes. `None` when the bytes cannot
-    /// be reused (edited, or `stream_options` already set without `include_usage`).
-    pub fn spliced(&self, model: Option<&str>, ask_usage: bool) -> Option<Bytes> {
+    /// usage chunk asked for): slices of the received bytes around the new model, never a
+    /// copy of them. `None` when the bytes cannot be reused (edited, or `stream_options`
+    /// already set without `include_usage`).
+    pub fn spliced(&self, model: Option<&str>, ask_usage: bool) -> Option<Payload> {
         let usage = ask_usage && !self.facts.include_usage;
         if self.edited.is_some() || (usage && self.facts.stream_options) {
             return None;
         }
         if model.is_none() && !usage {
             // Nothing to change (a Gemini body names its model in the path).
-            return Some(self.raw.clone());
+            return Some(Payload::whole(self.raw.clone()));
         }
         let open = self.raw.iter().position(|b| *b == b'{')? + 1;
-        let mut out = BytesMut::with_capacity(self.raw.len() + 64);
-        out.extend_from_slice(&self.raw[..open]);
-        if usage {
-            out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
-        }
-        match model {
-            Some(model) => {
-                let span = self.spans.model.clone()?;
-                out.extend_from_slice(&self.raw[open..span.start]);
-                out.extend_from_slice(serde_json::to_string(model).ok()?.as_bytes());
-                out.extend_from_slice(&self.raw[span.end..]);
-            }
-            None => out.extend_from_slice(&self.raw[open..]),
-        }
-        Some(out.freeze())
+        let added = if usage {
+            Bytes::from_static(br#""stream_options":{"include_usage":true},"#)
+        } else {
+            Bytes::new()
+        };
+        let Some(model) = model else {
+            return Some(Payload::of([
+                self.raw.slice(..open),
+                added,
+                self.raw.slice(open..),
+            ]));
+        };
+        let span = self.spans.model.clone()?;
+        Some(Payload::of([
+            self.raw.slice(..open),
+            added,
+            self.raw.slice(open..span.start),
+            Bytes::from(serde_json::to_vec(model).ok()?),
+            self.raw.slice(span.end..),
+        ]))
     }
 
     /// The received bytes without the stream flags, as the pieces between them: what the
@@ -247,12 +255,18 @@ mod tests {
     #[test]
     fn the_model_is_spliced_and_the_rest_kept_byte_for_byte() {
         let b = body(r#"{ "model": "m", "x": [1.10, "\u00e9"] }"#);
-        let out = b.spliced(Some("gpt-\"4o\""), false).unwrap_or_default();
+        let out = b
+            .spliced(Some("gpt-\"4o\""), false)
+            .map(|p| p.contiguous())
+            .unwrap_or_default();
         assert_eq!(
             &out[..],
             br#"{ "model": "gpt-\"4o\"", "x": [1.10, "\u00e9"] }"#
         );
-        let out = b.spliced(Some("up"), true).unwrap_or_default();
+        let out = b
+            .spliced(Some("up"), true)
+            .map(|p| p.contiguous())
+            .unwrap_or_default();
         let v: Value = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["model"], "up");

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use serde_json::{json, Value};
 
 use crate::{
     dialect::{Dialect, Operation},
     error::Error,
     inbound::read_body,
+    payload::Payload,
     plan, provider,
     respond::{self, Body},
     router::Report,
@@ -145,7 +145,7 @@ async fn exact(
     };
     let mut req = Request::post(url);
     provider::upstream_headers(p, dialect, inbound, req.headers_mut()?);
-    let req = req.body(Full::new(Bytes::from(body.to_string()))).ok()?;
+    let req = req.body(Payload::whole(body.to_string())).ok()?;
     let send = shared.upstream.send(req, p.connect_timeout.0);
     let mut reply = tokio::time::timeout(COUNT_TIMEOUT, send).await.ok()?.ok()?;
     if !reply.status.is_success() {

@@ -20,6 +20,7 @@ pub mod hints;
 pub mod inbound;
 pub mod managed;
 pub mod metrics;
+pub mod payload;
 pub mod plan;
 pub mod provider;
 pub mod relay;

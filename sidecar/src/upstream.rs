@@ -6,8 +6,10 @@ use std::{collections::HashMap, pin::Pin, sync::Mutex, time::Duration};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, BodyStream, Full};
+use http_body_util::{BodyExt, BodyStream};
 use hyper_rustls::HttpsConnector;
+
+use crate::payload::Payload;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
@@ -35,7 +37,7 @@ pub enum SendError {
     Io(String),
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Payload>;
 
 /// A pool of connections per connect timeout, shared across config reloads.
 #[derive(Default)]
@@ -72,7 +74,7 @@ impl Upstream {
     /// Sends `req`; the caller bounds it with its own deadline.
     pub async fn send(
         &self,
-        req: Request<Full<Bytes>>,
+        req: Request<Payload>,
         connect_timeout: Duration,
     ) -> Result<Reply, SendError> {
         let resp = self

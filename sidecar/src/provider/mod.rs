@@ -7,12 +7,13 @@ pub mod gemini;
 pub mod mock;
 pub mod openai;
 
-use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request};
-use http_body_util::Full;
 use switchyard_crds::{proxy::Provider, ProviderType};
 
-use crate::dialect::{Dialect, Operation};
+use crate::{
+    dialect::{Dialect, Operation},
+    payload::Payload,
+};
 
 /// What differs between provider types when building a request.
 pub trait Adapter: Sync {
@@ -76,9 +77,9 @@ pub struct Caller<'a> {
 pub fn build(
     p: &Provider,
     ask: Ask<'_>,
-    body: Bytes,
+    body: Payload,
     caller: Caller<'_>,
-) -> Result<Request<Full<Bytes>>, http::Error> {
+) -> Result<Request<Payload>, http::Error> {
     let Ask {
         op,
         model,
@@ -100,7 +101,7 @@ pub fn build(
         headers.insert("x-request-id", v);
     }
     upstream_headers(p, caller.dialect, caller.headers, headers);
-    req.body(Full::new(body))
+    req.body(body)
 }
 
 /// The headers every request to `p` carries: a JSON body, the API's own headers from a

@@ -15,6 +15,7 @@ use crate::{
     dialect::{Dialect, Operation},
     failure::{classify, stream_error, Failure},
     metrics::BackendLabels,
+    payload::Payload,
     plan::Candidate,
     provider, relay, sse,
     translate::{self, Context},
@@ -73,7 +74,7 @@ fn upstream_body(
     to: Dialect,
     model: &str,
     ctx: &mut Context,
-) -> Result<(Bytes, Option<Value>), Failure> {
+) -> Result<(Payload, Option<Value>), Failure> {
     // Thinking written here for another upstream goes no further than the tree translation,
     // which leaves it out: sealed for Anthropic, not for a Responses upstream; unsigned (from
     // an OpenAI or Gemini backend), not for Anthropic.
@@ -86,14 +87,14 @@ fn upstream_body(
     if call.dialect == to && !foreign {
         let ask_usage = to == Dialect::OpenAi && call.stream && call.op == Operation::Chat;
         let model = (to != Dialect::Gemini).then_some(model);
-        if let Some(bytes) = call.body.spliced(model, ask_usage) {
-            return Ok((bytes, None));
+        if let Some(body) = call.body.spliced(model, ask_usage) {
+            return Ok((body, None));
         }
     }
     // The roads agents take most are written from the wire, without a tree.
     if let Some(raw) = call.body.wire().filter(|_| call.op == Operation::Chat) {
         if let Some(bytes) = translate::wire::request(call.dialect, to, raw, model, call.stream) {
-            return Ok((Bytes::from(bytes), None));
+            return Ok((Payload::whole(bytes), None));
         }
     }
     let body = translate::request(
@@ -107,7 +108,7 @@ fn upstream_body(
     )
     .map_err(Failure::Unsupported)?;
     let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Invalid(e.to_string()))?;
-    Ok((Bytes::from(bytes), Some(body)))
+    Ok((Payload::whole(bytes), Some(body)))
 }
 
 /// One attempt's fixed facts: the call, the backend and its format, the translation
@@ -169,13 +170,14 @@ async fn send(
     shared: &Shared,
     leg: &Leg<'_>,
     provider: &switchyard_crds::proxy::Provider,
-    bytes: Bytes,
+    bytes: Payload,
     single: bool,
     trace_headers: HeaderMap,
 ) -> Result<upstream::Reply, Failure> {
     let call = leg.call;
     if provider.type_ == switchyard_crds::ProviderType::Mock {
         // The mock is an upstream that answers in-process, from the same OpenAI-format bytes.
+        let bytes = bytes.contiguous();
         let reply = provider::mock::serve(provider, call.op, &leg.backend.model, &bytes);
         return timeout_at(leg.first_byte, reply)
             .await

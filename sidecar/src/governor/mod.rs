@@ -31,7 +31,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_crds::Money;
 
 use crate::{error::Error, state::Runtime};
-use asks::{chunk, taken_of, Ask, Taken, Templates, Unit};
+use asks::{chunk, taken_of, Ask, ByKey, Key, Taken, Templates, Unit};
 use meter::{Meter, Short, Span};
 
 /// Unix seconds now.
@@ -43,18 +43,21 @@ pub fn unix_now() -> i64 {
 
 pub use switchyard_crds::lease::{Report, Usage, UsageBatch};
 
-/// Usage not yet sealed, by (model, provider); and sealed batches not yet acknowledged.
-type Pending = (HashMap<(String, String), Usage>, Vec<UsageBatch>);
+/// Settled spend by counter and window, hashed once per name.
+type ByWindow = HashMap<(Key, i64), u64, std::hash::BuildHasherDefault<asks::Prehashed>>;
+
+/// Usage not yet sealed, by model and provider; and sealed batches not yet acknowledged.
+type Pending = (HashMap<String, HashMap<String, Usage>>, Vec<UsageBatch>);
 
 /// The limits' state in this sidecar.
 pub struct Governor {
-    meters: Mutex<HashMap<Arc<str>, Meter>>,
+    meters: Mutex<ByKey<Meter>>,
     /// The asks of the config in force, built once per config (by `Runtime::id`).
     templates: Mutex<Option<(u64, Arc<Templates>)>>,
     /// Settled spend of shared budgets not yet sealed into a report, by (counter, window):
     /// one report per budget and flush, however many calls settled. Locked after `meters`
     /// when both are held.
-    unreported: Mutex<HashMap<(Arc<str>, i64), u64>>,
+    unreported: Mutex<ByWindow>,
     /// Sealed reports the operator has not acknowledged, oldest first.
     reports: Mutex<Vec<Report>>,
     usage: Mutex<Pending>,
@@ -90,7 +93,7 @@ impl Governor {
         })
     }
 
-    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Meter>> {
+    fn meters(&self) -> std::sync::MutexGuard<'_, ByKey<Meter>> {
         self.meters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -241,7 +244,7 @@ impl Governor {
             match m.take(now, ask.amount) {
                 Ok(()) => taken.push(taken_of(ask, m.window)),
                 Err(Short::Lease(n)) => needs.push(lease::Want {
-                    counter: ask.key.to_string(),
+                    counter: ask.key.name().to_string(),
                     window: m.window,
                     amount: n.max(chunk(ask)),
                 }),
@@ -332,33 +335,30 @@ impl Governor {
         }
         let t = self.templates(rt);
         let now = (self.clock)();
-        let counts: Vec<(Unit, u64, u64, i64)> = {
+        let minute = Span::Minute.bounds(now).0;
+        let mut counts = [None; 2];
+        {
             let meters = self.meters();
-            t.policy
-                .iter()
-                .map(|a| {
-                    let (left, reset) = match meters.get(&a.key) {
-                        Some(m) if m.window == Span::Minute.bounds(now).0 => {
-                            (m.left().min(a.limit), m.reset_at() - now)
-                        }
-                        _ => (a.limit, 60 - now.rem_euclid(60)),
-                    };
-                    (a.unit, a.limit, left, reset)
-                })
-                .collect()
-        };
-        for (unit, limit, left, reset) in counts {
+            for (slot, a) in counts.iter_mut().zip(&t.policy) {
+                let (left, reset) = match meters.get(&a.key) {
+                    Some(m) if m.window == minute => (m.left().min(a.limit), m.reset_at() - now),
+                    _ => (a.limit, 60 - now.rem_euclid(60)),
+                };
+                *slot = Some((a.unit, a.limit, left, reset));
+            }
+        }
+        // Room for all six at once: growing the map on the way rehashed every header in it.
+        out.reserve(6);
+        for (unit, limit, left, reset) in counts.into_iter().flatten() {
             let names = if unit == Unit::Requests {
                 REQUESTS
             } else {
                 TOKENS
             };
-            let mut reset = reset.to_string();
-            reset.push('s');
             let values = [
                 HeaderValue::from(limit),
                 HeaderValue::from(left),
-                HeaderValue::try_from(reset).unwrap_or(HeaderValue::from_static("0s")),
+                seconds(reset),
             ];
             for (name, value) in names.into_iter().zip(values) {
                 out.insert(name, value);
@@ -368,7 +368,11 @@ impl Governor {
 
     fn settle(&self, taken: &[Taken], tokens: Option<u64>, dollars: Option<Money>, sent: bool) {
         let mut meters = self.meters();
-        let mut unreported = self.unreported.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken after the meters, and only by a call under a shared budget.
+        let mut unreported = taken
+            .iter()
+            .any(|t| t.unit == Unit::Dollars && t.shared)
+            .then(|| self.unreported.lock().unwrap_or_else(|e| e.into_inner()));
         for t in taken {
             let used = match (t.unit, sent) {
                 (_, false) => 0,
@@ -379,10 +383,31 @@ impl Governor {
             if let Some(m) = meters.get_mut(&t.key) {
                 m.settle(t.window, t.amount, used);
             }
-            if t.unit == Unit::Dollars && t.shared && used > 0 {
+            if let Some(unreported) = unreported
+                .as_mut()
+                .filter(|_| t.unit == Unit::Dollars && t.shared && used > 0)
+            {
                 *unreported.entry((t.key.clone(), t.window)).or_default() += used;
             }
         }
+    }
+}
+
+/// A reset in whole seconds, `12s`: a minute's are written once (the limits here are per
+/// minute), longer ones as they come.
+fn seconds(n: i64) -> HeaderValue {
+    static MINUTE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let minute = MINUTE.get_or_init(|| {
+        (0..=60)
+            .map(|s| {
+                HeaderValue::try_from(format!("{s}s")).unwrap_or(HeaderValue::from_static("0s"))
+            })
+            .collect()
+    });
+    match usize::try_from(n).ok().and_then(|i| minute.get(i)) {
+        Some(v) => v.clone(),
+        None => HeaderValue::try_from(format!("{}s", n.max(0)))
+            .unwrap_or(HeaderValue::from_static("0s")),
     }
 }
 
@@ -391,7 +416,7 @@ enum Blocked {
     Lease(Vec<lease::Want>),
 }
 
-fn meter<'a>(meters: &'a mut HashMap<Arc<str>, Meter>, ask: &Ask) -> &'a mut Meter {
+fn meter<'a>(meters: &'a mut ByKey<Meter>, ask: &Ask) -> &'a mut Meter {
     let m = meters
         .entry(ask.key.clone())
         .or_insert_with(|| Meter::new(ask.limit, ask.span, ask.shared, ask.pods));
@@ -403,7 +428,7 @@ fn meter<'a>(meters: &'a mut HashMap<Arc<str>, Meter>, ask: &Ask) -> &'a mut Met
     m
 }
 
-fn give_back(meters: &mut HashMap<Arc<str>, Meter>, taken: &[Taken]) {
+fn give_back(meters: &mut ByKey<Meter>, taken: &[Taken]) {
     for t in taken {
         if let Some(m) = meters.get_mut(&t.key) {
             m.settle(t.window, t.amount, 0);

@@ -1,11 +1,11 @@
 //! What a managed sidecar tells the operator: settled spend (with ids, counted once), what it
 //! holds of each budget, and its usage; and what it learns back.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use switchyard_crds::Money;
 
-use super::{lease, meter, Governor, Report, Usage, UsageBatch};
+use super::{asks::Key, lease, meter, Governor, Report, Usage, UsageBatch};
 use crate::state::Runtime;
 
 /// The most sealed reports, and usage batches, one exchange carries (oldest first): after a
@@ -45,7 +45,7 @@ impl Governor {
         for ((counter, window), amount) in settled {
             reports.push(Report {
                 id: fresh_id(),
-                counter: counter.to_string(),
+                counter: counter.name().to_string(),
                 window,
                 amount,
             });
@@ -66,9 +66,9 @@ impl Governor {
         let unreported = self.unreported.lock().unwrap_or_else(|e| e.into_inner());
         meters
             .iter()
-            .filter(|(k, m)| m.shared && k.starts_with("budget/"))
+            .filter(|(k, m)| m.shared && k.name().starts_with("budget/"))
             .map(|(k, m)| lease::Want {
-                counter: k.to_string(),
+                counter: k.name().to_string(),
                 window: m.window,
                 amount: m.holding() + unreported.get(&(k.clone(), m.window)).copied().unwrap_or(0),
             })
@@ -89,14 +89,24 @@ impl Governor {
             return;
         }
         let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let u = state
-            .0
-            .entry((model.to_string(), provider.to_string()))
-            .or_insert_with(|| Usage {
+        // Looked up by the names as they are: a key is written once per model and provider.
+        if !state.0.contains_key(model) {
+            state.0.insert(model.to_string(), HashMap::new());
+        }
+        let Some(by_provider) = state.0.get_mut(model) else {
+            return;
+        };
+        if !by_provider.contains_key(provider) {
+            let fresh = Usage {
                 model: model.to_string(),
                 provider: provider.to_string(),
                 ..Usage::default()
-            });
+            };
+            by_provider.insert(provider.to_string(), fresh);
+        }
+        let Some(u) = by_provider.get_mut(provider) else {
+            return;
+        };
         u.requests += 1;
         u.errors += u64::from(failed);
         u.input_tokens += usage.input;
@@ -111,7 +121,10 @@ impl Governor {
     pub(super) fn usage_batches(&self) -> Vec<UsageBatch> {
         let mut state = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if !state.0.is_empty() {
-            let items = std::mem::take(&mut state.0).into_values().collect();
+            let items = std::mem::take(&mut state.0)
+                .into_values()
+                .flat_map(HashMap::into_values)
+                .collect();
             state.1.push(UsageBatch {
                 id: fresh_id(),
                 items,
@@ -143,7 +156,7 @@ impl Governor {
             let mut meters = self.meters();
             // A balance nobody is spending goes back, so that other pods can use it.
             for (k, m) in meters.iter_mut() {
-                if m.shared && k.starts_with("budget/") && m.inflight == 0 {
+                if m.shared && k.name().starts_with("budget/") && m.inflight == 0 {
                     m.balance = 0;
                 }
             }
@@ -151,7 +164,7 @@ impl Governor {
                 let m = meter(&mut meters, ask);
                 m.roll(now);
                 refresh.push(lease::Want {
-                    counter: ask.key.to_string(),
+                    counter: ask.key.name().to_string(),
                     window: m.window,
                     amount: 0,
                 });
@@ -182,7 +195,7 @@ impl Governor {
     pub(super) fn granted(&self, grants: Vec<lease::Grant>) {
         let mut meters = self.meters();
         for g in grants {
-            if let Some(m) = meters.get_mut(g.counter.as_str()) {
+            if let Some(m) = meters.get_mut(&Key::new(&g.counter)) {
                 m.grant(g.window, g.amount, g.remaining);
             }
         }

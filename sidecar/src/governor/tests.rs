@@ -94,7 +94,7 @@ async fn a_call_that_never_reached_upstream_gives_its_reservation_back() {
 #[test]
 fn settled_budget_spend_is_reported_once_per_budget_and_flush_and_held_until_then() {
     let g = Governor::new(None);
-    let key: Arc<str> = Arc::from("budget/team");
+    let key = asks::Key::new("budget/team");
     let window = 1_764_547_200;
     let mut m = Meter::new(10_000_000, meter::Span::Minute, true, 1);
     m.roll(window);

@@ -17,10 +17,14 @@ use crate::{
     skim,
 };
 
+/// `x-request-id`, read from callers and written to upstreams and answers (a name written
+/// as a `&str` is parsed again at every use).
+pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The caller's `x-request-id` when it is sane, else a new UUID-shaped one.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(

@@ -98,7 +98,7 @@ pub fn build(
         }),
     );
     if let Ok(v) = HeaderValue::from_str(caller.request_id) {
-        headers.insert("x-request-id", v);
+        headers.insert(crate::inbound::X_REQUEST_ID, v);
     }
     upstream_headers(p, caller.dialect, caller.headers, headers);
     req.body(body)

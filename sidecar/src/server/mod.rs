@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 mod cached;
@@ -291,19 +291,23 @@ pub(crate) fn decorate(
     request_id: &str,
     upstream: &HeaderMap,
 ) {
+    const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+    const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+    const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     let h = resp.headers_mut();
+    h.reserve(upstream.len() + 4);
     for (k, v) in upstream {
         h.append(k.clone(), v.clone());
     }
     if let Ok(v) = HeaderValue::from_str(&report.provider) {
-        h.insert("x-switchyard-provider", v);
+        h.insert(PROVIDER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&report.model) {
-        h.insert("x-switchyard-model", v);
+        h.insert(MODEL, v);
     }
-    h.insert("x-switchyard-attempts", HeaderValue::from(report.attempts));
+    h.insert(ATTEMPTS, HeaderValue::from(report.attempts));
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
+        h.insert(crate::inbound::X_REQUEST_ID, v);
     }
 }
 

@@ -24,7 +24,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::{
     propagation::TextMapPropagator,
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId},
@@ -66,8 +66,9 @@ pub struct AttemptSpan {
     span: Option<Open>,
 }
 
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
+// Names checked once, at compile time: a `&str` name is parsed again on every use.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Puts a span's W3C `traceparent` (version 00) and, when it has one, its `tracestate` on a
 /// request: what the W3C propagator writes, without building a propagation context per call.
@@ -181,7 +182,7 @@ impl Tracing {
     ) -> AttemptSpan {
         let Some(call) = &call.span else {
             for name in [TRACEPARENT, TRACESTATE] {
-                if let Some(v) = inbound.get(name) {
+                if let Some(v) = inbound.get(&name) {
                     upstream.insert(name, v.clone());
                 }
             }

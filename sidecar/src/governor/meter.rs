@@ -159,6 +159,12 @@ impl Meter {
         }
     }
 
+    /// Whether a shared balance is down to under half of `chunk` while the operator may
+    /// still have more: time to ask for the next slice, before calls have to wait for it.
+    pub fn running_low(&self, chunk: u64) -> bool {
+        self.shared && self.remaining != Some(0) && self.balance.saturating_mul(2) < chunk
+    }
+
     /// What this pod holds of a shared limit (leased and unspent, plus in flight).
     pub fn holding(&self) -> u64 {
         self.balance + self.inflight
@@ -223,6 +229,20 @@ mod tests {
         assert_eq!(m.take(T, 1), Ok(()), "the balance is still spendable");
         m.grant(T - 60, 5, 5);
         assert_eq!(m.balance, 0, "a grant for another window is ignored");
+    }
+
+    #[test]
+    fn a_balance_under_half_a_slice_runs_low_unless_nothing_is_left_to_grant() {
+        let mut m = Meter::new(6_400, Span::Minute, true, 2);
+        m.roll(T);
+        m.grant(T, 100, 6_300);
+        assert!(!m.running_low(100), "a whole slice in hand");
+        assert_eq!(m.take(T, 51), Ok(()));
+        assert!(m.running_low(100), "49 left of a 100 slice");
+        m.grant(T, 0, 0);
+        assert!(!m.running_low(100), "the operator has nothing more");
+        let local = Meter::new(10, Span::Minute, false, 1);
+        assert!(!local.running_low(100), "a pod's own limit is never leased");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Governor {
     usage: Mutex<Pending>,
     /// Held while an exchange with the operator is under way.
     exchanging: tokio::sync::Mutex<()>,
+    /// Set while a refill runs in the background (one at a time).
+    refilling: std::sync::atomic::AtomicBool,
     leases: Option<lease::Client>,
     clock: fn() -> i64,
 }
@@ -88,6 +90,7 @@ impl Governor {
             reports: Mutex::new(reports),
             usage: Mutex::default(),
             exchanging: tokio::sync::Mutex::new(()),
+            refilling: std::sync::atomic::AtomicBool::new(false),
             leases,
             clock: unix_now,
         })
@@ -199,50 +202,105 @@ impl Governor {
         }
     }
 
-    /// Takes every ask or none; the first that cannot be met and until when.
-    async fn take_all(&self, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
+    /// Takes every ask or none; the first that cannot be met and until when. A shared rate
+    /// limit's balance running low is refilled in the background, so that under steady load
+    /// calls spend from a lease in hand instead of waiting for the next one.
+    async fn take_all(self: &Arc<Self>, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
         for _ in 0..3 {
             match self.try_take_all(asks) {
-                Ok(taken) => return Ok(taken),
+                Ok((taken, low)) => {
+                    self.refill_soon(low);
+                    return Ok(taken);
+                }
                 Err(Blocked::Until(ask, until)) => return Err((ask, until)),
                 Err(Blocked::Lease(_)) => {}
             }
-            let Some(leases) = &self.leases else {
+            if self.leases.is_none() {
                 break;
-            };
-            // One exchange at a time, holdings read before reports (see `flush`); a grant
-            // another call got meanwhile may already be enough.
+            }
+            // One exchange at a time; a grant another call got meanwhile may be enough.
             let _turn = self.exchanging.lock().await;
             let needs = match self.try_take_all(asks) {
-                Ok(taken) => return Ok(taken),
+                Ok((taken, _)) => return Ok(taken),
                 Err(Blocked::Until(ask, until)) => return Err((ask, until)),
                 Err(Blocked::Lease(fresh)) => fresh,
             };
-            let holdings = self.holdings();
-            let reports = self.pending_reports();
-            match leases.exchange(&needs, &holdings, &reports).await {
-                Ok(reply) => {
-                    self.accepted(&reply.accepted);
-                    self.granted(reply.grants);
-                }
-                Err(e) => {
-                    tracing::debug!("no lease from the operator ({e}); using the offline share");
-                    return self.take_offline(asks);
-                }
+            if let Err(e) = self.exchange(&needs).await {
+                tracing::debug!("no lease from the operator ({e}); using the offline share");
+                return self.take_offline(asks);
             }
         }
         self.take_offline(asks)
     }
 
-    fn try_take_all(&self, asks: &[Ask]) -> Result<Vec<Taken>, Blocked> {
+    /// Asks the operator for `needs`, holdings read before reports (see `flush`), and adds
+    /// what it grants. The caller holds `exchanging`.
+    async fn exchange(&self, needs: &[lease::Want]) -> Result<(), String> {
+        let Some(leases) = &self.leases else {
+            return Ok(());
+        };
+        let holdings = self.holdings();
+        let reports = self.pending_reports();
+        let reply = leases.exchange(needs, &holdings, &reports).await?;
+        self.accepted(&reply.accepted);
+        self.granted(reply.grants);
+        Ok(())
+    }
+
+    /// Starts a background exchange for the balances running low, unless one is under way.
+    fn refill_soon(self: &Arc<Self>, low: Vec<lease::Want>) {
+        use std::sync::atomic::Ordering;
+        if low.is_empty() || self.leases.is_none() || self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let governor = self.clone();
+        tokio::spawn(async move {
+            {
+                let _turn = governor.exchanging.lock().await;
+                // An exchange that ran meanwhile may have refilled them.
+                let still_low: Vec<lease::Want> = {
+                    let meters = governor.meters();
+                    low.into_iter()
+                        .filter(|w| {
+                            meters
+                                .get(&Key::new(&w.counter))
+                                .is_none_or(|m| m.window == w.window && m.running_low(w.amount))
+                        })
+                        .collect()
+                };
+                if !still_low.is_empty() {
+                    if let Err(e) = governor.exchange(&still_low).await {
+                        tracing::debug!("no refill from the operator: {e}");
+                    }
+                }
+            }
+            governor.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Takes every ask or none. Taken: also the shared balances now running low.
+    fn try_take_all(&self, asks: &[Ask]) -> Result<(Vec<Taken>, Vec<lease::Want>), Blocked> {
         let now = (self.clock)();
         let mut meters = self.meters();
         let mut taken = Vec::new();
         let mut needs = Vec::new();
+        let mut low = Vec::new();
         for ask in asks {
             let m = meter(&mut meters, ask);
             match m.take(now, ask.amount) {
-                Ok(()) => taken.push(taken_of(ask, m.window)),
+                Ok(()) => {
+                    taken.push(taken_of(ask, m.window));
+                    let refilling = self.refilling.load(std::sync::atomic::Ordering::Relaxed);
+                    // Rate limits only: an idle budget slice stays held (spent, to the other
+                    // pods) until a flush returns it, and a budget's slice lasts long anyway.
+                    if !refilling && ask.span == Span::Minute && m.running_low(chunk(ask)) {
+                        low.push(lease::Want {
+                            counter: ask.key.name().to_string(),
+                            window: m.window,
+                            amount: chunk(ask),
+                        });
+                    }
+                }
                 Err(Short::Lease(n)) => needs.push(lease::Want {
                     counter: ask.key.name().to_string(),
                     window: m.window,
@@ -255,7 +313,7 @@ impl Governor {
             }
         }
         if needs.is_empty() {
-            return Ok(taken);
+            return Ok((taken, low));
         }
         give_back(&mut meters, &taken);
         Err(Blocked::Lease(needs))

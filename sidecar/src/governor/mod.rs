@@ -34,6 +34,10 @@ use crate::{error::Error, state::Runtime};
 use asks::{chunk, taken_of, Ask, ByKey, Key, Taken, Templates, Unit};
 use meter::{Meter, Short, Span};
 
+/// How long a failed exchange sends calls straight to the offline share: the flush's period,
+/// so the next flush is the next try.
+const AWAY: Duration = Duration::from_secs(2);
+
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -65,6 +69,12 @@ pub struct Governor {
     exchanging: tokio::sync::Mutex<()>,
     /// Set while a refill runs in the background (one at a time).
     refilling: std::sync::atomic::AtomicBool,
+    /// Until when (milliseconds after `epoch`) the operator counts as away: an exchange
+    /// failed, so calls take the offline share at once instead of each waiting out an
+    /// exchange of its own (up to its timeout, one after another). The flush still tries
+    /// every 2 s and brings it back.
+    away_until: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
     leases: Option<lease::Client>,
     clock: fn() -> i64,
 }
@@ -91,6 +101,8 @@ impl Governor {
             usage: Mutex::default(),
             exchanging: tokio::sync::Mutex::new(()),
             refilling: std::sync::atomic::AtomicBool::new(false),
+            away_until: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             leases,
             clock: unix_now,
         })
@@ -215,7 +227,7 @@ impl Governor {
                 Err(Blocked::Until(ask, until)) => return Err((ask, until)),
                 Err(Blocked::Lease(_)) => {}
             }
-            if self.leases.is_none() {
+            if self.leases.is_none() || self.away() {
                 break;
             }
             // One exchange at a time; a grant another call got meanwhile may be enough.
@@ -239,12 +251,34 @@ impl Governor {
         let Some(leases) = &self.leases else {
             return Ok(());
         };
+        if self.away() {
+            return Err("the operator is away (the last exchange failed)".into());
+        }
         let holdings = self.holdings();
         let reports = self.pending_reports();
-        let reply = leases.exchange(needs, &holdings, &reports).await?;
+        let reply = leases.exchange(needs, &holdings, &reports).await;
+        self.reached(reply.is_ok());
+        let reply = reply?;
         self.accepted(&reply.accepted);
         self.granted(reply.grants);
         Ok(())
+    }
+
+    /// Whether the last exchange failed less than `AWAY` ago.
+    fn away(&self) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        now < self.away_until.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes how an exchange went: a failure makes the operator away for `AWAY`.
+    pub(super) fn reached(&self, ok: bool) {
+        let until = if ok {
+            0
+        } else {
+            self.epoch.elapsed().as_millis() as u64 + AWAY.as_millis() as u64
+        };
+        self.away_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Starts a background exchange for the balances running low, unless one is under way.

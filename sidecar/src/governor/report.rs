@@ -177,10 +177,11 @@ impl Governor {
         if refresh.is_empty() && reports.is_empty() && holdings.is_empty() && usage.is_empty() {
             return;
         }
-        match leases
+        let reply = leases
             .exchange_all(&refresh, &holdings, &reports, &usage)
-            .await
-        {
+            .await;
+        self.reached(reply.is_ok());
+        match reply {
             Ok(reply) => {
                 self.accepted(&reply.accepted);
                 self.usage_accepted(&reply.accepted);

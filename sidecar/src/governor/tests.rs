@@ -140,3 +140,50 @@ fn settled_budget_spend_is_reported_once_per_budget_and_flush_and_held_until_the
     g.accepted(&first);
     assert_eq!(g.pending_reports().len(), 11, "the rest go next time");
 }
+
+#[tokio::test]
+async fn with_the_operator_away_only_one_call_waits_out_an_exchange() {
+    // An operator that takes connections and never answers (a partition, not a refusal).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().expect("a directory");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "t").expect("a token");
+    let source = crate::managed::Source {
+        url: format!("https://{addr}"),
+        token_file,
+        ca_file: None,
+        ca_pem: None,
+        state_dir: None,
+    };
+    let g = Governor::new(Some(lease::Client::new(source)));
+    let mut rt = runtime(1_000, 0);
+    if let Some(rl) = rt.config.policy.rate_limit.as_mut() {
+        rl.scope = RateLimitScope::Policy;
+    }
+    let started = std::time::Instant::now();
+    let first = g.admit(&rt, &Demand::default()).await;
+    assert!(first.is_ok(), "served from the offline share");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "it waited for the exchange"
+    );
+    // The next calls know the operator is away: no exchange of their own.
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert!(g.admit(&rt, &Demand::default()).await.is_ok());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}

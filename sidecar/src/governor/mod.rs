@@ -284,7 +284,7 @@ impl Governor {
     /// Starts a background exchange for the balances running low, unless one is under way.
     fn refill_soon(self: &Arc<Self>, low: Vec<lease::Want>) {
         use std::sync::atomic::Ordering;
-        if low.is_empty() || self.leases.is_none() || self.refilling.swap(true, Ordering::AcqRel) {
+        if low.is_empty() || self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let governor = self.clone();
@@ -319,15 +319,19 @@ impl Governor {
         let mut taken = Vec::new();
         let mut needs = Vec::new();
         let mut low = Vec::new();
+        // Whether a balance running low is worth a background exchange: none is under way,
+        // and the operator answered the last one (while it is away each refill would fail).
+        let may_refill = self.leases.is_some()
+            && !self.refilling.load(std::sync::atomic::Ordering::Relaxed)
+            && !self.away();
         for ask in asks {
             let m = meter(&mut meters, ask);
             match m.take(now, ask.amount) {
                 Ok(()) => {
                     taken.push(taken_of(ask, m.window));
-                    let refilling = self.refilling.load(std::sync::atomic::Ordering::Relaxed);
                     // Rate limits only: an idle budget slice stays held (spent, to the other
                     // pods) until a flush returns it, and a budget's slice lasts long anyway.
-                    if !refilling && ask.span == Span::Minute && m.running_low(chunk(ask)) {
+                    if may_refill && ask.span == Span::Minute && m.running_low(chunk(ask)) {
                         low.push(lease::Want {
                             counter: ask.key.name().to_string(),
                             window: m.window,

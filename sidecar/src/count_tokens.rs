@@ -39,7 +39,7 @@ pub async fn serve<B>(
     started: Instant,
 ) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes> + Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = req.into_parts();

@@ -31,7 +31,7 @@ use crate::{
 /// Serves one request.
 pub async fn handle<B>(shared: Arc<Shared>, req: Request<B>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes> + Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
@@ -242,7 +242,7 @@ async fn admit<B>(
     gemini: Option<GeminiCall>,
 ) -> Result<Admitted, Error>
 where
-    B: http_body::Body<Data = Bytes> + Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = req.into_parts();

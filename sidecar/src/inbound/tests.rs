@@ -50,3 +50,86 @@ fn messages_are_checked_in_the_one_pass_that_reads_the_body() {
         Err(Error::MalformedJson(_))
     ));
 }
+
+#[test]
+fn the_fields_the_gateway_reads_are_judged_from_their_text_as_a_tree_would_judge_them() {
+    let m = r#""model":"m","messages":[{"role":"user","content":"a"}]"#;
+    for (fields, expected) in [
+        (
+            r#""temperature":0.5,"top_p":1e-1,"presence_penalty":-1"#,
+            None,
+        ),
+        (r#""temperature":null,"max_tokens":null,"n":1"#, None),
+        (r#""temperature":"0.5""#, Some("temperature")),
+        (r#""top_p":true"#, Some("top_p")),
+        (r#""max_tokens":10.5"#, Some("max_tokens")),
+        (r#""max_tokens":-1"#, Some("max_tokens")),
+        (r#""max_tokens":1e3"#, Some("max_tokens")),
+        (
+            r#""max_completion_tokens":"5""#,
+            Some("max_completion_tokens"),
+        ),
+        (r#""n":18446744073709551616"#, Some("n")),
+        (r#""stream":"yes""#, Some("stream")),
+        (r#""stream":null"#, None),
+    ] {
+        let body = format!("{{{m},{fields}}}");
+        assert_eq!(param(&body).as_deref(), expected, "{body}");
+    }
+    for (model, expected) in [
+        (r#""model":"""#, "model"),
+        (r#""model":null"#, "model"),
+        (r#""model":3"#, "model"),
+    ] {
+        let body = format!(r#"{{{model},"messages":[{{"role":"user"}}]}}"#);
+        assert_eq!(param(&body).as_deref(), Some(expected), "{body}");
+    }
+    let parsed = |body: &str| {
+        parse(
+            Dialect::OpenAi,
+            Operation::Chat,
+            Bytes::from(body.to_string()),
+            None,
+        )
+        .map_err(|e| e.to_string())
+    };
+    let p = parsed(
+        r#"{"model":"gpt\u002d4o","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":64,"max_tokens":9,"prompt_cache_key":"s\"1"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((p.model.as_str(), p.stream), ("gpt-4o", true));
+    let f = p.body.facts();
+    assert!(f.include_usage && f.stream_options);
+    assert_eq!(f.max_output, Some(64));
+    assert_eq!(f.prompt_cache_key.as_deref(), Some("s\"1"));
+    let p = parsed(&format!(
+        r#"{{{m},"stream_options":{{"include_usage":"true"}},"generationConfig":{{"maxOutputTokens":128}},"encoding_format":"base64"}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let f = p.body.facts();
+    assert!(!f.include_usage && f.stream_options && f.base64);
+    assert_eq!(f.max_output, Some(128));
+    let p = parsed(&format!(
+        r#"{{{m},"stream_options":"x","generationConfig":[1]}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!p.body.facts().include_usage);
+    assert_eq!(p.body.facts().max_output, None);
+}
+
+#[test]
+fn a_fresh_request_id_is_a_version_4_uuid() {
+    let id = request_id(&HeaderMap::new());
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    assert_eq!(lengths, [8, 4, 4, 4, 12], "{id}");
+    assert!(id
+        .bytes()
+        .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(groups[2].starts_with('4'), "{id}");
+    assert!(
+        matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+        "{id}"
+    );
+    assert_ne!(id, request_id(&HeaderMap::new()));
+}

@@ -4,18 +4,16 @@
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
-use serde::{
-    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
-    Deserialize,
-};
 use serde_json::value::RawValue;
 
 use crate::{
     body::{CallBody, Facts, Spans},
     dialect::{Dialect, Operation},
     error::Error,
-    skim,
 };
+use peek::{count, starts, string, text, Member, Messages, Peek};
+
+mod peek;
 
 /// `x-request-id`, read from callers and written to upstreams and answers (a name written
 /// as a `&str` is parsed again at every use).
@@ -128,182 +126,6 @@ pub fn gemini_call(path: &str) -> Option<GeminiCall> {
         stream,
         single,
     })
-}
-
-/// The top-level fields the gateway reads, each kept as its raw JSON (no tree is built; the
-/// rest of the body is only validated).
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct Peek<'a> {
-    #[serde(borrow)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow)]
-    stream: Option<&'a RawValue>,
-    messages: Messages,
-    #[serde(borrow)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow)]
-    contents: Option<&'a RawValue>,
-    #[serde(borrow)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow)]
-    requests: Option<&'a RawValue>,
-    #[serde(borrow)]
-    temperature: Option<&'a RawValue>,
-    #[serde(borrow)]
-    top_p: Option<&'a RawValue>,
-    #[serde(borrow)]
-    presence_penalty: Option<&'a RawValue>,
-    #[serde(borrow)]
-    frequency_penalty: Option<&'a RawValue>,
-    #[serde(borrow)]
-    max_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    max_completion_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    max_output_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    n: Option<&'a RawValue>,
-    #[serde(borrow)]
-    top_k: Option<&'a RawValue>,
-    #[serde(borrow)]
-    stream_options: Option<&'a RawValue>,
-    #[serde(borrow)]
-    encoding_format: Option<&'a RawValue>,
-    #[serde(borrow)]
-    prompt_cache_key: Option<&'a RawValue>,
-    #[serde(borrow)]
-    previous_response_id: Option<&'a RawValue>,
-    #[serde(borrow, rename = "generationConfig")]
-    generation_config: Option<&'a RawValue>,
-}
-
-/// `messages` as far as the gateway checks it, found while the body is read (one pass, no
-/// copy): absent, not an array of objects, the first message without a string role, or fine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Messages {
-    #[default]
-    Absent,
-    NotObjects,
-    NoRole(usize),
-    Fine,
-}
-
-impl<'de> Deserialize<'de> for Messages {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Messages;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of messages")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
-                let mut found = Messages::Fine;
-                let mut i = 0;
-                while let Some(role) = seq.next_element::<Role>()? {
-                    if found == Messages::Fine {
-                        found = match role {
-                            Role::String => Messages::Fine,
-                            Role::Other => Messages::NoRole(i),
-                            Role::NotObject => Messages::NotObjects,
-                        };
-                    }
-                    i += 1;
-                }
-                Ok(found)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Messages, A::Error> {
-                skim::skip_map(map).map(|()| Messages::NotObjects)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
-                Ok(Messages::NotObjects)
-            }
-            skim::scalars_are!(Messages::NotObjects);
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One message, read for its role only.
-enum Role {
-    String,
-    Other,
-    NotObject,
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Role;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a message")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
-                let mut role = Role::Other;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "role" {
-                        let v: &RawValue = map.next_value()?;
-                        role = if v.get().starts_with('"') {
-                            Role::String
-                        } else {
-                            Role::Other
-                        };
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(role)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Role, A::Error> {
-                skim::skip_seq(seq).map(|()| Role::NotObject)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
-            skim::scalars_are!(Role::NotObject);
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A field's JSON text, `None` when absent or `null`. The few fields the gateway reads are
-/// judged from their text: a tree for each would be an allocation per field per call.
-fn text(raw: Option<&RawValue>) -> Option<&str> {
-    raw.map(RawValue::get).filter(|t| *t != "null")
-}
-
-/// A non-negative integer, as JSON writes one (no fraction, no exponent).
-fn count(raw: Option<&RawValue>) -> Option<u64> {
-    text(raw).and_then(|t| if t == "-0" { Some(0) } else { t.parse().ok() })
-}
-
-/// A JSON string's value.
-fn string(raw: Option<&RawValue>) -> Option<String> {
-    text(raw).and_then(|t| serde_json::from_str(t).ok())
-}
-
-/// The members of the small objects the gateway reads one field of.
-#[derive(Deserialize, Default)]
-struct Member<'a> {
-    #[serde(borrow, default)]
-    include_usage: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "maxOutputTokens")]
-    max_output_tokens: Option<&'a RawValue>,
-}
-
-impl<'a> Member<'a> {
-    /// The object's members, or none when it is absent or not an object.
-    fn of(raw: Option<&'a RawValue>) -> Self {
-        text(raw)
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or_default()
-    }
-}
-
-/// The JSON type a raw value starts with: `{`, `[`, `"`, a digit, `t`/`f`, `n`.
-fn starts(raw: Option<&RawValue>) -> Option<u8> {
-    raw.and_then(|r| r.get().bytes().next())
 }
 
 /// Checks the shape of a call: a JSON object, a model, and the types of the fields the

@@ -13,6 +13,8 @@ use prometheus_client::{
 };
 use std::sync::atomic::AtomicU64;
 
+pub mod handles;
+
 /// Labels of an operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
@@ -125,6 +127,8 @@ pub struct Metrics {
     pub trace_exports: Family<OutcomeLabels, Counter>,
     /// Spans dropped because the export queue was full (the collector away or slow).
     pub trace_spans_dropped: Counter,
+    /// The metrics of each kind of successful call and of each backend, found once.
+    pub handles: handles::Handles,
 }
 
 /// Labels of cache lookups.
@@ -162,6 +166,7 @@ impl Default for Metrics {
             cache_entries: Gauge::default(),
             trace_exports: Family::default(),
             trace_spans_dropped: Counter::default(),
+            handles: handles::Handles::default(),
             registry: Registry::default(),
         };
         m.register_gen_ai(&mut registry);

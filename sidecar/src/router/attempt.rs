@@ -14,7 +14,7 @@ use super::{Answer, Call, RESPONSE_LIMIT};
 use crate::{
     dialect::{Dialect, Operation},
     failure::{classify, stream_error, Failure},
-    metrics::BackendLabels,
+    metrics::handles::BackendKind,
     payload::Payload,
     plan::Candidate,
     provider, relay, sse,
@@ -273,15 +273,15 @@ async fn commit_stream(
         return Err(f);
     }
     let b = leg.backend;
-    let labels = BackendLabels {
-        gen_ai_provider_name: b.provider.clone(),
-        gen_ai_response_model: b.model.clone(),
+    let m = &shared.metrics;
+    let backend = BackendKind {
+        provider: &b.provider,
+        upstream: &b.model,
     };
     let ttft = sent.elapsed().as_secs_f64();
-    shared
-        .metrics
-        .time_to_first_token
-        .get_or_create(&labels)
+    m.handles
+        .backend(m, backend)
+        .time_to_first_token(m)
         .observe(ttft);
     let dialect = leg.call.dialect;
     let translator = translate::stream(dialect, leg.to, leg.ctx);

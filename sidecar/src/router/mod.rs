@@ -20,7 +20,7 @@ use crate::{
     body::CallBody,
     dialect::{Dialect, Operation},
     error::Error,
-    metrics::{AttemptLabels, BackendLabels},
+    metrics::{handles::BackendKind, AttemptLabels, BackendLabels},
     plan::{self, Candidate},
     relay,
     state::Runtime,
@@ -193,7 +193,16 @@ pub async fn route(
 /// Counts a successful attempt: the backend's health, the metrics, the session's placement.
 fn succeeded(shared: &Shared, call: &Call<'_>, c: &Candidate<'_>, model: &str, took: Duration) {
     c.health.success(took);
-    count_attempt(shared, c, "ok", 200);
+    let m = &shared.metrics;
+    let backend = BackendKind {
+        provider: &c.backend.provider,
+        upstream: &c.backend.model,
+    };
+    let meters = m.handles.backend(m, backend);
+    meters.ok.inc();
+    meters
+        .circuit_open
+        .set(i64::from(c.health.is_open(Instant::now())));
     if let Some(key) = &call.session {
         let placement = Placement {
             provider: c.backend.provider.clone(),

@@ -20,7 +20,10 @@ use crate::{
     error::Error,
     governor,
     inbound::{parse, read_body, request_id, GeminiCall, Parsed},
-    metrics::{OpLabels, RequestLabels, TokenLabels},
+    metrics::{
+        handles::{BackendKind, CallKind, CallMeters},
+        OpLabels, RequestLabels,
+    },
     respond::{self, Body},
     responses_api,
     router::{self, Call, Report},
@@ -387,53 +390,40 @@ pub(super) fn record(
         ..
     } = call;
     let m = &shared.metrics;
-    m.requests
-        .get_or_create(&RequestLabels {
-            gen_ai_request_model: model.to_string(),
-            api: dialect.as_str(),
-            status_code: status.as_u16(),
-        })
-        .inc();
-    let labels = OpLabels {
-        gen_ai_operation_name: op.as_str(),
-        gen_ai_request_model: model.to_string(),
-        gen_ai_provider_name: report.provider.clone(),
-        gen_ai_response_model: report.model.clone(),
-        error_type: error.unwrap_or_default().to_string(),
+    let kind = CallKind {
+        op: op.as_str(),
+        api: dialect.as_str(),
+        model,
+        provider: &report.provider,
+        upstream: &report.model,
     };
-    m.duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    let token = |t: &'static str| TokenLabels {
-        gen_ai_operation_name: op.as_str(),
-        gen_ai_request_model: model.to_string(),
-        gen_ai_provider_name: report.provider.clone(),
-        gen_ai_response_model: report.model.clone(),
-        gen_ai_token_type: t,
+    // A successful call's are found once per kind; the rest are looked up.
+    let ok = status == StatusCode::OK && error.is_none();
+    let meters = if ok {
+        m.handles.call(m, kind)
+    } else {
+        Arc::new(CallMeters::new(
+            m,
+            kind,
+            status.as_u16(),
+            error.unwrap_or_default(),
+        ))
     };
-    m.token_usage
-        .get_or_create(&token("input"))
-        .observe(usage.input as f64);
-    if op == Operation::Chat {
-        m.token_usage
-            .get_or_create(&token("output"))
-            .observe(usage.output as f64);
+    meters.requests.inc();
+    meters.duration.observe(started.elapsed().as_secs_f64());
+    meters.usage.0.observe(usage.input as f64);
+    if let Some(output) = &meters.usage.1 {
+        output.observe(usage.output as f64);
     }
-    for (t, n) in [
-        ("input", usage.input),
-        ("output", usage.output),
-        ("cached_input", usage.cached),
-        ("reasoning", usage.reasoning),
-    ] {
-        if n > 0 {
-            m.tokens.get_or_create(&token(t)).inc_by(n);
-        }
+    let counts = [usage.input, usage.output, usage.cached, usage.reasoning];
+    for (i, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+        meters.count(i, n);
     }
     if cost > 0.0 {
-        let labels = crate::metrics::BackendLabels {
-            gen_ai_provider_name: report.provider.clone(),
-            gen_ai_response_model: report.model.clone(),
+        let backend = BackendKind {
+            provider: &report.provider,
+            upstream: &report.model,
         };
-        m.cost.get_or_create(&labels).inc_by(cost);
+        m.handles.backend(m, backend).cost(m).inc_by(cost);
     }
 }

@@ -58,7 +58,7 @@ struct UsageWire {
 
 /// Usage from an Anthropic `usage` object: its `input_tokens` exclude cache reads and writes,
 /// which OpenAI's meaning includes.
-pub fn usage(u: &Value) -> Usage {
+pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
     let u = UsageWire::deserialize(u).unwrap_or_default();
     Usage {
         input: u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
@@ -91,7 +91,7 @@ mod tests {
             (u.input, u.cached, u.cache_creation, u.output),
             (123, 100, 20, 9)
         );
-        assert_eq!(usage(&usage_object(u)), u);
-        assert_eq!(usage(&json!({"output_tokens": 5})).output, 5);
+        assert_eq!(usage(usage_object(u)), u);
+        assert_eq!(usage(json!({"output_tokens": 5})).output, 5);
     }
 }

@@ -76,7 +76,7 @@ struct UsageWire {
 
 /// Usage from a Gemini `usageMetadata`: thoughts are output (and reasoning), as OpenAI counts
 /// reasoning tokens.
-pub fn usage(u: &Value) -> Usage {
+pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
     let u = UsageWire::deserialize(u).unwrap_or_default();
     Usage {
         input: u.prompt_token_count,

@@ -269,13 +269,13 @@ fn with_model(mut body: Value, model: &str) -> Value {
     body
 }
 
-/// The one field a passthrough answer is read for.
+/// The one field a passthrough answer is read for, as its JSON text.
 #[derive(serde::Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<Value>,
-    #[serde(default, rename = "usageMetadata")]
-    usage_metadata: Option<Value>,
+struct UsageOnly<'a> {
+    #[serde(borrow, default)]
+    usage: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "usageMetadata")]
+    usage_metadata: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Why an upstream's successful answer could not be used.
@@ -295,12 +295,17 @@ pub fn response(
     if from == to {
         // Passthrough: the body goes out untouched; only the usage is read (and the whole
         // body validated as a JSON object on the way).
-        let only: UsageOnly = serde_json::from_slice(body).map_err(invalid)?;
+        let only: UsageOnly<'_> = serde_json::from_slice(body).map_err(invalid)?;
+        let field = match to {
+            Dialect::Gemini => only.usage_metadata,
+            _ => only.usage,
+        };
+        let text = &mut serde_json::Deserializer::from_str(field.map_or("null", |r| r.get()));
         let usage = match to {
-            Dialect::Anthropic => anthropic::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
-            Dialect::OpenAi => openai::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
-            Dialect::Responses => responses::usage(only.usage.as_ref().unwrap_or(&Value::Null)),
-            Dialect::Gemini => gemini::usage(only.usage_metadata.as_ref().unwrap_or(&Value::Null)),
+            Dialect::Anthropic => anthropic::usage(text),
+            Dialect::OpenAi => openai::usage(text),
+            Dialect::Responses => responses::usage(text),
+            Dialect::Gemini => gemini::usage(text),
         };
         return Ok((body.clone(), usage));
     }

@@ -165,7 +165,7 @@ pub struct FunctionDelta<'a> {
 }
 
 /// Usage from an OpenAI `usage` object (anything unreadable counts as zero).
-pub fn usage(u: &Value) -> Usage {
+pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
     let u = UsageWire::deserialize(u).unwrap_or_default();
     Usage {
         input: u.prompt_tokens,
@@ -254,7 +254,7 @@ mod tests {
             cache_creation: 0,
             reasoning: 2,
         };
-        assert_eq!(usage(&usage_object(u)), u);
+        assert_eq!(usage(usage_object(u)), u);
         let odd = json!({"prompt_tokens": -1, "completion_tokens": "3", "prompt_tokens_details": null, "completion_tokens_details": {"reasoning_tokens": 1.5}, "extra": {}});
         assert_eq!(usage(&odd), Usage::default());
         assert_eq!(usage(&Value::Null), Usage::default());

@@ -2,9 +2,10 @@
 //! carries through translation ([`ResponsesCall`]), ids, usage, the response object, and
 //! its events.
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::Usage;
+use super::{count, Usage};
 use crate::sse;
 
 /// What a Responses call carries through translation: the response id the sidecar answers
@@ -82,15 +83,41 @@ pub fn new_id() -> String {
 }
 
 /// Usage from a Responses `usage` object.
-pub fn usage(u: &Value) -> Usage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
+    let u = UsageWire::deserialize(u).unwrap_or_default();
     Usage {
-        input: n("/input_tokens"),
-        output: n("/output_tokens"),
-        cached: n("/input_tokens_details/cached_tokens"),
+        input: u.input_tokens,
+        output: u.output_tokens,
+        cached: u.input_tokens_details.map_or(0, |d| d.cached_tokens),
         cache_creation: 0,
-        reasoning: n("/output_tokens_details/reasoning_tokens"),
+        reasoning: u.output_tokens_details.map_or(0, |d| d.reasoning_tokens),
     }
+}
+
+/// A Responses `usage` object, the fields the gateway reads.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsageWire {
+    #[serde(deserialize_with = "count")]
+    input_tokens: u64,
+    #[serde(deserialize_with = "count")]
+    output_tokens: u64,
+    input_tokens_details: Option<InputDetails>,
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct InputDetails {
+    #[serde(deserialize_with = "count")]
+    cached_tokens: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OutputDetails {
+    #[serde(deserialize_with = "count")]
+    reasoning_tokens: u64,
 }
 
 /// A Responses `usage` object.
@@ -205,6 +232,7 @@ pub fn as_input(item: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::{Dialect, Operation};
 
     #[test]
     fn a_response_object_echoes_the_request_with_openai_defaults() {
@@ -246,5 +274,48 @@ mod tests {
         let second: Value =
             serde_json::from_str(&p.next_event().unwrap_or_default().data).unwrap_or_default();
         assert_eq!(second["sequence_number"], 1);
+    }
+
+    #[test]
+    fn a_passthrough_answer_is_read_for_its_usage_alone_in_every_format() {
+        let ctx = super::super::Context::default();
+        for (dialect, body, expected) in [
+            (
+                Dialect::Responses,
+                r#"{"id":"resp_1","output":[],"usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":17}}"#,
+                (10, 7, 4, 2),
+            ),
+            (
+                Dialect::OpenAi,
+                r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+                (10, 7, 4, 2),
+            ),
+            (
+                Dialect::Anthropic,
+                r#"{"content":[],"usage":{"input_tokens":6,"output_tokens":7,"cache_read_input_tokens":4}}"#,
+                (10, 7, 4, 0),
+            ),
+            (
+                Dialect::Gemini,
+                r#"{"candidates":[],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"thoughtsTokenCount":2,"cachedContentTokenCount":4}}"#,
+                (10, 7, 4, 2),
+            ),
+            (
+                Dialect::OpenAi,
+                r#"{"choices":[],"usage":null}"#,
+                (0, 0, 0, 0),
+            ),
+            (Dialect::Responses, r#"{"output":[]}"#, (0, 0, 0, 0)),
+        ] {
+            let bytes = bytes::Bytes::from_static(body.as_bytes());
+            let (out, u) = super::super::response(dialect, dialect, Operation::Chat, &bytes, &ctx)
+                .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            assert_eq!(out, bytes, "passed through untouched");
+            assert_eq!(
+                (u.input, u.output, u.cached, u.reasoning),
+                expected,
+                "{body}"
+            );
+        }
     }
 }

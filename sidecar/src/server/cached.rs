@@ -55,9 +55,12 @@ pub(super) fn cache_lookup(
 
 /// Adds `x-switchyard-cache` when the policy caches.
 pub(super) fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<cache::Key>)>) {
+    // Checked once, at compile time: a `&str` name is parsed again at every insert.
+    const X_SWITCHYARD_CACHE: http::HeaderName =
+        http::HeaderName::from_static("x-switchyard-cache");
     if let Some((outcome, _)) = cache {
         resp.headers_mut().insert(
-            "x-switchyard-cache",
+            X_SWITCHYARD_CACHE,
             HeaderValue::from_static(outcome.as_str()),
         );
     }

@@ -175,58 +175,69 @@ impl std::fmt::Debug for Handles {
 impl Handles {
     /// A successful call's metrics (status 200, no error).
     pub fn call(&self, m: &Metrics, kind: CallKind<'_>) -> Arc<CallMeters> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = calls.get(&kind) {
-            return found.clone();
-        }
-        if calls.len() >= MOST {
-            calls.clear();
-        }
-        let made = Arc::new(CallMeters::new(m, kind, 200, ""));
-        let key = OwnedKind {
-            op: kind.op,
-            api: kind.api,
-            model: kind.model.into(),
-            provider: kind.provider.into(),
-            upstream: kind.upstream.into(),
-        };
-        calls.insert(key, made.clone());
-        made
+        found_or_made(&self.calls, &kind, || {
+            let key = OwnedKind {
+                op: kind.op,
+                api: kind.api,
+                model: kind.model.into(),
+                provider: kind.provider.into(),
+                upstream: kind.upstream.into(),
+            };
+            (key, CallMeters::new(m, kind, 200, ""))
+        })
     }
 
     /// A backend's metrics.
     pub fn backend(&self, m: &Metrics, kind: BackendKind<'_>) -> Arc<BackendMeters> {
-        let mut backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = backends.get(&kind) {
-            return found.clone();
-        }
-        if backends.len() >= MOST {
-            backends.clear();
-        }
-        let labels = BackendLabels {
-            gen_ai_provider_name: kind.provider.to_string(),
-            gen_ai_response_model: kind.upstream.to_string(),
-        };
-        let ok = AttemptLabels {
-            gen_ai_provider_name: kind.provider.to_string(),
-            gen_ai_response_model: kind.upstream.to_string(),
-            outcome: "ok",
-            status_code: 200,
-        };
-        let made = Arc::new(BackendMeters {
-            ok: m.attempts.get_or_create_owned(&ok),
-            circuit_open: m.circuit_open.get_or_create_owned(&labels),
-            ttft: OnceLock::new(),
-            cost: OnceLock::new(),
-            labels,
-        });
-        let key = OwnedBackend {
-            provider: kind.provider.into(),
-            upstream: kind.upstream.into(),
-        };
-        backends.insert(key, made.clone());
-        made
+        found_or_made(&self.backends, &kind, || {
+            let labels = BackendLabels {
+                gen_ai_provider_name: kind.provider.to_string(),
+                gen_ai_response_model: kind.upstream.to_string(),
+            };
+            let ok = AttemptLabels {
+                gen_ai_provider_name: kind.provider.to_string(),
+                gen_ai_response_model: kind.upstream.to_string(),
+                outcome: "ok",
+                status_code: 200,
+            };
+            let key = OwnedBackend {
+                provider: kind.provider.into(),
+                upstream: kind.upstream.into(),
+            };
+            let meters = BackendMeters {
+                ok: m.attempts.get_or_create_owned(&ok),
+                circuit_open: m.circuit_open.get_or_create_owned(&labels),
+                ttft: OnceLock::new(),
+                cost: OnceLock::new(),
+                labels,
+            };
+            (key, meters)
+        })
     }
+}
+
+/// What `map` holds under `kind`, made and kept when absent (the map starts again past
+/// [`MOST`]).
+fn found_or_made<K, Q, V>(
+    map: &Mutex<HashMap<K, Arc<V>>>,
+    kind: &Q,
+    make: impl FnOnce() -> (K, V),
+) -> Arc<V>
+where
+    K: std::hash::Hash + Eq,
+    Q: std::hash::Hash + Equivalent<K>,
+{
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = map.get(kind) {
+        return found.clone();
+    }
+    if map.len() >= MOST {
+        map.clear();
+    }
+    let (key, made) = make();
+    let made = Arc::new(made);
+    map.insert(key, made.clone());
+    made
 }
 
 #[cfg(test)]

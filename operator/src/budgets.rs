@@ -9,14 +9,17 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     api::{Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+    },
     Api, Client, Resource, ResourceExt,
 };
 use serde_json::json;
 use switchyard_crds::{compile::selects, AIBudget, BudgetStatus, Condition, Money};
-use tokio::sync::watch;
 
 use crate::{
+    controller::{Reconciler, Runtime},
     error::Error,
     ledger::{period_text, Book, Ledger},
     metrics::Metrics,
@@ -161,24 +164,50 @@ pub fn desired(b: &AIBudget, book: &Book, problems: &[String], now: i64) -> Budg
     }
 }
 
-/// Writes budget statuses while this replica leads, until `stop` fires.
-pub async fn run(
+/// The AIBudget controller: each budget's status brought up to date from the ledger when it
+/// changes and every [`EVERY`] (so at least once a period roll-over's first seconds).
+pub struct Spend {
     client: Client,
+    recorder: Recorder,
     world: World,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
-    mut leader: watch::Receiver<bool>,
-    identity: String,
-    mut stop: watch::Receiver<bool>,
-) {
-    let recorder = crate::reconcile::recorder(&client, identity);
-    let writer = Writer {
-        client: &client,
-        recorder: &recorder,
-        world: &world,
-        ledger: &ledger,
-        metrics: &metrics,
-    };
+}
+
+impl Spend {
+    /// The controller; `identity` names this replica in the Events it records.
+    pub fn new(client: &Client, runtime: &Runtime, ledger: &Arc<Ledger>, identity: &str) -> Self {
+        Self {
+            client: client.clone(),
+            recorder: crate::reconcile::recorder(client, identity.to_string()),
+            world: runtime.world.clone(),
+            ledger: ledger.clone(),
+            metrics: runtime.metrics.clone(),
+        }
+    }
+}
+
+impl Reconciler<AIBudget> for Spend {
+    const NAME: &'static str = "aibudget";
+
+    async fn reconcile(&self, budget: Arc<AIBudget>) -> Result<Action, Error> {
+        let now = unix_now();
+        let book = self.ledger.book_of(&budget, now);
+        self.write(&budget, &book, now).await?;
+        Ok(Action::requeue(EVERY))
+    }
+}
+
+/// While this replica leads: the ledger follows the lead (resumed from status when it
+/// begins, forgotten when it ends), each AIModel's `status.usage` is written every
+/// [`EVERY`] as the sidecars report it, and the books of deleted budgets are dropped.
+pub async fn keep_books(client: Client, ledger: Arc<Ledger>, runtime: Runtime) {
+    let Runtime {
+        world,
+        metrics,
+        mut leader,
+        mut stop,
+    } = runtime;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
@@ -192,17 +221,8 @@ pub async fn run(
         if !*leader.borrow() || !world.is_synced() {
             continue;
         }
-        let now = unix_now();
-        for (b, book) in ledger.books(&world.budgets.state(), now) {
-            if let Err(e) = metrics
-                .reconcile("budget", writer.write(&b, &book, now))
-                .await
-            {
-                // The next pass compares again and writes what is still missing.
-                tracing::warn!(namespace = %b.namespace().unwrap_or_default(), budget = %b.name_any(), reason = e.metric_label(), "budget status not written: {e}");
-            }
-        }
-        for (key, book) in ledger.take_dirty_models(now) {
+        ledger.retain(&world.budgets.state());
+        for (key, book) in ledger.take_dirty_models(unix_now()) {
             if let Err(e) = metrics
                 .reconcile("usage", write_usage(&client, &key, &book))
                 .await
@@ -233,26 +253,17 @@ async fn write_usage(
     Ok(())
 }
 
-/// What the budget writer works with.
-struct Writer<'a> {
-    client: &'a Client,
-    recorder: &'a Recorder,
-    world: &'a World,
-    ledger: &'a Ledger,
-    metrics: &'a Metrics,
-}
-
-impl Writer<'_> {
+impl Spend {
     /// Brings one budget's status and gauges up to date, and records its 80 % and exhaustion
     /// Events once each.
     async fn write(&self, b: &AIBudget, book: &Book, now: i64) -> Result<(), Error> {
-        let Writer {
+        let Spend {
             client,
             recorder,
             world,
             ledger,
             metrics,
-        } = *self;
+        } = self;
         let ns = b.namespace().unwrap_or_default();
         let name = b.name_any();
         let limit = Money::parse(&b.spec.limit).unwrap_or_default();

@@ -384,22 +384,22 @@ impl Ledger {
         reply
     }
 
-    /// Each budget's book as of `now` (rolled over and resumed as needed), for status.
-    pub fn books(
-        &self,
-        budgets: &[std::sync::Arc<AIBudget>],
-        now: i64,
-    ) -> Vec<(std::sync::Arc<AIBudget>, Book)> {
+    /// A budget's book as of `now` (rolled over and resumed as needed), for its status.
+    pub fn book_of(&self, budget: &AIBudget, now: i64) -> Book {
         let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        Self::book(&mut books, budget, now).clone()
+    }
+
+    /// Forgets the books of budgets that are gone.
+    pub fn retain(&self, budgets: &[std::sync::Arc<AIBudget>]) {
         let live: HashSet<(String, String)> = budgets
             .iter()
             .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
             .collect();
-        books.retain(|k, _| live.contains(k));
-        budgets
-            .iter()
-            .map(|b| (b.clone(), Self::book(&mut books, b, now).clone()))
-            .collect()
+        self.books
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| live.contains(k));
     }
 
     /// Marks a budget's announcements as made.

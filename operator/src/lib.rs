@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod budgets;
 pub mod certs;
 pub mod config_server;
+pub mod controller;
 pub mod error;
 pub mod https;
 pub mod inject;
@@ -193,6 +194,12 @@ fn spawn(
         ca: tls.bundle.clone(),
     };
     let ledger = Arc::new(ledger::Ledger::new(sh.metrics.clone(), sh.founded.clone()));
+    let runtime = controller::Runtime {
+        world: sh.world.clone(),
+        metrics: sh.metrics.clone(),
+        leader: sh.leading.clone(),
+        stop: sh.stop.clone(),
+    };
     let server = config_server::Server {
         client: sh.client.clone(),
         world: sh.world.clone(),
@@ -202,7 +209,8 @@ fn spawn(
         forward: Arc::new(forward),
         identities: Arc::default(),
     };
-    vec![
+    let mut tasks = reconcile::spawn(&sh.client, &runtime, &sh.identity);
+    tasks.extend([
         tokio::spawn(uninjected::run(
             sh.client.clone(),
             sh.world.clone(),
@@ -212,23 +220,15 @@ fn spawn(
             sh.identity.clone(),
             sh.stop.clone(),
         )),
-        tokio::spawn(budgets::run(
+        tokio::spawn(budgets::keep_books(
             sh.client.clone(),
-            sh.world.clone(),
-            ledger,
-            sh.metrics.clone(),
-            sh.leading.clone(),
-            sh.identity.clone(),
-            sh.stop.clone(),
+            ledger.clone(),
+            runtime.clone(),
         )),
-        tokio::spawn(reconcile::run(
-            sh.client.clone(),
-            sh.world.clone(),
-            sh.metrics.clone(),
-            sh.leading.clone(),
-            sh.identity.clone(),
-            sh.stop.clone(),
-        )),
+        runtime.spawn(
+            budgets::Spend::new(&sh.client, &runtime, &ledger, &sh.identity),
+            sh.world.budgets.clone(),
+        ),
         tokio::spawn(config_server::serve(
             server,
             listeners.config,
@@ -247,5 +247,6 @@ fn spawn(
             sh.world,
             sh.stop,
         )),
-    ]
+    ]);
+    tasks
 }

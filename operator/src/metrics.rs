@@ -143,11 +143,11 @@ impl Metrics {
     }
 
     /// Runs one reconcile of `controller`, counting it, its time and its failure.
-    pub async fn reconcile(
+    pub async fn reconcile<T>(
         &self,
         controller: &'static str,
-        work: impl std::future::Future<Output = Result<(), crate::error::Error>>,
-    ) -> Result<(), crate::error::Error> {
+        work: impl std::future::Future<Output = Result<T, crate::error::Error>>,
+    ) -> Result<T, crate::error::Error> {
         let labels = ControllerLabels { controller };
         let started = std::time::Instant::now();
         let result = work.await;

@@ -1,33 +1,37 @@
-//! The status writer: on every change, the leader recomputes the changed namespaces'
-//! statuses from the caches and writes (server-side apply) only those that differ,
-//! recording an Event when an object's readiness flips.
+//! The status controllers of AIProvider, AIModel and AIRoutingPolicy: after a change in a
+//! namespace, the leader reconciles each of its objects against the namespace's verdicts
+//! (computed once from the caches) and writes (server-side apply) only the statuses that
+//! differ, recording an Event when an object's readiness flips.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    marker::PhantomData,
+    sync::{Arc, Mutex},
+};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     api::{Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    core::NamespaceResourceScope,
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+    },
     Api, Client, Resource, ResourceExt,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::json;
-use switchyard_crds::Status;
-use tokio::sync::{broadcast, watch};
+use switchyard_crds::{AIModel, AIProvider, AIRoutingPolicy, Status};
 
 use crate::{
-    backoff::Backoff,
+    controller::{Reconciler, Runtime},
     error::Error,
-    metrics::Metrics,
-    status::{self, Kind, Verdict},
+    status::{self, ByObject, Kind, Verdict},
     world::{Change, World},
 };
 
 /// The field manager of every status write.
 pub const MANAGER: &str = "switchyard-operator";
-
-/// How long changes are gathered before a pass.
-const DEBOUNCE: Duration = Duration::from_millis(30);
 
 /// The Event recorder every writer of this replica uses.
 pub fn recorder(client: &Client, identity: String) -> Recorder {
@@ -40,115 +44,181 @@ pub fn recorder(client: &Client, identity: String) -> Recorder {
     )
 }
 
-/// Writes statuses while this replica leads, until `stop` fires.
-pub async fn run(
+/// A kind whose status says whether it compiles: AIProvider, AIModel, AIRoutingPolicy.
+pub trait Judged:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, as the verdicts name it.
+    const KIND: Kind;
+    /// The controller's name in the reconcile metrics.
+    const CONTROLLER: &'static str;
+    /// The status as last observed.
+    fn status(&self) -> Option<&Status>;
+}
+
+impl Judged for AIProvider {
+    const KIND: Kind = Kind::Provider;
+    const CONTROLLER: &'static str = "aiprovider";
+    fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+
+impl Judged for AIModel {
+    const KIND: Kind = Kind::Model;
+    const CONTROLLER: &'static str = "aimodel";
+    fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+
+impl Judged for AIRoutingPolicy {
+    const KIND: Kind = Kind::Policy;
+    const CONTROLLER: &'static str = "airoutingpolicy";
+    fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+
+/// Each namespace's verdicts, computed once for all its objects (every object of a namespace
+/// is reconciled after a change there) and recomputed after the namespace changes.
+#[derive(Default)]
+pub struct Verdicts {
+    by_namespace: Mutex<HashMap<String, Computed>>,
+}
+
+/// One namespace's changes seen, and its verdicts as of a count of them.
+#[derive(Default)]
+struct Computed {
+    changes: u64,
+    verdicts: Option<(u64, Arc<ByObject>)>,
+}
+
+impl Verdicts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Computed>> {
+        self.by_namespace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A namespace's verdicts: those computed last, unless the namespace changed since
+    /// (then `compute` gives them).
+    pub fn of(&self, ns: &str, compute: impl FnOnce() -> ByObject) -> Arc<ByObject> {
+        let seen = {
+            let mut all = self.lock();
+            let entry = all.entry(ns.to_string()).or_default();
+            match &entry.verdicts {
+                Some((at, verdicts)) if *at == entry.changes => return verdicts.clone(),
+                _ => entry.changes,
+            }
+        };
+        let verdicts = Arc::new(compute());
+        // Kept only if the namespace did not change while they were computed.
+        if let Some(entry) = self.lock().get_mut(ns) {
+            if entry.changes == seen {
+                entry.verdicts = Some((seen, verdicts.clone()));
+            }
+        }
+        verdicts
+    }
+
+    /// Notes a change: the verdicts it concerns are computed again when next asked for.
+    pub fn forget(&self, change: &Change) {
+        let mut all = self.lock();
+        match change {
+            Change::Namespace(ns) | Change::Pod { namespace: ns, .. } => {
+                if let Some(entry) = all.get_mut(ns.as_str()) {
+                    entry.changes += 1;
+                }
+            }
+            Change::All => all.values_mut().for_each(|entry| entry.changes += 1),
+        }
+    }
+}
+
+/// The status controller of one kind: its objects' `Ready` condition, from the namespace's
+/// verdicts, and an Event when readiness flips.
+pub struct Readiness<K> {
     client: Client,
     world: World,
-    metrics: Arc<Metrics>,
-    mut leader: watch::Receiver<bool>,
-    identity: String,
-    mut stop: watch::Receiver<bool>,
-) {
-    let recorder = recorder(&client, identity);
-    let mut changes = world.subscribe();
-    loop {
-        while !*leader.borrow() {
-            tokio::select! {
-                r = leader.changed() => if r.is_err() { return },
-                _ = stop.changed() => return,
-            }
-        }
-        while !world.is_synced() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tracing::info!("leading: writing status");
-        let mut dirty: BTreeSet<String> = world.namespaces().into_iter().collect();
-        // Namespaces whose writes failed, tried again after a growing delay.
-        let mut failed: BTreeSet<String> = BTreeSet::new();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        let mut retry_in = Duration::ZERO;
-        while *leader.borrow() {
-            for ns in std::mem::take(&mut dirty) {
-                let pass = reconcile_namespace(&client, &world, &recorder, &ns);
-                match metrics.reconcile("status", pass).await {
-                    Ok(()) => {
-                        failed.remove(&ns);
-                    }
-                    Err(e) => {
-                        tracing::warn!(namespace = %ns, reason = e.metric_label(), "status not written, will retry: {e}");
-                        failed.insert(ns);
-                    }
-                }
-            }
-            if failed.is_empty() {
-                backoff.reset();
-            } else {
-                retry_in = backoff.next_delay();
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(retry_in), if !failed.is_empty() => {
-                    dirty.append(&mut failed);
-                }
-                change = changes.recv() => {
-                    note(&world, change, &mut dirty);
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while let Ok(c) = changes.try_recv() {
-                        note(&world, Ok(c), &mut dirty);
-                    }
-                }
-                _ = leader.changed() => {}
-                _ = stop.changed() => return,
-            }
+    recorder: Recorder,
+    verdicts: Arc<Verdicts>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Readiness<K> {
+    /// A status controller sharing `verdicts` with the other kinds'.
+    pub fn new(
+        client: &Client,
+        world: &World,
+        recorder: &Recorder,
+        verdicts: &Arc<Verdicts>,
+    ) -> Self {
+        Self {
+            client: client.clone(),
+            world: world.clone(),
+            recorder: recorder.clone(),
+            verdicts: verdicts.clone(),
+            kind: PhantomData,
         }
     }
 }
 
-fn note(
-    world: &World,
-    change: Result<Change, broadcast::error::RecvError>,
-    dirty: &mut BTreeSet<String>,
-) {
-    match change {
-        Ok(Change::Namespace(ns) | Change::Pod { namespace: ns, .. }) => {
-            dirty.insert(ns);
-        }
-        Ok(Change::All) | Err(broadcast::error::RecvError::Lagged(_)) => {
-            dirty.extend(world.namespaces())
-        }
-        Err(broadcast::error::RecvError::Closed) => {}
+impl<K: Judged> Reconciler<K> for Readiness<K> {
+    const NAME: &'static str = K::CONTROLLER;
+
+    async fn reconcile(&self, obj: Arc<K>) -> Result<Action, Error> {
+        let ns = obj.namespace().unwrap_or_default();
+        let verdicts = self
+            .verdicts
+            .of(&ns, || status::verdicts(&self.world.namespace(&ns).view()));
+        let verdict = verdicts.get(&(K::KIND, obj.name_any()));
+        let now = Timestamp::now().to_string();
+        write(
+            &self.client,
+            &self.recorder,
+            &*obj,
+            verdict,
+            obj.status(),
+            &now,
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    fn changed(&self, change: &Change) {
+        self.verdicts.forget(change);
     }
 }
 
-/// Recomputes one namespace and writes what changed; every object is tried, and the first
-/// failure is returned (the caller tries the namespace again later).
-pub async fn reconcile_namespace(
+/// Starts the three status controllers (they act while this replica leads).
+pub fn spawn(
     client: &Client,
-    world: &World,
-    recorder: &Recorder,
-    ns: &str,
-) -> Result<(), Error> {
-    let mut first: Result<(), Error> = Ok(());
-    let mut keep = |r: Result<(), kube::Error>| {
-        if let (Err(e), Ok(())) = (r, &first) {
-            first = Err(e.into());
-        }
-    };
-    let objects = world.namespace(ns);
-    let verdicts = status::verdicts(&objects.view());
-    let now = Timestamp::now().to_string();
-    for o in objects.providers() {
-        let verdict = verdicts.get(&(Kind::Provider, o.name_any()));
-        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
-    }
-    for o in objects.models() {
-        let verdict = verdicts.get(&(Kind::Model, o.name_any()));
-        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
-    }
-    for o in objects.policies() {
-        let verdict = verdicts.get(&(Kind::Policy, o.name_any()));
-        keep(write(client, recorder, o, verdict, o.status.as_ref(), &now).await);
-    }
-    first
+    runtime: &Runtime,
+    identity: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let verdicts = Arc::new(Verdicts::default());
+    let recorder = recorder(client, identity.to_string());
+    let world = &runtime.world;
+    vec![
+        runtime.spawn(
+            Readiness::<AIProvider>::new(client, world, &recorder, &verdicts),
+            world.providers.clone(),
+        ),
+        runtime.spawn(
+            Readiness::<AIModel>::new(client, world, &recorder, &verdicts),
+            world.models.clone(),
+        ),
+        runtime.spawn(
+            Readiness::<AIRoutingPolicy>::new(client, world, &recorder, &verdicts),
+            world.policies.clone(),
+        ),
+    ]
 }
 
 async fn write<K>(
@@ -219,4 +289,67 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn verdict(reason: &str) -> ByObject {
+        let v = Verdict {
+            ready: reason == "Ready",
+            reason: reason.into(),
+            message: String::new(),
+        };
+        [((Kind::Model, "m".to_string()), v)].into()
+    }
+
+    #[test]
+    fn a_namespace_is_judged_once_until_it_changes() {
+        let memo = Verdicts::default();
+        let computed = Cell::new(0);
+        let judge = |reason: &'static str| {
+            computed.set(computed.get() + 1);
+            verdict(reason)
+        };
+        assert_eq!(
+            memo.of("a", || judge("Ready"))[&(Kind::Model, "m".into())].reason,
+            "Ready"
+        );
+        memo.of("a", || judge("Ready"));
+        memo.of("b", || judge("Ready"));
+        assert_eq!(computed.get(), 2, "one computation per namespace");
+        memo.forget(&Change::Namespace("b".into()));
+        memo.of("a", || judge("Ready"));
+        assert_eq!(
+            computed.get(),
+            2,
+            "a change elsewhere keeps a namespace's verdicts"
+        );
+        memo.forget(&Change::Pod {
+            namespace: "a".into(),
+            name: "p".into(),
+        });
+        let after = memo.of("a", || judge("InvalidSpec"));
+        assert_eq!(after[&(Kind::Model, "m".into())].reason, "InvalidSpec");
+        memo.forget(&Change::All);
+        memo.of("a", || judge("Ready"));
+        memo.of("b", || judge("Ready"));
+        assert_eq!(computed.get(), 5);
+    }
+
+    #[test]
+    fn verdicts_computed_across_a_change_are_not_kept() {
+        let memo = Verdicts::default();
+        // The namespace changes while its verdicts are being computed from the old caches.
+        let stale = memo.of("a", || {
+            memo.forget(&Change::Namespace("a".into()));
+            verdict("Ready")
+        });
+        assert!(stale[&(Kind::Model, "m".into())].ready);
+        let fresh = memo.of("a", || verdict("InvalidSpec"));
+        assert!(!fresh[&(Kind::Model, "m".into())].ready, "computed again");
+    }
 }

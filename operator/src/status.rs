@@ -64,8 +64,11 @@ pub struct Verdict {
     pub message: String,
 }
 
+/// Verdicts by kind and object name.
+pub type ByObject = BTreeMap<(Kind, String), Verdict>;
+
 /// The verdict for every object of the namespace, by kind and name.
-pub fn verdicts(ns: &Namespace<'_>) -> BTreeMap<(Kind, String), Verdict> {
+pub fn verdicts(ns: &Namespace<'_>) -> ByObject {
     let no_labels = BTreeMap::new();
     let base = compile(&inputs(ns, &no_labels));
     let mut problems: BTreeMap<(Kind, String), Vec<String>> = BTreeMap::new();

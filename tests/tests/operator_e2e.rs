@@ -683,7 +683,7 @@ webhooks:
     )
     .await;
     scenario.next("reconciles are counted");
-    // Status writes are counted as reconciles of the `status` controller, with their time.
+    // Status writes are counted as reconciles of each kind's controller, with their time.
     let metrics = reqwest::get(format!("{}/metrics", op1.admin))
         .await
         .unwrap()
@@ -693,14 +693,14 @@ webhooks:
     let reconciles = metrics
         .lines()
         .find_map(|l| {
-            l.strip_prefix("switchyard_operator_reconciles_total{controller=\"status\"} ")
+            l.strip_prefix("switchyard_operator_reconciles_total{controller=\"aimodel\"} ")
         })
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(reconciles > 0, "{metrics}");
     assert!(
         metrics.contains(
-            "switchyard_operator_reconcile_duration_seconds_count{controller=\"status\"}"
+            "switchyard_operator_reconcile_duration_seconds_count{controller=\"airoutingpolicy\"}"
         ),
         "{metrics}"
     );

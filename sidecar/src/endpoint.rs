@@ -219,6 +219,28 @@ mod tests {
                 "/v1beta/models/g:nothing",
                 "refused gemini 404",
             ),
+            // The stable API's paths, where Google's current SDKs call by default.
+            (
+                Method::POST,
+                "/v1/models/g:generateContent",
+                "gemini chat g",
+            ),
+            (
+                Method::POST,
+                "/v1/models/g:streamGenerateContent",
+                "gemini chat g",
+            ),
+            (
+                Method::POST,
+                "/v1/models/g:embedContent",
+                "gemini embeddings g",
+            ),
+            (Method::POST, "/v1/models/g:countTokens", "count gemini g"),
+            (
+                Method::GET,
+                "/v1/models/g:generateContent",
+                "refused gemini 405",
+            ),
             (Method::GET, "/v1/chat/completions", "refused openai 405"),
             (Method::GET, "/v1/messages", "refused anthropic 405"),
             (

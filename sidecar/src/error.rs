@@ -28,7 +28,7 @@ pub enum Error {
     #[error("Response with id '{0}' not found.")]
     ResponseNotFound(String),
     /// No such endpoint.
-    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens and Gemini's POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent, :embedContent, :batchEmbedContents and :countTokens")]
+    #[error("unknown endpoint {0}; this gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens and Gemini's POST /v1beta/models/{{model}}:generateContent (or /v1/models/...), :streamGenerateContent, :embedContent, :batchEmbedContents and :countTokens")]
     UnknownEndpoint(String),
     /// The endpoint exists, the method does not.
     #[error("method {0} is not allowed on {1}")]

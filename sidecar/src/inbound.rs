@@ -104,9 +104,12 @@ pub struct GeminiCall {
     pub single: bool,
 }
 
-/// The model and method of a Gemini path, `/v1beta/models/{model}:{method}`.
+/// The model and method of a Gemini path, `/v1beta/models/{model}:{method}` or the stable
+/// API's `/v1/models/{model}:{method}` (where Google's current SDKs call by default).
 pub fn gemini_path(path: &str) -> Option<(&str, &str)> {
-    path.strip_prefix("/v1beta/models/")?.rsplit_once(':')
+    path.strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?
+        .rsplit_once(':')
 }
 
 /// The Gemini call a path names, if it names one.

@@ -139,6 +139,14 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
             stop_sequence = json!(s);
         }
     }
+    // Structured output (`output_config.format`, and the older `output_format`): the text
+    // is JSON the schema accepts.
+    let format = b
+        .pointer("/output_config/format")
+        .or_else(|| b.get("output_format"));
+    if format.and_then(|f| f["type"].as_str()) == Some("json_schema") {
+        content = super::instance_of(format.and_then(|f| f.get("schema")), &content).to_string();
+    }
     let max = b["max_tokens"].as_u64().unwrap_or(u64::MAX);
     if words(&content) > max {
         content = content
@@ -165,7 +173,7 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         };
         let input = |i| {
             if forced {
-                json!({"answer": content})
+                super::instance_of(tool.get("input_schema"), &content)
             } else {
                 args_for(&tool["input_schema"], i, &content)
             }

@@ -74,7 +74,10 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         None => parts_text(&last),
     };
     if b.pointer("/generationConfig/responseMimeType") == Some(&json!("application/json")) {
-        text = json!({"answer": text}).to_string();
+        let schema = b
+            .pointer("/generationConfig/responseJsonSchema")
+            .or_else(|| b.pointer("/generationConfig/responseSchema"));
+        text = super::instance_of(schema, &text).to_string();
     }
     let mut finish = "STOP";
     for s in b

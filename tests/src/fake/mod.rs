@@ -544,3 +544,48 @@ pub fn chunks(answer: &str) -> Vec<String> {
     let words: Vec<&str> = answer.split_inclusive(' ').collect();
     words.chunks(2).map(|c| c.concat()).collect()
 }
+
+/// A structured answer: a value the JSON schema accepts (the prompt wherever a string goes,
+/// so tests can trace it), `{"answer": prompt}` when there is no schema. Type names are read
+/// in either case, as Gemini writes them upper-case.
+pub fn instance_of(schema: Option<&Value>, prompt: &str) -> Value {
+    let Some(schema) = schema.filter(|s| s.is_object()) else {
+        return serde_json::json!({ "answer": prompt });
+    };
+    if let Some(first) = ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .find_map(|k| schema[*k].as_array().and_then(|a| a.first()))
+    {
+        return instance_of(Some(first), prompt);
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|a| a.first()) {
+        return first.clone();
+    }
+    let kind = match &schema["type"] {
+        Value::String(t) => t.to_ascii_lowercase(),
+        // `["string", "null"]`: the first type named.
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null")
+            .to_ascii_lowercase(),
+        _ if schema.get("properties").is_some() => "object".into(),
+        _ => "string".into(),
+    };
+    match kind.as_str() {
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), instance_of(Some(v), prompt)))
+                .collect(),
+        ),
+        "array" => Value::Array(vec![instance_of(schema.get("items"), prompt)]),
+        "integer" | "number" => Value::from(1),
+        "boolean" => Value::Bool(true),
+        "null" => Value::Null,
+        _ => Value::String(prompt.to_string()),
+    }
+}

@@ -87,7 +87,8 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         .and_then(Value::as_str)
         .is_some_and(|t| t.starts_with("json"))
     {
-        content = json!({"answer": content}).to_string();
+        let schema = b.pointer("/response_format/json_schema/schema");
+        content = super::instance_of(schema, &content).to_string();
     }
     let mut finish = "stop";
     if let Some(stop) = b["stop"].as_str().map(|s| vec![s.to_string()]).or_else(|| {

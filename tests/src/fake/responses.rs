@@ -60,7 +60,7 @@ fn output(b: &Value, conversation: &[Value]) -> (Vec<Value>, Option<&'static str
         .and_then(Value::as_str)
         .is_some_and(|t| t.starts_with("json"))
     {
-        text = json!({"answer": text}).to_string();
+        text = super::instance_of(b.pointer("/text/format/schema"), &text).to_string();
     }
     let mut incomplete = None;
     if let Some(max) = b["max_output_tokens"].as_u64() {

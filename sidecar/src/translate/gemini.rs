@@ -1,7 +1,10 @@
-//! The Gemini `generateContent` format's own knowledge: its `usageMetadata` read and written.
+//! The Gemini `generateContent` format's own knowledge: its `usageMetadata` read and written,
+//! and its request fields read under either of the names proto3 JSON gives them.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{count, Usage};
 use crate::skim::Text;
@@ -100,6 +103,99 @@ pub fn usage_metadata(u: Usage) -> Value {
     m
 }
 
+/// How a request's value is read when field names are made lowerCamelCase.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// A message: its keys are field names.
+    Message,
+    /// A map whose keys are the caller's (a schema's `properties`); its values are schemas.
+    Properties,
+    /// Free-form JSON (function arguments and results, JSON schemas, labels): left alone.
+    Opaque,
+}
+
+/// How the value under a field (named in lowerCamelCase) is read.
+fn under(field: &str) -> Walk {
+    match field {
+        "properties" => Walk::Properties,
+        "args"
+        | "response"
+        | "parametersJsonSchema"
+        | "responseJsonSchema"
+        | "labels"
+        | "example"
+        | "default" => Walk::Opaque,
+        _ => Walk::Message,
+    }
+}
+
+/// `parameters_json_schema` as `parametersJsonSchema`.
+fn camel(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        match c {
+            '_' if !out.is_empty() => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a field anywhere in the request is named as in the .proto (snake_case).
+fn has_snake(v: &Value, walk: Walk) -> bool {
+    match (walk, v) {
+        (Walk::Opaque, _) => false,
+        (_, Value::Array(items)) => items.iter().any(|i| has_snake(i, walk)),
+        (Walk::Properties, Value::Object(map)) => map.values().any(|v| has_snake(v, Walk::Message)),
+        (Walk::Message, Value::Object(map)) => map
+            .iter()
+            .any(|(k, v)| k.contains('_') || has_snake(v, under(k))),
+        _ => false,
+    }
+}
+
+/// Names every field of `v` in lowerCamelCase.
+fn camel_case(v: &mut Value, walk: Walk) {
+    match (walk, v) {
+        (Walk::Opaque, _) => {}
+        (_, Value::Array(items)) => items.iter_mut().for_each(|i| camel_case(i, walk)),
+        (Walk::Properties, Value::Object(map)) => {
+            map.values_mut().for_each(|v| camel_case(v, Walk::Message))
+        }
+        (Walk::Message, Value::Object(map)) => {
+            if map.keys().any(|k| k.contains('_')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (if k.contains('_') { camel(&k) } else { k }, v))
+                    .collect::<Map<String, Value>>();
+            }
+            for (k, v) in map.iter_mut() {
+                camel_case(v, under(k));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A request with every field under its lowerCamelCase name. Proto3 JSON, which the Gemini
+/// API reads, accepts a field's .proto name too (`parameters_json_schema`), and Google's
+/// Python SDK sends some fields so; the translation reads one name. Borrowed when no field
+/// needs it; free-form values (function arguments and results, JSON schemas) and the
+/// property names of a schema are left as they are.
+pub fn camel_fields(body: &Value) -> Cow<'_, Value> {
+    if !has_snake(body, Walk::Message) {
+        return Cow::Borrowed(body);
+    }
+    let mut owned = body.clone();
+    camel_case(&mut owned, Walk::Message);
+    Cow::Owned(owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +209,43 @@ mod tests {
         assert_eq!(back["candidatesTokenCount"], 4);
         assert_eq!(back["totalTokenCount"], 20);
         assert_eq!(usage(&back), u);
+    }
+
+    #[test]
+    fn fields_named_as_in_the_proto_are_read_as_their_camel_case_names() {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [
+                {"text": "hi"},
+                {"function_call": {"name": "f", "args": {"file_path": "a", "old_text": "b"}}},
+                {"function_response": {"name": "f", "response": {"exit_code": 0}}}]}],
+            "system_instruction": {"parts": [{"text": "be brief"}]},
+            "tools": [{"function_declarations": [
+                {"name": "f", "parameters_json_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}},
+                {"name": "g", "parameters": {"type": "OBJECT", "properties": {"max_count": {"type": "INTEGER", "max_items": 3}},
+                    "property_ordering": ["max_count"]}}]}],
+            "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["f"]}},
+            "generation_config": {"max_output_tokens": 10, "response_mime_type": "application/json",
+                "thinking_config": {"thinking_budget": 0}},
+        });
+        let out = camel_fields(&body);
+        assert!(matches!(out, Cow::Owned(_)));
+        let want = json!({
+            "contents": [{"role": "user", "parts": [
+                {"text": "hi"},
+                {"functionCall": {"name": "f", "args": {"file_path": "a", "old_text": "b"}}},
+                {"functionResponse": {"name": "f", "response": {"exit_code": 0}}}]}],
+            "systemInstruction": {"parts": [{"text": "be brief"}]},
+            "tools": [{"functionDeclarations": [
+                {"name": "f", "parametersJsonSchema": {"type": "object", "properties": {"file_path": {"type": "string"}}}},
+                {"name": "g", "parameters": {"type": "OBJECT", "properties": {"max_count": {"type": "INTEGER", "maxItems": 3}},
+                    "propertyOrdering": ["max_count"]}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}},
+            "generationConfig": {"maxOutputTokens": 10, "responseMimeType": "application/json",
+                "thinkingConfig": {"thinkingBudget": 0}},
+        });
+        assert_eq!(*out, want);
+        // A request already in camelCase (with snake_case names only where they are the
+        // caller's) is read as it is, without a copy.
+        assert!(matches!(camel_fields(&want), Cow::Borrowed(_)));
     }
 }

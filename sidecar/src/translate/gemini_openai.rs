@@ -12,6 +12,7 @@ pub use stream::Stream;
 
 /// Translates a Gemini `generateContent` request into an OpenAI chat completion request.
 pub fn request(body: &Value) -> Result<Value, Error> {
+    let body = &*super::gemini::camel_fields(body);
     let messages = turns(body)?;
     let mut out = Map::new();
     out.insert("messages".into(), Value::Array(messages));
@@ -343,6 +344,7 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
 
 /// Translates `embedContent` / `batchEmbedContents` into an OpenAI embeddings request.
 pub fn embeddings_request(body: &Value) -> Result<Value, Error> {
+    let body = &*super::gemini::camel_fields(body);
     let requests: Vec<&Value> = match body.get("requests").and_then(Value::as_array) {
         Some(r) => r.iter().collect(),
         None => vec![body],

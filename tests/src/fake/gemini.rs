@@ -115,9 +115,11 @@ pub fn answer(fake: &Fake, r: &Received) -> Response<BoxBody<Bytes, std::io::Err
         .unwrap_or("AUTO");
     let calls: Vec<Value> = if !decls.is_empty() && function_response.is_none() && mode != "NONE" {
         let n = if text.contains("parallel") { 2 } else { 1 };
-        // Declarations carry `parameters` (OpenAPI subset) or `parametersJsonSchema`.
+        // Declarations carry `parameters` (OpenAPI subset) or `parametersJsonSchema`, which
+        // proto3 JSON also reads under its .proto name (Google's Python SDK sends it so).
         let schema = |d: &Value| -> Value {
             d.get("parametersJsonSchema")
+                .or_else(|| d.get("parameters_json_schema"))
                 .or_else(|| d.get("parameters"))
                 .cloned()
                 .unwrap_or_default()

@@ -128,13 +128,34 @@ pub async fn run(source: Source, shared: Arc<Shared>, mut stop: watch::Receiver<
     }
 }
 
+/// The operator's CA as configured (`None`: the system's roots), read afresh so a rotated CA
+/// is picked up.
+pub fn ca_pem(source: &Source) -> Result<Option<Vec<u8>>, String> {
+    match (&source.ca_pem, &source.ca_file) {
+        (Some(pem), _) => Ok(Some(pem.clone().into_bytes())),
+        (None, Some(path)) => std::fs::read(path)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// An HTTPS client to the operator.
+pub type OperatorClient<B> =
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, B>;
+
 /// An HTTPS client that trusts the operator's CA.
-pub fn client<B>(
-    source: &Source,
-) -> Result<
-    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, B>,
-    String,
->
+pub fn client<B>(source: &Source) -> Result<OperatorClient<B>, String>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    client_trusting(ca_pem(source)?.as_deref())
+}
+
+/// An HTTPS client that trusts the CA certificates in `pem` (the system's roots if none).
+pub fn client_trusting<B>(pem: Option<&[u8]>) -> Result<OperatorClient<B>, String>
 where
     B: http_body::Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -142,17 +163,10 @@ where
 {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let pem = match (&source.ca_pem, &source.ca_file) {
-        (Some(pem), _) => Some(pem.clone().into_bytes()),
-        (None, Some(path)) => {
-            Some(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
-        (None, None) => None,
-    };
     let builder = match pem {
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
+            for cert in CertificateDer::pem_slice_iter(pem) {
                 roots
                     .add(cert.map_err(|e| format!("CA certificate: {e}"))?)
                     .map_err(|e| e.to_string())?;

@@ -4,7 +4,10 @@
 //! with ids (the operator counts each id once). Reports the operator has not acknowledged are
 //! kept in the state directory, so they arrive after a restart too.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
@@ -24,12 +27,50 @@ const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct Client {
     source: managed::Source,
+    /// The connection pool exchanges go through, and the CA it was built to trust: kept
+    /// while the CA stays the same, so an exchange reuses an open TLS connection.
+    pool: Arc<Mutex<Option<Pool>>>,
+}
+
+/// An HTTPS client and the CA bundle it trusts.
+#[derive(Debug)]
+struct Pool {
+    ca: Option<Vec<u8>>,
+    client: managed::OperatorClient<Full<Bytes>>,
 }
 
 impl Client {
     /// A client for the operator the config stream comes from.
     pub fn new(source: managed::Source) -> Self {
-        Self { source }
+        Self {
+            source,
+            pool: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pool>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pooled client, or a new one when there is none or the CA changed (rotated).
+    fn client(&self) -> Result<managed::OperatorClient<Full<Bytes>>, String> {
+        let ca = managed::ca_pem(&self.source)?;
+        let mut pool = self.lock();
+        if let Some(p) = pool.as_ref().filter(|p| p.ca == ca) {
+            return Ok(p.client.clone());
+        }
+        let client = managed::client_trusting(ca.as_deref())?;
+        *pool = Some(Pool {
+            ca,
+            client: client.clone(),
+        });
+        Ok(client)
+    }
+
+    /// Drops the pool: the next exchange opens a new connection (which the operator's
+    /// Service may send to another replica).
+    fn reconnect(&self) {
+        self.lock().take();
     }
 
     fn reports_file(&self) -> Option<PathBuf> {
@@ -93,8 +134,8 @@ impl Client {
         let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
         let url = format!("{}/v1/leases", self.source.url.trim_end_matches('/'));
         // Only the leader grants; another replica forwards to it, and answers 503 when it
-        // cannot. Each try is a new connection, which the operator's Service may send to
-        // another replica.
+        // cannot. A try after a 503 or a failure is a new connection, which the operator's
+        // Service may send to another replica; otherwise the open connection is reused.
         let mut last = String::new();
         for _ in 0..NON_LEADER_TRIES {
             let req = Request::post(&url)
@@ -102,20 +143,33 @@ impl Client {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body.clone()))
                 .map_err(|e| e.to_string())?;
-            let client = managed::client::<Full<Bytes>>(&self.source)?;
-            let resp = tokio::time::timeout(TIMEOUT, client.request(req))
-                .await
-                .map_err(|_| "the operator did not answer in time".to_string())?
-                .map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
-                .await
-                .map_err(|_| "the operator did not answer in time".to_string())?
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let client = self.client()?;
+            let answer = async {
+                let resp = client.request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                Ok::<_, String>((status, bytes))
+            };
+            let (status, bytes) = match tokio::time::timeout(TIMEOUT, answer).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => {
+                    self.reconnect();
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.reconnect();
+                    return Err("the operator did not answer in time".to_string());
+                }
+            };
             if status == StatusCode::OK {
                 return serde_json::from_slice(&bytes).map_err(|e| e.to_string());
             }
+            self.reconnect();
             last = format!(
                 "operator answered {status}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)])

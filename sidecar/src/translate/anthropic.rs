@@ -1,7 +1,7 @@
 //! The Anthropic Messages format's own knowledge: its `usage` object read and written.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, value::RawValue, Value};
 
 use super::{count, Usage};
 use crate::skim::Text;
@@ -40,6 +40,65 @@ pub struct EventDelta<'a> {
     pub partial_json: Text<'a>,
     #[serde(borrow)]
     pub stop_reason: Text<'a>,
+}
+
+/// A whole Messages response, the fields a translation reads (text borrowed from the body,
+/// a tool's input and the usage as their JSON text); the rest is not read.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Message<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub model: Text<'a>,
+    #[serde(borrow)]
+    pub content: Vec<Block<'a>>,
+    #[serde(borrow)]
+    pub stop_reason: Text<'a>,
+    #[serde(borrow)]
+    pub usage: Option<&'a RawValue>,
+}
+
+/// A content block: `text`, `thinking` (with its signature), `redacted_thinking` or
+/// `tool_use`; other types are read as a kind alone.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Block<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub text: Text<'a>,
+    #[serde(borrow)]
+    pub thinking: Text<'a>,
+    #[serde(borrow)]
+    pub signature: Text<'a>,
+    #[serde(borrow)]
+    pub data: Text<'a>,
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub input: Option<&'a RawValue>,
+}
+
+impl Block<'_> {
+    /// The block as carried thinking (`thinking_blocks`), if it is signed thinking or
+    /// redacted thinking: what Anthropic accepts back on a later turn.
+    pub fn signed(&self) -> Option<Value> {
+        match self.kind.filled()? {
+            "thinking" => Some(json!({
+                "type": "thinking",
+                "thinking": self.thinking.0.as_deref().unwrap_or_default(),
+                "signature": self.signature.filled()?,
+            })),
+            "redacted_thinking" => Some(json!({
+                "type": "redacted_thinking",
+                "data": self.data.0.as_deref()?,
+            })),
+            _ => None,
+        }
+    }
 }
 
 /// An Anthropic `usage` object, the fields the gateway reads.

@@ -309,31 +309,41 @@ pub fn response(
         };
         return Ok((body.clone(), usage));
     }
-    let value: Value = serde_json::from_slice(body).map_err(invalid)?;
-    if !value.is_object() {
-        return Err(InvalidResponse(
-            "upstream sent JSON that is not an object".into(),
-        ));
-    }
+    let object = || {
+        let value: Value = serde_json::from_slice(body).map_err(invalid)?;
+        if !value.is_object() {
+            return Err(InvalidResponse(
+                "upstream sent JSON that is not an object".into(),
+            ));
+        }
+        Ok(value)
+    };
     if op == Operation::Embeddings {
-        return embeddings_response(from, to, body, &value, ctx);
+        return embeddings_response(from, to, body, &object()?, ctx);
     }
     let (hub, usage) = match to {
         Dialect::OpenAi => {
+            let value = object()?;
             let usage = openai::usage(&value["usage"]);
             (value, usage)
         }
-        Dialect::Anthropic => openai_anthropic::response(&value, ctx),
-        Dialect::Gemini => openai_gemini::response(&value, ctx),
-        Dialect::Responses => openai_responses::response(&value, ctx),
+        // Read typed from the text: no tree of the upstream's answer.
+        Dialect::Anthropic => openai_anthropic::response(body, ctx).map_err(invalid)?,
+        Dialect::Gemini => openai_gemini::response(&object()?, ctx),
+        Dialect::Responses => openai_responses::response(&object()?, ctx),
     };
+    Ok((caller_response(from, hub, ctx), usage))
+}
+
+/// A hub answer (an OpenAI chat completion) in the caller's format.
+fn caller_response(from: Dialect, hub: Value, ctx: &Context) -> Bytes {
     let out = match from {
         Dialect::OpenAi => hub,
         Dialect::Anthropic => anthropic_openai::response(&hub, ctx).0,
         Dialect::Gemini => gemini_openai::response(&hub, ctx).0,
         Dialect::Responses => responses_openai::response(&hub, ctx).0,
     };
-    Ok((Bytes::from(out.to_string()), usage))
+    Bytes::from(out.to_string())
 }
 
 fn embeddings_response(

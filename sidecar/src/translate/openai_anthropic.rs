@@ -1,7 +1,7 @@
 //! An OpenAI-shaped call served by an Anthropic Messages upstream: the request forward,
 //! the response and the stream back.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
 use super::{data_url, error_message, text_of, Context, Usage};
 use crate::{error::Error, sse};
@@ -359,54 +359,51 @@ pub fn finish_reason(stop: &str) -> &'static str {
     }
 }
 
-/// Translates an Anthropic Messages response into an OpenAI chat completion.
-pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
+/// Translates an Anthropic Messages response into an OpenAI chat completion, read typed from
+/// its JSON text.
+pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json::Error> {
+    // A struct would also read a JSON array, field by field.
+    if raw.trim_ascii_start().first() != Some(&b'{') {
+        return Err(serde::de::Error::custom("the answer is not a JSON object"));
+    }
+    let body: super::anthropic::Message<'_> = serde_json::from_slice(raw)?;
     let mut text = String::new();
     let mut thinking = String::new();
     let mut calls = Vec::new();
-    let content = body
-        .get("content")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    for block in content {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(
-                block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
-            Some("thinking") => thinking.push_str(
-                block
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
-            Some("tool_use") if ctx.json_tool => {
-                text.push_str(&block.get("input").cloned().unwrap_or_default().to_string())
-            }
+    let mut signed = Vec::new();
+    let input = |b: &super::anthropic::Block<'_>| b.input.map_or("{}", RawValue::get).to_string();
+    for block in &body.content {
+        match block.kind.0.as_deref() {
+            Some("text") => text.push_str(block.text.0.as_deref().unwrap_or_default()),
+            Some("thinking") => thinking.push_str(block.thinking.0.as_deref().unwrap_or_default()),
+            Some("tool_use") if ctx.json_tool => text.push_str(&input(block)),
             Some("tool_use") => calls.push(json!({
-                "id": block.get("id").cloned().unwrap_or_default(),
+                "id": block.id.0.as_deref().unwrap_or_default(),
                 "type": "function",
                 "function": {
-                    "name": block.get("name").cloned().unwrap_or_default(),
-                    "arguments": block.get("input").cloned().unwrap_or(json!({})).to_string(),
+                    "name": block.name.0.as_deref().unwrap_or_default(),
+                    "arguments": input(block),
                 },
             })),
             _ => {}
         }
+        signed.extend(block.signed());
     }
-    let stop = body
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .unwrap_or("end_turn");
+    let stop = body.stop_reason.filled().unwrap_or("end_turn");
     let finish = if ctx.json_tool && stop == "tool_use" {
         "stop"
     } else {
         finish_reason(stop)
     };
-    let usage = super::anthropic::usage(body.get("usage").unwrap_or(&Value::Null));
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
+    let usage = body.usage.map_or_else(Usage::default, |u| {
+        super::anthropic::usage(&mut serde_json::Deserializer::from_str(u.get()))
+    });
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    };
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
@@ -414,18 +411,64 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
     if !thinking.is_empty() {
         message["reasoning_content"] = Value::String(thinking);
     }
-    let signed = super::thinking::signed(content);
     if !signed.is_empty() {
         message["thinking_blocks"] = Value::Array(signed);
     }
-    let id = body.get("id").and_then(Value::as_str).unwrap_or("msg");
+    let id = body.id.filled().unwrap_or("msg");
     let out = json!({
         "id": format!("chatcmpl-{id}"),
         "object": "chat.completion",
         "created": ctx.created,
-        "model": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
+        "model": body.model.0.as_deref().unwrap_or(&ctx.model),
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": super::openai::usage_object(usage),
     });
-    (out, usage)
+    Ok((out, usage))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_whole_answer_is_read_typed_with_thinking_tools_and_usage_as_sent() {
+        let raw = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",
+            "content":[
+              {"type":"thinking","thinking":"Look it up.","signature":"sig=="},
+              {"type":"redacted_thinking","data":"sealed"},
+              {"type":"text","text":"Let me check "},
+              {"type":"server_tool_use","id":"srv_1","name":"web_search","input":{}},
+              {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris","lat":48.856613999999997}}],
+            "stop_reason":"tool_use","stop_sequence":null,
+            "usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":7}}"#;
+        let ctx = Context {
+            model: "via".into(),
+            created: 1,
+            ..Context::default()
+        };
+        let (hub, usage) = response(raw, &ctx).unwrap();
+        let message = &hub["choices"][0]["message"];
+        assert_eq!(message["content"], "Let me check ");
+        assert_eq!(message["reasoning_content"], "Look it up.");
+        assert_eq!(
+            message["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "Look it up.", "signature": "sig=="},
+                   {"type": "redacted_thinking", "data": "sealed"}])
+        );
+        // The arguments are the input's text as sent: numbers keep every digit.
+        assert_eq!(
+            message["tool_calls"],
+            json!([{"id": "toolu_1", "type": "function", "function": {"name": "get_weather",
+                "arguments": r#"{"city":"Paris","lat":48.856613999999997}"#}}])
+        );
+        assert_eq!(hub["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            (hub["id"].as_str(), hub["model"].as_str()),
+            (Some("chatcmpl-msg_1"), Some("claude-sonnet-4-5"))
+        );
+        assert_eq!((usage.input, usage.cached, usage.output), (105, 100, 7));
+        assert!(response(b"[1]", &ctx).is_err(), "not a message");
+    }
 }

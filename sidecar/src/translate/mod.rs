@@ -278,6 +278,16 @@ struct UsageOnly<'a> {
     usage_metadata: Option<&'a serde_json::value::RawValue>,
 }
 
+/// Refuses a body that is not a JSON object before it is read into a struct (which would
+/// also read an array, field by field).
+fn an_object(raw: &[u8]) -> Result<(), serde_json::Error> {
+    if raw.trim_ascii_start().first() == Some(&b'{') {
+        Ok(())
+    } else {
+        Err(serde::de::Error::custom("the answer is not a JSON object"))
+    }
+}
+
 /// Why an upstream's successful answer could not be used.
 #[derive(Debug)]
 pub struct InvalidResponse(pub String);
@@ -329,7 +339,7 @@ pub fn response(
         }
         // Read typed from the text: no tree of the upstream's answer.
         Dialect::Anthropic => openai_anthropic::response(body, ctx).map_err(invalid)?,
-        Dialect::Gemini => openai_gemini::response(&object()?, ctx),
+        Dialect::Gemini => openai_gemini::response(body, ctx).map_err(invalid)?,
         Dialect::Responses => openai_responses::response(&object()?, ctx),
     };
     Ok((caller_response(from, hub, ctx), usage))

@@ -362,10 +362,7 @@ pub fn finish_reason(stop: &str) -> &'static str {
 /// Translates an Anthropic Messages response into an OpenAI chat completion, read typed from
 /// its JSON text.
 pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json::Error> {
-    // A struct would also read a JSON array, field by field.
-    if raw.trim_ascii_start().first() != Some(&b'{') {
-        return Err(serde::de::Error::custom("the answer is not a JSON object"));
-    }
+    super::an_object(raw)?;
     let body: super::anthropic::Message<'_> = serde_json::from_slice(raw)?;
     let mut text = String::new();
     let mut thinking = String::new();

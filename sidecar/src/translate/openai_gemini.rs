@@ -1,7 +1,6 @@
 //! An OpenAI-shaped call served by a Gemini upstream: `generateContent`, the SSE stream of
 //! `streamGenerateContent`, and `embedContent` / `batchEmbedContents`.
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{data_url, error_message, gemini::Candidate, gemini_schema, text_of, Context, Usage};
@@ -340,18 +339,18 @@ fn parts(candidate: &Candidate<'_>, first_call: usize) -> (String, String, Vec<V
     (text, thoughts, calls)
 }
 
-/// Translates a Gemini `generateContent` response into an OpenAI chat completion.
-pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
-    let usage = super::gemini::usage(&body["usageMetadata"]);
+/// Translates a whole Gemini `GenerateContentResponse` into an OpenAI chat completion, read
+/// typed from its text.
+pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json::Error> {
+    super::an_object(raw)?;
+    let body: super::gemini::Response<'_> = serde_json::from_slice(raw)?;
+    let usage = body
+        .usage_metadata
+        .as_ref()
+        .map_or_else(Usage::default, super::gemini::usage);
     let mut choices = Vec::new();
-    for (i, candidate) in body["candidates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let candidate = Candidate::deserialize(candidate).unwrap_or_default();
-        let (text, thoughts, mut calls) = parts(&candidate, 0);
+    for (i, candidate) in body.candidates.iter().flatten().enumerate() {
+        let (text, thoughts, mut calls) = parts(candidate, 0);
         for c in &mut calls {
             if let Some(o) = c.as_object_mut() {
                 o.remove("index");
@@ -377,14 +376,14 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
         choices.push(json!({"index": 0, "message": {"role": "assistant", "content": "", "refusal": null}, "logprobs": null, "finish_reason": "content_filter"}));
     }
     let out = json!({
-        "id": format!("chatcmpl-{}", body["responseId"].as_str().unwrap_or("gemini")),
+        "id": format!("chatcmpl-{}", body.response_id.filled().unwrap_or("gemini")),
         "object": "chat.completion",
         "created": ctx.created,
-        "model": body.get("modelVersion").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
+        "model": body.model_version.0.as_deref().unwrap_or(&ctx.model),
         "choices": choices,
         "usage": super::openai::usage_object(usage),
     });
-    (out, usage)
+    Ok((out, usage))
 }
 
 /// The inputs of an OpenAI embeddings request, as strings.
@@ -431,5 +430,44 @@ pub fn embeddings_request(body: &Value, model: &str) -> Result<Value, Error> {
             Ok(one)
         }
         Err(many) => Ok(json!({"requests": many})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_whole_answer_is_read_typed_with_thoughts_calls_usage_and_a_blocked_prompt() {
+        let ctx = Context {
+            model: "via".into(),
+            created: 1,
+            ..Context::default()
+        };
+        let raw = br#"{"candidates":[{"content":{"role":"model","parts":[
+              {"text":"Weighing it.","thought":true},
+              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},
+            "finishReason":"STOP","index":0}],
+            "usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":9},
+            "modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
+        let (hub, usage) = response(raw, &ctx).unwrap();
+        let message = &hub["choices"][0]["message"];
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(message["reasoning_content"], "Weighing it.");
+        assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather");
+        assert_eq!(hub["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            (hub["id"].as_str(), hub["model"].as_str()),
+            (Some("chatcmpl-r1"), Some("gemini-2.5-flash"))
+        );
+        assert_eq!((usage.input, usage.output, usage.reasoning), (4, 5, 2));
+
+        let blocked = br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#;
+        let (hub, _) = response(blocked, &ctx).unwrap();
+        assert_eq!(hub["choices"][0]["finish_reason"], "content_filter");
+        assert_eq!(hub["model"], "via");
+        assert!(response(b"[]", &ctx).is_err(), "not an answer");
     }
 }

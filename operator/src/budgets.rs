@@ -17,6 +17,7 @@ use kube::{
 };
 use serde_json::json;
 use switchyard_crds::{compile::selects, AIBudget, BudgetStatus, Condition, Money};
+use tokio::sync::watch;
 
 use crate::{
     controller::{Reconciler, Runtime},
@@ -198,24 +199,38 @@ impl Reconciler<AIBudget> for Spend {
     }
 }
 
-/// While this replica leads: the ledger follows the lead (resumed from status when it
-/// begins, forgotten when it ends), each AIModel's `status.usage` is written every
-/// [`EVERY`] as the sidecars report it, and the books of deleted budgets are dropped.
+/// The ledger follows the lead: started afresh (to resume from status) the moment this
+/// replica leads, forgotten when it stops; a task of its own, so nothing delays it.
+pub async fn follow_lead(
+    ledger: Arc<Ledger>,
+    mut leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *leader.borrow_and_update() {
+            ledger.lead(unix_now());
+        } else {
+            ledger.clear();
+        }
+        tokio::select! {
+            r = leader.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// While this replica leads: each AIModel's `status.usage` is written every [`EVERY`] as
+/// the sidecars report it, and the books of deleted budgets are dropped.
 pub async fn keep_books(client: Client, ledger: Arc<Ledger>, runtime: Runtime) {
     let Runtime {
         world,
         metrics,
-        mut leader,
+        leader,
         mut stop,
     } = runtime;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
-            r = leader.changed() => {
-                if r.is_err() { return }
-                if *leader.borrow() { ledger.lead(unix_now()) } else { ledger.clear() }
-                continue;
-            }
             _ = stop.changed() => return,
         }
         if !*leader.borrow() || !world.is_synced() {

@@ -249,6 +249,14 @@ async fn lease(
             "not the leader: leases come from the replica holding the Lease",
         );
     }
+    if !server.ledger.is_leading() {
+        // Leading just began and the ledger is not yet started afresh: counting now could be
+        // cleared a moment later. The sidecar tries again.
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leadership is starting: try again",
+        );
+    }
     let Ok(msg) = serde_json::from_slice::<ledger::Exchange>(&bytes) else {
         return error(StatusCode::BAD_REQUEST, "not a lease exchange");
     };

@@ -80,6 +80,9 @@ pub struct Ledger {
     /// Whether this replica's leadership began by creating the Lease (no leader before it):
     /// then no window was granted by anyone else.
     founded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the ledger counts for the current leadership: set once `lead` has started it
+    /// afresh, so no exchange is counted into books that are about to be cleared.
+    leading: std::sync::atomic::AtomicBool,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -221,8 +224,15 @@ impl Ledger {
             reports: Mutex::default(),
             since: std::sync::atomic::AtomicI64::new(crate::budgets::unix_now()),
             founded,
+            leading: std::sync::atomic::AtomicBool::new(false),
             metrics,
         }
+    }
+
+    /// Whether the ledger counts for this replica's leadership (`lead` has started it): until
+    /// then an exchange is answered "try again", as a replica that does not lead answers.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Starts counting afresh: this replica just became the leader. The current window stays
@@ -233,6 +243,8 @@ impl Ledger {
         let since = if first { i64::MIN } else { now };
         self.since
             .store(since, std::sync::atomic::Ordering::Relaxed);
+        self.leading
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Counts a pod's usage batches (each id once) into AIModel books and metrics.
@@ -416,8 +428,11 @@ impl Ledger {
         }
     }
 
-    /// Forgets everything (leadership lost: the next leader resumes from status).
+    /// Forgets everything (leadership lost: the next leader resumes from status) and counts
+    /// nothing more until `lead`.
     pub fn clear(&self) {
+        self.leading
+            .store(false, std::sync::atomic::Ordering::Release);
         self.windows
             .lock()
             .unwrap_or_else(|e| e.into_inner())

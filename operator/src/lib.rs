@@ -220,6 +220,11 @@ fn spawn(
             sh.identity.clone(),
             sh.stop.clone(),
         )),
+        tokio::spawn(budgets::follow_lead(
+            ledger.clone(),
+            sh.leading.clone(),
+            sh.stop.clone(),
+        )),
         tokio::spawn(budgets::keep_books(
             sh.client.clone(),
             ledger.clone(),

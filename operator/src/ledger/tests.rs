@@ -150,3 +150,14 @@ fn a_resent_id_counts_once_and_memory_stays_bounded() {
     assert!(ids.first_time("a"));
     assert!(!ids.first_time(&(REMEMBERED_IDS - 1).to_string()));
 }
+
+#[test]
+fn a_ledger_counts_only_once_leading_has_started_it_afresh() {
+    let founded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ledger = Ledger::new(std::sync::Arc::default(), founded);
+    assert!(!ledger.is_leading(), "a new replica does not count");
+    ledger.lead(NOV_30_NOON);
+    assert!(ledger.is_leading());
+    ledger.clear();
+    assert!(!ledger.is_leading(), "leadership lost: nothing more is counted");
+}

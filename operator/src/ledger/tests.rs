@@ -159,5 +159,8 @@ fn a_ledger_counts_only_once_leading_has_started_it_afresh() {
     ledger.lead(NOV_30_NOON);
     assert!(ledger.is_leading());
     ledger.clear();
-    assert!(!ledger.is_leading(), "leadership lost: nothing more is counted");
+    assert!(
+        !ledger.is_leading(),
+        "leadership lost: nothing more is counted"
+    );
 }

@@ -343,7 +343,13 @@ spec: {{limit: "100.00", period: month, models: [paid-later]}}
     let calls = sidecars
         .iter()
         .flat_map(|s| (0..2).map(move |i| ask_as(s, "paid", i == 1)));
-    let abandoned = sidecars.iter().map(|s| abandon(s, "paid-slow"));
+    // The streams start a moment after the calls: started together, ten streams could
+    // reserve the whole budget before any call asked, and no call would be served (the
+    // budget holds either way; the scenario wants both kinds admitted and some refused).
+    let abandoned = sidecars.iter().map(|s| async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        abandon(s, "paid-slow").await
+    });
     let (answers, abandoned) = futures_util::future::join(
         futures_util::future::join_all(calls),
         futures_util::future::join_all(abandoned),

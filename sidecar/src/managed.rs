@@ -182,7 +182,11 @@ where
         None => builder.with_webpki_roots(),
     };
     let https = builder.https_only().enable_http1().build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+    // An idle connection is dropped before the operator's server would close it (hyper closes
+    // an HTTP/1 connection idle for 30 s), so an exchange never meets one closing under it.
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(20))
+        .build(https))
 }
 
 /// One connection: read snapshots until the stream ends or goes silent.

@@ -331,7 +331,7 @@ impl Governor {
                     taken.push(taken_of(ask, m.window));
                     // Rate limits only: an idle budget slice stays held (spent, to the other
                     // pods) until a flush returns it, and a budget's slice lasts long anyway.
-                    if may_refill && ask.span == Span::Minute && m.running_low(chunk(ask)) {
+                    if may_refill && asks_ahead(ask) && m.running_low(chunk(ask)) {
                         low.push(lease::Want {
                             counter: ask.key.name().to_string(),
                             window: m.window,
@@ -413,6 +413,16 @@ impl Governor {
 enum Blocked {
     Until(Ask, i64),
     Lease(Vec<lease::Want>),
+}
+
+/// Whether a balance of `ask`'s limit is refilled before calls need it. Rate limits only
+/// (see `try_take_all`), and only those whose slice is more than one call's: a limit of
+/// under 128 requests a minute is leased call by call. At that rate an exchange per call
+/// costs nothing, and a request asked ahead could sit unused in one pod while another pod's
+/// call, finding the window granted out, fails over or is refused: the limit would not be
+/// usable whole.
+fn asks_ahead(ask: &Ask) -> bool {
+    ask.span == Span::Minute && (ask.unit != Unit::Requests || chunk(ask) > 1)
 }
 
 fn meter<'a>(meters: &'a mut ByKey<Meter>, ask: &Ask) -> &'a mut Meter {

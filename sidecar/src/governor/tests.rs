@@ -187,3 +187,24 @@ async fn with_the_operator_away_only_one_call_waits_out_an_exchange() {
         started.elapsed()
     );
 }
+
+#[test]
+fn only_limits_with_slices_of_more_than_one_call_are_leased_ahead() {
+    let ask = |unit, limit, span| Ask {
+        key: Key::new("policy/p/requests"),
+        unit,
+        limit,
+        span,
+        shared: true,
+        pods: 10,
+        amount: 1,
+        owner: "AIRoutingPolicy p".into(),
+    };
+    // 12 requests a minute across ten pods: a request asked ahead could strand in a pod.
+    assert!(!asks_ahead(&ask(Unit::Requests, 12, Span::Minute)));
+    assert!(!asks_ahead(&ask(Unit::Requests, 127, Span::Minute)));
+    assert!(asks_ahead(&ask(Unit::Requests, 128, Span::Minute)));
+    assert!(asks_ahead(&ask(Unit::Tokens, 100_000, Span::Minute)));
+    let month = Span::Period(switchyard_crds::Period::Month);
+    assert!(!asks_ahead(&ask(Unit::Dollars, 100_000_000, month)));
+}

@@ -176,11 +176,16 @@ pub struct Spend {
 }
 
 impl Spend {
-    /// The controller; `identity` names this replica in the Events it records.
-    pub fn new(client: &Client, runtime: &Runtime, ledger: &Arc<Ledger>, identity: &str) -> Self {
+    /// The controller, recording its Events with the replica's `recorder`.
+    pub fn new(
+        client: &Client,
+        runtime: &Runtime,
+        ledger: &Arc<Ledger>,
+        recorder: &Recorder,
+    ) -> Self {
         Self {
             client: client.clone(),
-            recorder: crate::reconcile::recorder(client, identity.to_string()),
+            recorder: recorder.clone(),
             world: runtime.world.clone(),
             ledger: ledger.clone(),
             metrics: runtime.metrics.clone(),

@@ -13,7 +13,6 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     future::Future,
-    hash::Hash,
     pin::Pin,
     sync::{Arc, Mutex},
     time::Duration,
@@ -237,7 +236,6 @@ where
 fn refs<K>(store: &Store<K>, namespace: Option<&str>) -> Vec<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
-    ObjectRef<K>: Hash + Eq,
 {
     store
         .state()

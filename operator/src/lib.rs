@@ -209,15 +209,16 @@ fn spawn(
         forward: Arc::new(forward),
         identities: Arc::default(),
     };
-    let mut tasks = reconcile::spawn(&sh.client, &runtime, &sh.identity);
+    // One Event recorder for every writer of this replica.
+    let recorder = reconcile::recorder(&sh.client, sh.identity.clone());
+    let mut tasks = reconcile::spawn(&sh.client, &runtime, &recorder);
     tasks.extend([
         tokio::spawn(uninjected::run(
-            sh.client.clone(),
             sh.world.clone(),
             inject_settings,
             sh.metrics.clone(),
             sh.leading.clone(),
-            sh.identity.clone(),
+            recorder.clone(),
             sh.stop.clone(),
         )),
         tokio::spawn(budgets::follow_lead(
@@ -231,7 +232,7 @@ fn spawn(
             runtime.clone(),
         )),
         runtime.spawn(
-            budgets::Spend::new(&sh.client, &runtime, &ledger, &sh.identity),
+            budgets::Spend::new(&sh.client, &runtime, &ledger, &recorder),
             sh.world.budgets.clone(),
         ),
         tokio::spawn(config_server::serve(

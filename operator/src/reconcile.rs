@@ -200,22 +200,21 @@ impl<K: Judged> Reconciler<K> for Readiness<K> {
 pub fn spawn(
     client: &Client,
     runtime: &Runtime,
-    identity: &str,
+    recorder: &Recorder,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let verdicts = Arc::new(Verdicts::default());
-    let recorder = recorder(client, identity.to_string());
     let world = &runtime.world;
     vec![
         runtime.spawn(
-            Readiness::<AIProvider>::new(client, world, &recorder, &verdicts),
+            Readiness::<AIProvider>::new(client, world, recorder, &verdicts),
             world.providers.clone(),
         ),
         runtime.spawn(
-            Readiness::<AIModel>::new(client, world, &recorder, &verdicts),
+            Readiness::<AIModel>::new(client, world, recorder, &verdicts),
             world.models.clone(),
         ),
         runtime.spawn(
-            Readiness::<AIRoutingPolicy>::new(client, world, &recorder, &verdicts),
+            Readiness::<AIRoutingPolicy>::new(client, world, recorder, &verdicts),
             world.policies.clone(),
         ),
     ]

@@ -6,8 +6,8 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use kube::{
-    runtime::events::{Event, EventType},
-    Client, Resource, ResourceExt,
+    runtime::events::{Event, EventType, Recorder},
+    Resource, ResourceExt,
 };
 use tokio::sync::watch;
 
@@ -43,15 +43,13 @@ pub fn find(world: &World, settings: &inject::Settings) -> Vec<Missing> {
 
 /// Looks the pods over while this replica leads, until `stop` fires.
 pub async fn run(
-    client: Client,
     world: World,
     settings: Arc<inject::Settings>,
     metrics: Arc<Metrics>,
     leader: watch::Receiver<bool>,
-    identity: String,
+    recorder: Recorder,
     mut stop: watch::Receiver<bool>,
 ) {
-    let recorder = crate::reconcile::recorder(&client, identity);
     let mut reported: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {

@@ -22,6 +22,9 @@ pub const REPORTS_FILE: &str = "usage-reports.json";
 const NON_LEADER_TRIES: usize = 3;
 /// How long one exchange may take before the offline share is used.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long the pool trusts the CA it read before reading the file again to notice a
+/// rotation (a failed exchange drops the pool, so the next one reads it at once).
+const CA_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Talks to the operator.
 #[derive(Clone, Debug)]
@@ -32,10 +35,11 @@ pub struct Client {
     pool: Arc<Mutex<Option<Pool>>>,
 }
 
-/// An HTTPS client and the CA bundle it trusts.
+/// An HTTPS client, the CA bundle it trusts, and when that was last read.
 #[derive(Debug)]
 struct Pool {
     ca: Option<Vec<u8>>,
+    read: std::time::Instant,
     client: managed::OperatorClient<Full<Bytes>>,
 }
 
@@ -52,16 +56,25 @@ impl Client {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The pooled client, or a new one when there is none or the CA changed (rotated).
+    /// The pooled client, or a new one when there is none or the CA changed (rotated). The
+    /// CA file is read again at most every [`CA_FRESH`]: a call may bring an exchange.
     fn client(&self) -> Result<managed::OperatorClient<Full<Bytes>>, String> {
+        if let Some(p) = self.lock().as_ref() {
+            if p.read.elapsed() < CA_FRESH {
+                return Ok(p.client.clone());
+            }
+        }
         let ca = managed::ca_pem(&self.source)?;
+        let read = std::time::Instant::now();
         let mut pool = self.lock();
-        if let Some(p) = pool.as_ref().filter(|p| p.ca == ca) {
+        if let Some(p) = pool.as_mut().filter(|p| p.ca == ca) {
+            p.read = read;
             return Ok(p.client.clone());
         }
         let client = managed::client_trusting(ca.as_deref())?;
         *pool = Some(Pool {
             ca,
+            read,
             client: client.clone(),
         });
         Ok(client)

@@ -9,30 +9,19 @@
 //! them back with it. An OpenAI upstream never sees them.
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// What marks an `encrypted_content` sealed here (OpenAI's own is opaque and never starts so).
 const SEALED: &str = "switchyard.thinking.v1:";
 
 /// The blocks of an Anthropic `content` a later turn must send back: signed `thinking` and
-/// `redacted_thinking`.
+/// `redacted_thinking`, as [`Block::signed`](super::anthropic::Block::signed) judges a block
+/// (one rule for blocks read from text and from a tree).
 pub fn signed(content: &[Value]) -> Vec<Value> {
+    use serde::Deserialize;
     content
         .iter()
-        .filter(|b| match b.get("type").and_then(Value::as_str) {
-            Some("thinking") => b
-                .get("signature")
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty()),
-            Some("redacted_thinking") => b.get("data").is_some_and(Value::is_string),
-            _ => false,
-        })
-        .map(|b| match b["type"].as_str() {
-            Some("thinking") => {
-                json!({"type": "thinking", "thinking": b["thinking"], "signature": b["signature"]})
-            }
-            _ => json!({"type": "redacted_thinking", "data": b["data"]}),
-        })
+        .filter_map(|b| super::anthropic::Block::deserialize(b).ok()?.signed())
         .collect()
 }
 

@@ -55,6 +55,18 @@ pub trait Reconciler<K>: Send + Sync + 'static {
     /// Told of every change before the objects it concerns are queued (a reconciler that
     /// keeps what it computed per namespace forgets it here).
     fn changed(&self, _change: &Change) {}
+
+    /// The objects a change concerns: every object of its namespace (a status can depend on
+    /// every object there), all of them after `Change::All`.
+    fn concerned(&self, change: &Change, store: &Store<K>) -> Vec<ObjectRef<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        match change {
+            Change::Namespace(ns) | Change::Pod { namespace: ns, .. } => refs(store, Some(ns)),
+            Change::All => refs(store, None),
+        }
+    }
 }
 
 /// A controller's shared state: the reconciler, and each failing object's backoff.
@@ -221,10 +233,7 @@ where
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             context.reconciler.changed(&change);
-            let refs = match &change {
-                Change::Namespace(ns) | Change::Pod { namespace: ns, .. } => refs(&store, Some(ns)),
-                Change::All => refs(&store, None),
-            };
+            let refs = context.reconciler.concerned(&change, &store);
             Some((stream::iter(refs), (changes, store, context)))
         },
     )
@@ -233,7 +242,7 @@ where
 }
 
 /// The objects of `store`, of one namespace or of all.
-fn refs<K>(store: &Store<K>, namespace: Option<&str>) -> Vec<ObjectRef<K>>
+pub fn refs<K>(store: &Store<K>, namespace: Option<&str>) -> Vec<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {

@@ -213,14 +213,10 @@ fn spawn(
     let recorder = reconcile::recorder(&sh.client, sh.identity.clone());
     let mut tasks = reconcile::spawn(&sh.client, &runtime, &recorder);
     tasks.extend([
-        tokio::spawn(uninjected::run(
-            sh.world.clone(),
-            inject_settings,
-            sh.metrics.clone(),
-            sh.leading.clone(),
-            recorder.clone(),
-            sh.stop.clone(),
-        )),
+        runtime.spawn(
+            uninjected::Uninjected::new(&sh.world, inject_settings, sh.metrics.clone(), &recorder),
+            sh.world.pods.clone(),
+        ),
         tokio::spawn(budgets::follow_lead(
             ledger.clone(),
             sh.leading.clone(),

@@ -2,73 +2,112 @@
 //! `SidecarNotInjected` when the webhook should have injected it (it was down and its failure
 //! policy is Ignore; also counted in `switchyard_operator_uninjected_pods`), and
 //! `SidecarRefused` when injecting would have broken the pod (`hostNetwork`, a port clash).
+//!
+//! A controller over the pod cache: a pod is looked at when it (or its namespace) changes,
+//! never in a sweep of every pod.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    runtime::events::{Event, EventType, Recorder},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+        reflector::{ObjectRef, Store},
+    },
     Resource, ResourceExt,
 };
-use tokio::sync::watch;
 
 use crate::{
+    controller::{self, Reconciler},
+    error::Error,
     inject::{self, Decision},
     metrics::Metrics,
-    world::World,
+    world::{Change, World},
 };
 
-/// How often the pods are looked over.
-const EVERY: Duration = Duration::from_secs(2);
-
-/// An opted-in pod without the sidecar: its UID, the pod, and why when it was refused.
-pub type Missing = (String, Arc<k8s_openapi::api::core::v1::Pod>, Option<String>);
-
-/// The opted-in pods that lack the sidecar.
-pub fn find(world: &World, settings: &inject::Settings) -> Vec<Missing> {
-    let mut out = Vec::new();
-    for pod in world.pods.state() {
-        let ns = pod.namespace().unwrap_or_default();
-        let labels = world.namespace_labels(&ns);
-        let Ok(value) = serde_json::to_value(&*pod) else {
-            continue;
-        };
-        match inject::decide(&value, &ns, &labels, settings) {
-            Decision::Inject(_) => out.push((pod.uid().unwrap_or_default(), pod, None)),
-            Decision::Refuse(why) => out.push((pod.uid().unwrap_or_default(), pod, Some(why))),
-            Decision::Skip(_) => {}
-        }
-    }
-    out
+/// An opted-in pod found without the sidecar (and announced): its UID, and whether it was
+/// refused (rather than missed).
+struct Found {
+    uid: String,
+    refused: bool,
 }
 
-/// Looks the pods over while this replica leads, until `stop` fires.
-pub async fn run(
+/// The controller.
+pub struct Uninjected {
     world: World,
     settings: Arc<inject::Settings>,
     metrics: Arc<Metrics>,
-    leader: watch::Receiver<bool>,
     recorder: Recorder,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut reported: HashSet<String> = HashSet::new();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = stop.changed() => return,
+    /// The pods found without the sidecar, while they exist.
+    found: Mutex<HashMap<ObjectRef<Pod>, Found>>,
+}
+
+impl Uninjected {
+    /// The controller, recording its Events with the replica's `recorder`.
+    pub fn new(
+        world: &World,
+        settings: Arc<inject::Settings>,
+        metrics: Arc<Metrics>,
+        recorder: &Recorder,
+    ) -> Self {
+        Self {
+            world: world.clone(),
+            settings,
+            metrics,
+            recorder: recorder.clone(),
+            found: Mutex::default(),
         }
-        if !*leader.borrow() || !world.is_synced() {
-            continue;
+    }
+
+    fn found(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<Pod>, Found>> {
+        self.found.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why `pod` lacks the sidecar it opted in to: `Some(None)` missed, `Some(Some(why))`
+    /// refused; `None` when it has it or did not opt in.
+    fn lacking(&self, pod: &Pod) -> Option<Option<String>> {
+        let ns = pod.namespace().unwrap_or_default();
+        let labels = self.world.namespace_labels(&ns);
+        let value = serde_json::to_value(pod).ok()?;
+        match inject::decide(&value, &ns, &labels, &self.settings) {
+            Decision::Inject(_) => Some(None),
+            Decision::Refuse(why) => Some(Some(why)),
+            Decision::Skip(_) => None,
         }
-        let missing = find(&world, &settings);
-        let uninjected = missing
-            .iter()
-            .filter(|(_, _, refused)| refused.is_none())
-            .count();
-        metrics.uninjected.set(uninjected as i64);
-        for (uid, pod, refused) in missing {
-            if !reported.insert(uid) {
-                continue;
-            }
+    }
+
+    /// Counts the pods missed by the webhook.
+    fn count(&self, found: &HashMap<ObjectRef<Pod>, Found>) {
+        let missed = found.values().filter(|f| !f.refused).count();
+        self.metrics.uninjected.set(missed as i64);
+    }
+}
+
+impl Reconciler<Pod> for Uninjected {
+    const NAME: &'static str = "pod";
+
+    async fn reconcile(&self, pod: Arc<Pod>) -> Result<Action, Error> {
+        let key = ObjectRef::from_obj(&*pod);
+        let uid = pod.uid().unwrap_or_default();
+        let Some(refused) = self.lacking(&pod) else {
+            let mut found = self.found();
+            found.remove(&key);
+            self.count(&found);
+            return Ok(Action::await_change());
+        };
+        let first = {
+            let mut found = self.found();
+            let first = found.get(&key).is_none_or(|f| f.uid != uid);
+            let refused = refused.is_some();
+            found.insert(key, Found { uid, refused });
+            self.count(&found);
+            first
+        };
+        if first {
             let (reason, note) = match refused {
                 None => ("SidecarNotInjected", "created without the switchyard sidecar (was the injection webhook down?); recreate the pod to get it".to_string()),
                 Some(why) => ("SidecarRefused", format!("opted in to the switchyard sidecar but left without it: {why}")),
@@ -81,9 +120,38 @@ pub async fn run(
                 action: "Inject".into(),
                 secondary: None,
             };
-            if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
+            if let Err(e) = self.recorder.publish(&event, &pod.object_ref(&())).await {
                 tracing::debug!("event not recorded: {e}");
             }
         }
+        Ok(Action::await_change())
+    }
+
+    /// A pod's change concerns that pod alone; its namespace's (labels), all of its pods.
+    fn concerned(&self, change: &Change, store: &Store<Pod>) -> Vec<ObjectRef<Pod>> {
+        match change {
+            Change::Pod { namespace, name } => {
+                let key = ObjectRef::new(name).within(namespace);
+                store.get(&key).map(|_| key).into_iter().collect()
+            }
+            Change::Namespace(ns) => controller::refs(store, Some(ns)),
+            Change::All => controller::refs(store, None),
+        }
+    }
+
+    /// A deleted pod is forgotten (and no longer counted).
+    fn changed(&self, change: &Change) {
+        let mut found = self.found();
+        match change {
+            Change::Pod { namespace, name } => {
+                let key = ObjectRef::new(name).within(namespace);
+                if self.world.pods.get(&key).is_none() {
+                    found.remove(&key);
+                }
+            }
+            Change::All => found.retain(|key, _| self.world.pods.get(key).is_some()),
+            Change::Namespace(_) => return,
+        }
+        self.count(&found);
     }
 }

@@ -1,6 +1,7 @@
-//! The lease exchange's connections: an open TLS connection to the operator is reused from
-//! one exchange to the next, and given up after a replica that cannot grant (503) or a
-//! failure, so the next try may reach another replica.
+//! The lease exchange: an open TLS connection to the operator is reused from one exchange to
+//! the next, and given up after a replica that cannot grant (503) or a failure, so the next
+//! try may reach another replica; calls that wait for leases together spend exactly what
+//! was granted.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,19 +15,51 @@ use std::{
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use switchyard_sidecar::{governor::lease, managed::Source};
+use switchyard_crds::proxy::{Limits, Policy, ProxyConfig, RateLimit, RateLimitScope};
+use switchyard_sidecar::{
+    governor::{lease, Demand, Governor},
+    health::Health,
+    managed::Source,
+    state::Runtime,
+};
 use tokio::net::TcpListener;
 
 /// An operator stand-in on 127.0.0.1 over TLS: counts the connections it accepts and
-/// answers each exchange with the status `status` holds (an empty grant on 200).
+/// answers each exchange with the status `status` holds; on 200 it grants what is wanted
+/// from one window of [`WINDOW`] units shared by every counter, as long as it lasts.
 struct Operator {
     url: String,
     ca: String,
     connections: Arc<AtomicUsize>,
     status: Arc<AtomicUsize>,
+    granted: Arc<AtomicUsize>,
+}
+
+/// What the stand-in grants in all.
+const WINDOW: usize = 20;
+
+fn grants(body: &[u8], granted: &AtomicUsize) -> lease::Reply {
+    let ask: lease::Exchange = serde_json::from_slice(body).unwrap_or_default();
+    let mut reply = lease::Reply::default();
+    for w in ask.want {
+        let amount = granted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |g| {
+                Some(g + (w.amount as usize).min(WINDOW - g))
+            })
+            .map(|g| (w.amount as usize).min(WINDOW - g))
+            .unwrap_or(0);
+        reply.grants.push(lease::Grant {
+            counter: w.counter,
+            window: w.window,
+            amount: amount as u64,
+            remaining: (WINDOW - granted.load(Ordering::SeqCst)) as u64,
+        });
+    }
+    reply
 }
 
 async fn operator() -> Operator {
@@ -55,25 +88,28 @@ async fn operator() -> Operator {
     let url = format!("https://{}", listener.local_addr().unwrap());
     let connections = Arc::new(AtomicUsize::new(0));
     let status = Arc::new(AtomicUsize::new(200));
-    let (count, answer) = (connections.clone(), status.clone());
+    let granted = Arc::new(AtomicUsize::new(0));
+    let (count, answer, given) = (connections.clone(), status.clone(), granted.clone());
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            let (acceptor, answer) = (acceptor.clone(), answer.clone());
+            let (acceptor, answer, given) = (acceptor.clone(), answer.clone(), given.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let service = service_fn(move |_req| {
-                    let status =
-                        StatusCode::from_u16(answer.load(Ordering::SeqCst) as u16).unwrap();
-                    let body = if status == StatusCode::OK {
-                        serde_json::to_vec(&lease::Reply::default()).unwrap()
-                    } else {
-                        b"no leader".to_vec()
-                    };
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (answer, given) = (answer.clone(), given.clone());
                     async move {
+                        let ask = req.into_body().collect().await.unwrap().to_bytes();
+                        let status =
+                            StatusCode::from_u16(answer.load(Ordering::SeqCst) as u16).unwrap();
+                        let body = if status == StatusCode::OK {
+                            serde_json::to_vec(&grants(&ask, &given)).unwrap()
+                        } else {
+                            b"no leader".to_vec()
+                        };
                         Ok::<_, Infallible>(
                             Response::builder()
                                 .status(status)
@@ -93,22 +129,27 @@ async fn operator() -> Operator {
         ca: ca_cert.pem(),
         connections,
         status,
+        granted,
     }
+}
+
+fn client(op: &Operator, dir: &std::path::Path) -> lease::Client {
+    let token = dir.join("token");
+    std::fs::write(&token, "pod-token").unwrap();
+    lease::Client::new(Source {
+        url: op.url.clone(),
+        token_file: token,
+        ca_file: None,
+        ca_pem: Some(op.ca.clone()),
+        state_dir: None,
+    })
 }
 
 #[tokio::test]
 async fn exchanges_reuse_one_connection_until_a_replica_cannot_grant() {
     let op = operator().await;
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "pod-token").unwrap();
-    let client = lease::Client::new(Source {
-        url: op.url.clone(),
-        token_file: token,
-        ca_file: None,
-        ca_pem: Some(op.ca.clone()),
-        state_dir: None,
-    });
+    let client = client(&op, dir.path());
     for _ in 0..3 {
         client.exchange(&[], &[], &[]).await.unwrap();
     }
@@ -135,5 +176,65 @@ async fn exchanges_reuse_one_connection_until_a_replica_cannot_grant() {
         op.connections.load(Ordering::SeqCst),
         4,
         "a fresh connection, then reused"
+    );
+}
+
+/// A pod's `scope: policy` limit of 20 a minute, leased call by call (too small a limit to
+/// lease ahead), as the only pod it covers (its offline share would be all that remains).
+fn shared_limit() -> Runtime {
+    let policy = Policy {
+        name: Some("p".into()),
+        rate_limit: Some(RateLimit {
+            limits: Limits {
+                requests_per_minute: Some(WINDOW as u64),
+                tokens_per_minute: None,
+            },
+            scope: RateLimitScope::Policy,
+            max_queue_wait: switchyard_crds::Duration::from_secs(0),
+            pods: 1,
+        }),
+        ..Policy::default()
+    };
+    let config = ProxyConfig {
+        schema_version: 1,
+        namespace: "default".into(),
+        providers: Default::default(),
+        models: Vec::new(),
+        policy,
+        budgets: Vec::new(),
+        problems: Vec::new(),
+    };
+    Runtime::new(config, &Health::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_leases_together_spend_exactly_what_was_granted() {
+    let op = operator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let governor = Governor::new(Some(client(&op, dir.path())));
+    let rt = Arc::new(shared_limit());
+    // Fifty calls at once, each needing its own lease: a grant one call asked for must not be
+    // spent by another waiting for its turn, leaving the asker to ask again until it gave up
+    // and took the offline share (the whole remainder, here) on top of the leases.
+    let calls = (0..50).map(|_| {
+        let (governor, rt) = (governor.clone(), rt.clone());
+        tokio::spawn(async move { governor.admit(&rt, &Demand::default()).await })
+    });
+    let mut admitted = 0;
+    let mut tickets = Vec::new();
+    for call in calls {
+        if let Ok(ticket) = call.await.unwrap() {
+            admitted += 1;
+            tickets.push(ticket);
+        }
+    }
+    assert_eq!(
+        op.granted.load(Ordering::SeqCst),
+        WINDOW,
+        "the window granted whole"
+    );
+    assert_eq!(
+        admitted, WINDOW,
+        "every call admitted held a granted request, no more"
     );
 }

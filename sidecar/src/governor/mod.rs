@@ -241,6 +241,13 @@ impl Governor {
                 tracing::debug!("no lease from the operator ({e}); using the offline share");
                 return self.take_offline(asks);
             }
+            // Taken before the turn passes on: a call waiting for its own turn would find
+            // this grant first and spend it, and this call ask again, and again.
+            match self.try_take_all(asks) {
+                Ok((taken, _)) => return Ok(taken),
+                Err(Blocked::Until(ask, until)) => return Err((ask, until)),
+                Err(Blocked::Lease(_)) => {}
+            }
         }
         self.take_offline(asks)
     }

@@ -19,11 +19,11 @@ use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use switchyard_crds::proxy::{Limits, Policy, ProxyConfig, RateLimit, RateLimitScope};
 use switchyard_sidecar::{
     governor::{lease, Demand, Governor},
     health::Health,
     managed::Source,
+    reload,
     state::Runtime,
 };
 use tokio::net::TcpListener;
@@ -180,31 +180,21 @@ async fn exchanges_reuse_one_connection_until_a_replica_cannot_grant() {
 }
 
 /// A pod's `scope: policy` limit of 20 a minute, leased call by call (too small a limit to
-/// lease ahead), as the only pod it covers (its offline share would be all that remains).
-fn shared_limit() -> Runtime {
-    let policy = Policy {
-        name: Some("p".into()),
-        rate_limit: Some(RateLimit {
-            limits: Limits {
-                requests_per_minute: Some(WINDOW as u64),
-                tokens_per_minute: None,
-            },
-            scope: RateLimitScope::Policy,
-            max_queue_wait: switchyard_crds::Duration::from_secs(0),
-            pods: 1,
-        }),
-        ..Policy::default()
-    };
-    let config = ProxyConfig {
-        schema_version: 1,
+/// lease ahead), as the only pod it covers (its offline share would be all that remains):
+/// the manifest a user writes, compiled as the sidecar compiles it.
+fn shared_limit(dir: &std::path::Path) -> Runtime {
+    let path = dir.join("policy.yaml");
+    let manifest = format!(
+        "apiVersion: switchyard.dev/v1alpha1\nkind: AIRoutingPolicy\nmetadata: {{name: p}}\n\
+         spec: {{rateLimit: {{requestsPerMinute: {WINDOW}, scope: policy}}}}\n"
+    );
+    std::fs::write(&path, manifest).unwrap();
+    let source = reload::Source {
+        path,
         namespace: "default".into(),
-        providers: Default::default(),
-        models: Vec::new(),
-        policy,
-        budgets: Vec::new(),
-        problems: Vec::new(),
+        pod_labels: Default::default(),
     };
-    Runtime::new(config, &Health::default())
+    Runtime::new(reload::load(&source).unwrap(), &Health::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +202,7 @@ async fn calls_waiting_for_leases_together_spend_exactly_what_was_granted() {
     let op = operator().await;
     let dir = tempfile::tempdir().unwrap();
     let governor = Governor::new(Some(client(&op, dir.path())));
-    let rt = Arc::new(shared_limit());
+    let rt = Arc::new(shared_limit(dir.path()));
     // Fifty calls at once, each needing its own lease: a grant one call asked for must not be
     // spent by another waiting for its turn, leaving the asker to ask again until it gave up
     // and took the offline share (the whole remainder, here) on top of the leases.

@@ -218,35 +218,33 @@ impl Governor {
     /// limit's balance running low is refilled in the background, so that under steady load
     /// calls spend from a lease in hand instead of waiting for the next one.
     async fn take_all(self: &Arc<Self>, asks: &[Ask]) -> Result<Vec<Taken>, (Ask, i64)> {
-        for _ in 0..3 {
-            match self.try_take_all(asks) {
-                Ok((taken, low)) => {
-                    self.refill_soon(low);
-                    return Ok(taken);
-                }
-                Err(Blocked::Until(ask, until)) => return Err((ask, until)),
-                Err(Blocked::Lease(_)) => {}
+        match self.try_take_all(asks) {
+            Ok((taken, low)) => {
+                self.refill_soon(low);
+                return Ok(taken);
             }
-            if self.leases.is_none() || self.away() {
-                break;
-            }
-            // One exchange at a time; a grant another call got meanwhile may be enough.
-            let _turn = self.exchanging.lock().await;
+            Err(Blocked::Until(ask, until)) => return Err((ask, until)),
+            Err(Blocked::Lease(_)) => {}
+        }
+        if self.leases.is_none() || self.away() {
+            return self.take_offline(asks);
+        }
+        // One exchange at a time; a grant another call got meanwhile may be enough. The turn
+        // is held until this call has taken what it was granted: a call waiting for it would
+        // otherwise find the grant first and spend it, and this call ask again, and again.
+        let _turn = self.exchanging.lock().await;
+        for exchanges in 0.. {
             let needs = match self.try_take_all(asks) {
                 Ok((taken, _)) => return Ok(taken),
                 Err(Blocked::Until(ask, until)) => return Err((ask, until)),
-                Err(Blocked::Lease(fresh)) => fresh,
+                Err(Blocked::Lease(needs)) => needs,
             };
+            if exchanges == 3 {
+                break;
+            }
             if let Err(e) = self.exchange(&needs).await {
                 tracing::debug!("no lease from the operator ({e}); using the offline share");
-                return self.take_offline(asks);
-            }
-            // Taken before the turn passes on: a call waiting for its own turn would find
-            // this grant first and spend it, and this call ask again, and again.
-            match self.try_take_all(asks) {
-                Ok((taken, _)) => return Ok(taken),
-                Err(Blocked::Until(ask, until)) => return Err((ask, until)),
-                Err(Blocked::Lease(_)) => {}
+                break;
             }
         }
         self.take_offline(asks)

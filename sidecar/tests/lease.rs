@@ -46,17 +46,16 @@ fn grants(body: &[u8], granted: &AtomicUsize) -> lease::Reply {
     let ask: lease::Exchange = serde_json::from_slice(body).unwrap_or_default();
     let mut reply = lease::Reply::default();
     for w in ask.want {
-        let amount = granted
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |g| {
-                Some(g + (w.amount as usize).min(WINDOW - g))
-            })
-            .map(|g| (w.amount as usize).min(WINDOW - g))
-            .unwrap_or(0);
+        let grant = |before: usize| (w.amount as usize).min(WINDOW - before);
+        let before = granted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |g| Some(g + grant(g)))
+            .unwrap_or(WINDOW);
+        let amount = grant(before);
         reply.grants.push(lease::Grant {
             counter: w.counter,
             window: w.window,
             amount: amount as u64,
-            remaining: (WINDOW - granted.load(Ordering::SeqCst)) as u64,
+            remaining: (WINDOW - before - amount) as u64,
         });
     }
     reply
@@ -211,6 +210,7 @@ async fn calls_waiting_for_leases_together_spend_exactly_what_was_granted() {
         tokio::spawn(async move { governor.admit(&rt, &Demand::default()).await })
     });
     let mut admitted = 0;
+    // Held to the end: a ticket dropped gives its request back for another call to take.
     let mut tickets = Vec::new();
     for call in calls {
         if let Ok(ticket) = call.await.unwrap() {

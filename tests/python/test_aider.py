@@ -34,7 +34,7 @@ def ask(aider: Path, model: str, env: dict) -> dict:
                  "--no-stream" if "anthropic/" in model else "--stream",
                  "--yes-always", "--no-check-update", "--no-show-model-warnings", "--no-analytics",
                  "--message", "Which number comes after 41? (marker 7731)"],
-        # litellm fetches its price list from GitHub unless told to use the one it ships.
+        # litellm uses the price list it ships; aider's own fetch of one fails at once here.
         "env": {"HOME": "{HOME}", "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env},
     })
 

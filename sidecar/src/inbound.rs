@@ -4,16 +4,16 @@
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
-use serde_json::value::RawValue;
 
 use crate::{
     body::{CallBody, Facts, Spans},
     dialect::{Dialect, Operation},
     error::Error,
 };
-use peek::{count, starts, string, text, Member, Messages, Peek};
+use peek::{count, starts, string, text, Member, Messages, Peek, Refusal};
 
 mod peek;
+mod scan;
 
 /// `x-request-id`, read from callers and written to upstreams and answers (a name written
 /// as a `&str` is parsed again at every use).
@@ -140,18 +140,21 @@ pub fn parse(
     raw: Bytes,
     gemini: Option<&GeminiCall>,
 ) -> Result<Parsed, Error> {
-    let peek: Peek<'_> = serde_json::from_slice(&raw).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::InvalidRequest {
+    let text = std::str::from_utf8(&raw)
+        .map_err(|e| Error::MalformedJson(format!("request body is not UTF-8: {e}")))?;
+    let peek = Peek::read(text).map_err(|refusal| match refusal {
+        Refusal::Invalid => malformed(&raw),
+        Refusal::NotObject => Error::InvalidRequest {
             message: "request body must be a JSON object".into(),
             param: None,
         },
-        _ => Error::MalformedJson(e.to_string()),
+        Refusal::Twice(field) => Error::invalid(&field, format!("duplicate field `{field}`")),
     })?;
     let facts = facts(&peek);
-    let span = |value: Option<&RawValue>| {
+    let span = |value: Option<&str>| {
         value.map(|v| {
-            let start = v.get().as_ptr() as usize - raw.as_ptr() as usize;
-            start..start + v.get().len()
+            let start = v.as_ptr() as usize - text.as_ptr() as usize;
+            start..start + v.len()
         })
     };
     let spans = Spans {
@@ -172,6 +175,14 @@ pub fn parse(
     })
 }
 
+/// A body the scan refused, in serde_json's words (where it stopped and why).
+fn malformed(raw: &[u8]) -> Error {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+        Err(e) => Error::MalformedJson(e.to_string()),
+        Ok(_) => Error::MalformedJson("request body is not valid JSON".into()),
+    }
+}
+
 fn facts(peek: &Peek<'_>) -> Facts {
     let max_output = [
         peek.max_completion_tokens,
@@ -180,9 +191,9 @@ fn facts(peek: &Peek<'_>) -> Facts {
     ]
     .into_iter()
     .find_map(count)
-    .or_else(|| count(Member::of(peek.generation_config).max_output_tokens));
+    .or_else(|| count(Member::of(peek.generation_config).max_output_tokens()));
     Facts {
-        include_usage: text(Member::of(peek.stream_options).include_usage) == Some("true"),
+        include_usage: text(Member::of(peek.stream_options).include_usage()) == Some("true"),
         stream_options: peek.stream_options.is_some(),
         base64: string(peek.encoding_format).as_deref() == Some("base64"),
         max_output,
@@ -278,7 +289,7 @@ fn check_numbers(peek: &Peek<'_>) -> Result<(), Error> {
 }
 
 /// Each of these fields, when present and not null, is a number.
-fn numbers(fields: &[(&str, Option<&RawValue>)]) -> Result<(), Error> {
+fn numbers(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
     for (key, raw) in fields {
         if text(*raw).is_some_and(|t| !t.starts_with(|c: char| c == '-' || c.is_ascii_digit())) {
             return Err(Error::invalid(key, format!("{key} must be a number")));
@@ -288,7 +299,7 @@ fn numbers(fields: &[(&str, Option<&RawValue>)]) -> Result<(), Error> {
 }
 
 /// Each of these fields, when present and not null, is a non-negative integer.
-fn counts(fields: &[(&str, Option<&RawValue>)]) -> Result<(), Error> {
+fn counts(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
     for (key, raw) in fields {
         if text(*raw).is_some() && count(*raw).is_none() {
             let message = format!("{key} must be a non-negative integer");
@@ -303,11 +314,7 @@ fn check_responses(peek: &Peek<'_>) -> Result<(), Error> {
     match starts(peek.input) {
         Some(b'"') => {}
         Some(b'[') => {
-            let items: Vec<&RawValue> =
-                serde_json::from_str(peek.input.map_or("[]", RawValue::get)).map_err(|_| {
-                    Error::invalid("input", "input must be a string or an array of input items")
-                })?;
-            if let Some(i) = items.iter().position(|i| !i.get().starts_with('{')) {
+            if let Some(i) = peek.input_stray {
                 return Err(Error::invalid(
                     &format!("input[{i}]"),
                     "each input item must be an object",

@@ -1,60 +1,126 @@
 //! The one pass over a call's body: the top-level fields the gateway reads, kept as their
-//! raw JSON, and the judgements made from their text.
+//! JSON text, and the judgements made from their text.
 
-use serde::{
-    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
-    Deserialize,
-};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::skim;
+use super::scan::{Invalid, Scan};
 
-/// The top-level fields the gateway reads, each kept as its raw JSON (no tree is built; the
+/// The top-level fields the gateway reads, each kept as its JSON text (no tree is built; the
 /// rest of the body is only validated).
-#[derive(Default, Deserialize)]
-#[serde(default)]
+#[derive(Default)]
 pub(super) struct Peek<'a> {
-    #[serde(borrow)]
-    pub(super) model: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) stream: Option<&'a RawValue>,
+    pub(super) model: Option<&'a str>,
+    pub(super) stream: Option<&'a str>,
     pub(super) messages: Messages,
-    #[serde(borrow)]
-    pub(super) input: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) contents: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) content: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) requests: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) temperature: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) top_p: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) presence_penalty: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) frequency_penalty: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) max_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) max_completion_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) max_output_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) n: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) top_k: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) stream_options: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) encoding_format: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) prompt_cache_key: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) previous_response_id: Option<&'a RawValue>,
-    #[serde(borrow, rename = "generationConfig")]
-    pub(super) generation_config: Option<&'a RawValue>,
+    pub(super) input: Option<&'a str>,
+    /// The first of `input`'s items that is not an object, when it is an array.
+    pub(super) input_stray: Option<usize>,
+    pub(super) contents: Option<&'a str>,
+    pub(super) content: Option<&'a str>,
+    pub(super) requests: Option<&'a str>,
+    pub(super) temperature: Option<&'a str>,
+    pub(super) top_p: Option<&'a str>,
+    pub(super) presence_penalty: Option<&'a str>,
+    pub(super) frequency_penalty: Option<&'a str>,
+    pub(super) max_tokens: Option<&'a str>,
+    pub(super) max_completion_tokens: Option<&'a str>,
+    pub(super) max_output_tokens: Option<&'a str>,
+    pub(super) n: Option<&'a str>,
+    pub(super) top_k: Option<&'a str>,
+    pub(super) stream_options: Option<&'a str>,
+    pub(super) encoding_format: Option<&'a str>,
+    pub(super) prompt_cache_key: Option<&'a str>,
+    pub(super) previous_response_id: Option<&'a str>,
+    pub(super) generation_config: Option<&'a str>,
+}
+
+/// Why a body was refused before its fields were judged.
+pub(super) enum Refusal {
+    /// Not JSON.
+    Invalid,
+    /// JSON, but not an object.
+    NotObject,
+    /// A field the gateway reads, given twice.
+    Twice(String),
+}
+
+impl From<Invalid> for Refusal {
+    fn from(_: Invalid) -> Self {
+        Refusal::Invalid
+    }
+}
+
+impl<'a> Peek<'a> {
+    /// Reads a body in one pass.
+    pub(super) fn read(body: &'a str) -> Result<Self, Refusal> {
+        let mut scan = Scan::new(body)?;
+        if scan.next() != Some(b'{') {
+            scan.value()?;
+            scan.end()?;
+            return Err(Refusal::NotObject);
+        }
+        let mut peek = Peek::default();
+        let mut twice = None;
+        scan.members(|scan, key| {
+            let repeated = match key {
+                "messages" => {
+                    let seen = peek.messages != Messages::Absent;
+                    peek.messages = messages(scan)?;
+                    seen.then_some("messages")
+                }
+                "input" => {
+                    let seen = peek.input.is_some();
+                    let (text, stray) = items(scan)?;
+                    (peek.input, peek.input_stray) = (Some(text), stray);
+                    seen.then_some("input")
+                }
+                _ => match peek.slot(key) {
+                    Some(slot) => {
+                        let seen = slot.is_some();
+                        *slot = Some(scan.value()?);
+                        seen.then_some(key)
+                    }
+                    None => scan.value().map(|_| None)?,
+                },
+            };
+            if twice.is_none() {
+                twice = repeated.map(str::to_string);
+            }
+            Ok(())
+        })?;
+        scan.end()?;
+        match twice {
+            Some(name) => Err(Refusal::Twice(name)),
+            None => Ok(peek),
+        }
+    }
+
+    /// The field a key names.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a str>> {
+        Some(match key {
+            "model" => &mut self.model,
+            "stream" => &mut self.stream,
+            "contents" => &mut self.contents,
+            "content" => &mut self.content,
+            "requests" => &mut self.requests,
+            "temperature" => &mut self.temperature,
+            "top_p" => &mut self.top_p,
+            "presence_penalty" => &mut self.presence_penalty,
+            "frequency_penalty" => &mut self.frequency_penalty,
+            "max_tokens" => &mut self.max_tokens,
+            "max_completion_tokens" => &mut self.max_completion_tokens,
+            "max_output_tokens" => &mut self.max_output_tokens,
+            "n" => &mut self.n,
+            "top_k" => &mut self.top_k,
+            "stream_options" => &mut self.stream_options,
+            "encoding_format" => &mut self.encoding_format,
+            "prompt_cache_key" => &mut self.prompt_cache_key,
+            "previous_response_id" => &mut self.previous_response_id,
+            "generationConfig" => &mut self.generation_config,
+            _ => return None,
+        })
+    }
 }
 
 /// `messages` as far as the gateway checks it, found while the body is read (one pass, no
@@ -68,97 +134,68 @@ pub(super) enum Messages {
     Fine,
 }
 
-impl<'de> Deserialize<'de> for Messages {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Messages;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of messages")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
-                let mut found = Messages::Fine;
-                let mut i = 0;
-                while let Some(role) = seq.next_element::<Role>()? {
-                    if found == Messages::Fine {
-                        found = match role {
-                            Role::String => Messages::Fine,
-                            Role::Other => Messages::NoRole(i),
-                            Role::NotObject => Messages::NotObjects,
-                        };
-                    }
-                    i += 1;
-                }
-                Ok(found)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Messages, A::Error> {
-                skim::skip_map(map).map(|()| Messages::NotObjects)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
-                Ok(Messages::NotObjects)
-            }
-            skim::scalars_are!(Messages::NotObjects);
-        }
-        d.deserialize_any(V)
+/// Reads `messages` through, judging each message by its role.
+fn messages(scan: &mut Scan<'_>) -> Result<Messages, Invalid> {
+    if scan.next() != Some(b'[') {
+        return scan.value().map(|_| Messages::NotObjects);
     }
+    let mut found = Messages::Fine;
+    scan.elements(|scan, i| {
+        let judged = if scan.next() == Some(b'{') {
+            let mut role = false;
+            scan.members(|scan, key| {
+                let value = scan.value()?;
+                if key == "role" {
+                    role = value.starts_with('"');
+                }
+                Ok(())
+            })?;
+            if role {
+                Messages::Fine
+            } else {
+                Messages::NoRole(i)
+            }
+        } else {
+            scan.value()?;
+            Messages::NotObjects
+        };
+        if found == Messages::Fine {
+            found = judged;
+        }
+        Ok(())
+    })?;
+    Ok(found)
 }
 
-/// One message, read for its role only.
-enum Role {
-    String,
-    Other,
-    NotObject,
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Role;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a message")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
-                let mut role = Role::Other;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "role" {
-                        let v: &RawValue = map.next_value()?;
-                        role = if v.get().starts_with('"') {
-                            Role::String
-                        } else {
-                            Role::Other
-                        };
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(role)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Role, A::Error> {
-                skim::skip_seq(seq).map(|()| Role::NotObject)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Role, E> {
-                Ok(Role::NotObject)
-            }
-            skim::scalars_are!(Role::NotObject);
-        }
-        d.deserialize_any(V)
+/// Reads a value through: its text and, when it is an array, the first element that is not
+/// an object.
+fn items<'a>(scan: &mut Scan<'a>) -> Result<(&'a str, Option<usize>), Invalid> {
+    if scan.next() != Some(b'[') {
+        return scan.value().map(|text| (text, None));
     }
+    let mut stray = None;
+    let text = scan.elements(|scan, i| {
+        if scan.next() != Some(b'{') {
+            stray = stray.or(Some(i));
+        }
+        scan.value().map(drop)
+    })?;
+    Ok((text, stray))
 }
 
 /// A field's JSON text, `None` when absent or `null`. The few fields the gateway reads are
 /// judged from their text: a tree for each would be an allocation per field per call.
-pub(super) fn text(raw: Option<&RawValue>) -> Option<&str> {
-    raw.map(RawValue::get).filter(|t| *t != "null")
+pub(super) fn text(raw: Option<&str>) -> Option<&str> {
+    raw.filter(|t| *t != "null")
 }
 
 /// A non-negative integer, as JSON writes one (no fraction, no exponent).
-pub(super) fn count(raw: Option<&RawValue>) -> Option<u64> {
+pub(super) fn count(raw: Option<&str>) -> Option<u64> {
     text(raw).and_then(|t| if t == "-0" { Some(0) } else { t.parse().ok() })
 }
 
 /// A JSON string's value.
-pub(super) fn string(raw: Option<&RawValue>) -> Option<String> {
+pub(super) fn string(raw: Option<&str>) -> Option<String> {
     text(raw).and_then(|t| serde_json::from_str(t).ok())
 }
 
@@ -166,21 +203,31 @@ pub(super) fn string(raw: Option<&RawValue>) -> Option<String> {
 #[derive(Deserialize, Default)]
 pub(super) struct Member<'a> {
     #[serde(borrow, default)]
-    pub(super) include_usage: Option<&'a RawValue>,
+    include_usage: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "maxOutputTokens")]
-    pub(super) max_output_tokens: Option<&'a RawValue>,
+    max_output_tokens: Option<&'a RawValue>,
 }
 
 impl<'a> Member<'a> {
     /// The object's members, or none when it is absent or not an object.
-    pub(super) fn of(raw: Option<&'a RawValue>) -> Self {
+    pub(super) fn of(raw: Option<&'a str>) -> Self {
         text(raw)
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default()
     }
+
+    /// `include_usage`'s text.
+    pub(super) fn include_usage(&self) -> Option<&'a str> {
+        self.include_usage.map(RawValue::get)
+    }
+
+    /// `maxOutputTokens`'s text.
+    pub(super) fn max_output_tokens(&self) -> Option<&'a str> {
+        self.max_output_tokens.map(RawValue::get)
+    }
 }
 
 /// The JSON type a raw value starts with: `{`, `[`, `"`, a digit, `t`/`f`, `n`.
-pub(super) fn starts(raw: Option<&RawValue>) -> Option<u8> {
-    raw.and_then(|r| r.get().bytes().next())
+pub(super) fn starts(raw: Option<&str>) -> Option<u8> {
+    raw.and_then(|r| r.bytes().next())
 }

@@ -1,0 +1,199 @@
+use proptest::prelude::*;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+use super::*;
+
+/// The scan's judgement of a whole document: its one value's text, or a refusal.
+fn scanned(text: &str) -> Result<&str, Invalid> {
+    let mut scan = Scan::new(text)?;
+    let value = scan.value()?;
+    scan.end()?;
+    Ok(value)
+}
+
+fn serde_accepts(text: &str) -> bool {
+    serde_json::from_str::<IgnoredAny>(text).is_ok()
+}
+
+/// Strings that put quotes, runs of backslashes, escapes and control characters anywhere,
+/// long enough to cross the 64-byte blocks.
+fn tricky_string() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\"".to_string()),
+        Just("\\".to_string()),
+        Just("\\\\".to_string()),
+        Just("\u{1}".to_string()),
+        Just("\n".to_string()),
+        Just("é€😀".to_string()),
+        "[a-z ]{0,70}",
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        tricky_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((tricky_string(), inner), 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A byte JSON's grammar cares about, to splice into a document.
+fn spliced() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "\"", "\\", "\\u", "\\u12", "{", "}", "[", "]", ":", ",", "0", "-", "1.", "e", "E+", "t",
+        "null", "tru", " ", "\n", "\u{0}", "\u{1f}", "x", "é", "\\\"", "00", ".5",
+    ])
+    .prop_map(str::to_string)
+}
+
+/// A document, written compact or pretty, with up to three edits.
+fn document() -> impl Strategy<Value = String> {
+    (
+        json_value(),
+        any::<bool>(),
+        prop::collection::vec((any::<prop::sample::Index>(), spliced(), 0..3usize), 0..3),
+    )
+        .prop_map(|(value, pretty, edits)| {
+            let mut text = if pretty {
+                serde_json::to_string_pretty(&value)
+            } else {
+                serde_json::to_string(&value)
+            }
+            .unwrap_or_default();
+            for (at, piece, cut) in edits {
+                let mut at = at.index(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + cut).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, &piece);
+            }
+            text
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn the_scan_accepts_exactly_what_serde_json_accepts(text in document()) {
+        let ours = scanned(&text);
+        prop_assert_eq!(ours.is_ok(), serde_accepts(&text), "{:?}", text);
+        if let Ok(value) = ours {
+            prop_assert_eq!(value, text.trim_matches([' ', '\t', '\n', '\r']));
+        }
+    }
+
+    #[test]
+    fn a_members_text_is_the_value_a_tree_holds(value in json_value(), pretty in any::<bool>()) {
+        let object = serde_json::json!({"a": value, "b": [value], "c": 1});
+        let text = if pretty {
+            serde_json::to_string_pretty(&object)
+        } else {
+            serde_json::to_string(&object)
+        }
+        .unwrap_or_default();
+        let mut scan = Scan::new(&text).map_err(|_| TestCaseError::fail("refused"))?;
+        let mut seen = Vec::new();
+        scan.members(|scan, key| {
+            seen.push((key.to_string(), scan.value()?));
+            Ok(())
+        })
+        .map_err(|_| TestCaseError::fail("refused"))?;
+        // Compared with the tree serde_json builds from the same text (its floats do not
+        // always read back as the value they were written from).
+        let tree: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (key, member) in seen {
+            let read: Value = serde_json::from_str(member).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&read, &tree[&key]);
+        }
+    }
+}
+
+#[test]
+fn escapes_are_told_apart_across_block_edges() {
+    // A run of backslashes ending at every offset around a block's edge, odd and even.
+    for pad in 55..70 {
+        for run in 1..6 {
+            let body = format!("[\"{}{}\"]", "a".repeat(pad), "\\".repeat(run));
+            let closed = format!("{body}\"]");
+            for text in [body, closed] {
+                assert_eq!(scanned(&text).is_ok(), serde_accepts(&text), "{text:?}");
+            }
+        }
+        let u = format!("[\"{}\\u00e9\", \"{}\\u00g9\"]", "a".repeat(pad), "b");
+        assert_eq!(scanned(&u).is_ok(), serde_accepts(&u), "{u:?}");
+    }
+}
+
+#[test]
+fn what_json_refuses_the_scan_refuses() {
+    for text in [
+        "",
+        " ",
+        "{",
+        "}",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "01",
+        "-",
+        "1.",
+        "1e",
+        "1e+",
+        ".5",
+        "+1",
+        "tru",
+        "nul",
+        "\"a",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"a\u{1}\"",
+        "[1 2]",
+        "1 2",
+        "\"\\\"",
+        "[\"a\\\\\"\\\"]",
+        "{\"a\":1}}",
+        "[[]",
+        "\\\"a\"",
+    ] {
+        assert!(scanned(text).is_err(), "{text:?}");
+        assert!(!serde_accepts(text), "{text:?}");
+    }
+    for text in [
+        "0",
+        "-0",
+        "1.5e+3",
+        "1E-2",
+        "1e999",
+        "true",
+        " null ",
+        "\"\\u00e9\\ud800\"",
+        "[\"a\\\\\\\\\", \"b\"]",
+        "{\"\":[{},[]]}",
+        "\"a\u{7f}é\"",
+    ] {
+        assert_eq!(
+            scanned(text).map(str::len).ok(),
+            Some(text.trim().len()),
+            "{text:?}"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use crate::{
     dialect::{Dialect, Operation},
     error::Error,
 };
-use peek::{count, starts, string, text, Member, Messages, Peek, Refusal};
+use peek::{count, string, text, Member, Messages, Peek, Refusal};
 
 mod peek;
 mod scan;
@@ -140,9 +140,7 @@ pub fn parse(
     raw: Bytes,
     gemini: Option<&GeminiCall>,
 ) -> Result<Parsed, Error> {
-    let text = std::str::from_utf8(&raw)
-        .map_err(|e| Error::MalformedJson(format!("request body is not UTF-8: {e}")))?;
-    let peek = Peek::read(text).map_err(|refusal| match refusal {
+    let peek = Peek::read(&raw).map_err(|refusal| match refusal {
         Refusal::Invalid => malformed(&raw),
         Refusal::NotObject => Error::InvalidRequest {
             message: "request body must be a JSON object".into(),
@@ -153,7 +151,7 @@ pub fn parse(
     let facts = facts(&peek);
     let span = |value: Option<&str>| {
         value.map(|v| {
-            let start = v.as_ptr() as usize - text.as_ptr() as usize;
+            let start = v.as_ptr() as usize - raw.as_ptr() as usize;
             start..start + v.len()
         })
     };
@@ -204,9 +202,9 @@ fn facts(peek: &Peek<'_>) -> Facts {
 /// Checks a Gemini-format call: the model and streaming come from the path.
 fn check_gemini(call: &GeminiCall, peek: &Peek<'_>) -> Result<(), Error> {
     let (field, fine) = match call.op {
-        Operation::Chat => ("contents", starts(peek.contents) == Some(b'[')),
-        Operation::Embeddings if call.single => ("content", starts(peek.content) == Some(b'{')),
-        Operation::Embeddings => ("requests", starts(peek.requests) == Some(b'[')),
+        Operation::Chat => ("contents", peek.contents == Some(b'[')),
+        Operation::Embeddings if call.single => ("content", peek.content == Some(b'{')),
+        Operation::Embeddings => ("requests", peek.requests == Some(b'[')),
     };
     if fine {
         return Ok(());
@@ -235,7 +233,7 @@ fn check(dialect: Dialect, op: Operation, peek: &Peek<'_>) -> Result<(String, bo
         Some(_) => return Err(Error::invalid("stream", "stream must be a boolean")),
     };
     if op == Operation::Embeddings {
-        return match starts(peek.input) {
+        return match peek.input {
             Some(b'"' | b'[') => Ok((model, false)),
             None => Err(Error::invalid(
                 "input",
@@ -311,7 +309,7 @@ fn counts(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
 
 /// Checks a Responses call's own fields: `input` (a string or items), the numbers.
 fn check_responses(peek: &Peek<'_>) -> Result<(), Error> {
-    match starts(peek.input) {
+    match peek.input {
         Some(b'"') => {}
         Some(b'[') => {
             if let Some(i) = peek.input_stray {

@@ -6,19 +6,20 @@ use serde_json::value::RawValue;
 
 use super::scan::{Invalid, Scan};
 
-/// The top-level fields the gateway reads, each kept as its JSON text (no tree is built; the
+/// The top-level fields the gateway reads, each kept as its JSON text, or the byte its type
+/// starts with where that is all the gateway asks of a large value (no tree is built; the
 /// rest of the body is only validated).
 #[derive(Default)]
 pub(super) struct Peek<'a> {
     pub(super) model: Option<&'a str>,
     pub(super) stream: Option<&'a str>,
     pub(super) messages: Messages,
-    pub(super) input: Option<&'a str>,
+    pub(super) input: Option<u8>,
     /// The first of `input`'s items that is not an object, when it is an array.
     pub(super) input_stray: Option<usize>,
-    pub(super) contents: Option<&'a str>,
-    pub(super) content: Option<&'a str>,
-    pub(super) requests: Option<&'a str>,
+    pub(super) contents: Option<u8>,
+    pub(super) content: Option<u8>,
+    pub(super) requests: Option<u8>,
     pub(super) temperature: Option<&'a str>,
     pub(super) top_p: Option<&'a str>,
     pub(super) presence_penalty: Option<&'a str>,
@@ -53,7 +54,7 @@ impl From<Invalid> for Refusal {
 
 impl<'a> Peek<'a> {
     /// Reads a body in one pass.
-    pub(super) fn read(body: &'a str) -> Result<Self, Refusal> {
+    pub(super) fn read(body: &'a [u8]) -> Result<Self, Refusal> {
         let mut scan = Scan::new(body)?;
         if scan.next() != Some(b'{') {
             scan.value()?;
@@ -63,29 +64,39 @@ impl<'a> Peek<'a> {
         let mut peek = Peek::default();
         let mut twice = None;
         scan.members(|scan, key| {
-            let repeated = match key {
-                "messages" => {
+            let seen = match key {
+                b"messages" => {
                     let seen = peek.messages != Messages::Absent;
                     peek.messages = messages(scan)?;
-                    seen.then_some("messages")
+                    seen
                 }
-                "input" => {
+                b"input" => {
                     let seen = peek.input.is_some();
-                    let (text, stray) = items(scan)?;
-                    (peek.input, peek.input_stray) = (Some(text), stray);
-                    seen.then_some("input")
+                    (peek.input, peek.input_stray) = items(scan)?;
+                    seen
+                }
+                b"contents" | b"content" | b"requests" => {
+                    let slot = match key {
+                        b"contents" => &mut peek.contents,
+                        b"content" => &mut peek.content,
+                        _ => &mut peek.requests,
+                    };
+                    let seen = slot.is_some();
+                    *slot = scan.value()?.first().copied();
+                    seen
                 }
                 _ => match peek.slot(key) {
                     Some(slot) => {
                         let seen = slot.is_some();
-                        *slot = Some(scan.value()?);
-                        seen.then_some(key)
+                        let text = std::str::from_utf8(scan.value()?).map_err(|_| Invalid)?;
+                        *slot = Some(text);
+                        seen
                     }
-                    None => scan.value().map(|_| None)?,
+                    None => scan.value().map(|_| false)?,
                 },
             };
-            if twice.is_none() {
-                twice = repeated.map(str::to_string);
+            if seen && twice.is_none() {
+                twice = Some(String::from_utf8_lossy(key).into_owned());
             }
             Ok(())
         })?;
@@ -97,27 +108,24 @@ impl<'a> Peek<'a> {
     }
 
     /// The field a key names.
-    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a str>> {
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
         Some(match key {
-            "model" => &mut self.model,
-            "stream" => &mut self.stream,
-            "contents" => &mut self.contents,
-            "content" => &mut self.content,
-            "requests" => &mut self.requests,
-            "temperature" => &mut self.temperature,
-            "top_p" => &mut self.top_p,
-            "presence_penalty" => &mut self.presence_penalty,
-            "frequency_penalty" => &mut self.frequency_penalty,
-            "max_tokens" => &mut self.max_tokens,
-            "max_completion_tokens" => &mut self.max_completion_tokens,
-            "max_output_tokens" => &mut self.max_output_tokens,
-            "n" => &mut self.n,
-            "top_k" => &mut self.top_k,
-            "stream_options" => &mut self.stream_options,
-            "encoding_format" => &mut self.encoding_format,
-            "prompt_cache_key" => &mut self.prompt_cache_key,
-            "previous_response_id" => &mut self.previous_response_id,
-            "generationConfig" => &mut self.generation_config,
+            b"model" => &mut self.model,
+            b"stream" => &mut self.stream,
+            b"temperature" => &mut self.temperature,
+            b"top_p" => &mut self.top_p,
+            b"presence_penalty" => &mut self.presence_penalty,
+            b"frequency_penalty" => &mut self.frequency_penalty,
+            b"max_tokens" => &mut self.max_tokens,
+            b"max_completion_tokens" => &mut self.max_completion_tokens,
+            b"max_output_tokens" => &mut self.max_output_tokens,
+            b"n" => &mut self.n,
+            b"top_k" => &mut self.top_k,
+            b"stream_options" => &mut self.stream_options,
+            b"encoding_format" => &mut self.encoding_format,
+            b"prompt_cache_key" => &mut self.prompt_cache_key,
+            b"previous_response_id" => &mut self.previous_response_id,
+            b"generationConfig" => &mut self.generation_config,
             _ => return None,
         })
     }
@@ -145,8 +153,8 @@ fn messages(scan: &mut Scan<'_>) -> Result<Messages, Invalid> {
             let mut role = false;
             scan.members(|scan, key| {
                 let value = scan.value()?;
-                if key == "role" {
-                    role = value.starts_with('"');
+                if key == b"role" {
+                    role = value.first() == Some(&b'"');
                 }
                 Ok(())
             })?;
@@ -167,20 +175,20 @@ fn messages(scan: &mut Scan<'_>) -> Result<Messages, Invalid> {
     Ok(found)
 }
 
-/// Reads a value through: its text and, when it is an array, the first element that is not
-/// an object.
-fn items<'a>(scan: &mut Scan<'a>) -> Result<(&'a str, Option<usize>), Invalid> {
+/// Reads a value through: the byte it starts with and, when it is an array, the first
+/// element that is not an object.
+fn items(scan: &mut Scan<'_>) -> Result<(Option<u8>, Option<usize>), Invalid> {
     if scan.next() != Some(b'[') {
-        return scan.value().map(|text| (text, None));
+        return scan.value().map(|text| (text.first().copied(), None));
     }
     let mut stray = None;
-    let text = scan.elements(|scan, i| {
+    scan.elements(|scan, i| {
         if scan.next() != Some(b'{') {
             stray = stray.or(Some(i));
         }
         scan.value().map(drop)
     })?;
-    Ok((text, stray))
+    Ok((Some(b'['), stray))
 }
 
 /// A field's JSON text, `None` when absent or `null`. The few fields the gateway reads are
@@ -225,9 +233,4 @@ impl<'a> Member<'a> {
     pub(super) fn max_output_tokens(&self) -> Option<&'a str> {
         self.max_output_tokens.map(RawValue::get)
     }
-}
-
-/// The JSON type a raw value starts with: `{`, `[`, `"`, a digit, `t`/`f`, `n`.
-pub(super) fn starts(raw: Option<&str>) -> Option<u8> {
-    raw.and_then(|r| r.bytes().next())
 }

@@ -30,9 +30,11 @@ static ESCAPES: [bool; 256] = {
     table
 };
 
-/// The body, with the unescaped quotes of every 64-byte block marked.
+/// The body, with the unescaped quotes of every 64-byte block marked. Bytes, not text: like
+/// serde_json's reader of a slice, the scan leaves the UTF-8 of strings it only skips to
+/// whoever reads them (the fields the gateway reads are checked when taken).
 pub(super) struct Scan<'a> {
-    text: &'a str,
+    body: &'a [u8],
     quotes: Vec<u64>,
     at: usize,
     /// Which containers the value being skipped is inside (`true` for an object).
@@ -41,8 +43,7 @@ pub(super) struct Scan<'a> {
 
 impl<'a> Scan<'a> {
     /// Marks the quotes, refusing raw control characters and bad escapes inside strings.
-    pub(super) fn new(text: &'a str) -> Result<Self, Invalid> {
-        let bytes = text.as_bytes();
+    pub(super) fn new(bytes: &'a [u8]) -> Result<Self, Invalid> {
         let mut quotes = Vec::with_capacity(bytes.len() / 64 + 1);
         let mut carry = Carry::default();
         let mut blocks = bytes.chunks_exact(64);
@@ -55,7 +56,7 @@ impl<'a> Scan<'a> {
         last[..rest.len()].copy_from_slice(rest);
         quotes.push(carry.block(&last, bytes, bytes.len() - rest.len())?);
         Ok(Scan {
-            text,
+            body: bytes,
             quotes,
             at: 0,
             open: Vec::new(),
@@ -64,11 +65,10 @@ impl<'a> Scan<'a> {
 
     /// The next byte after whitespace.
     pub(super) fn next(&mut self) -> Option<u8> {
-        let bytes = self.text.as_bytes();
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.at) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.body.get(self.at) {
             self.at += 1;
         }
-        bytes.get(self.at).copied()
+        self.body.get(self.at).copied()
     }
 
     /// Takes `byte`, which must come next.
@@ -89,11 +89,11 @@ impl<'a> Scan<'a> {
     }
 
     /// A string, the cursor on its opening quote: its text between the quotes, escapes kept.
-    fn string(&mut self) -> Result<&'a str, Invalid> {
+    fn string(&mut self) -> Result<&'a [u8], Invalid> {
         let open = self.at;
         let close = self.quote_after(open).ok_or(Invalid)?;
         self.at = close + 1;
-        self.text.get(open + 1..close).ok_or(Invalid)
+        Ok(&self.body[open + 1..close])
     }
 
     /// The first unescaped quote after `at`.
@@ -106,11 +106,11 @@ impl<'a> Scan<'a> {
             mask = *self.quotes.get(block)?;
         }
         let found = block * 64 + mask.trailing_zeros() as usize;
-        (found < self.text.len()).then_some(found)
+        (found < self.body.len()).then_some(found)
     }
 
     /// One value of any type, read through and validated: its JSON text.
-    pub(super) fn value(&mut self) -> Result<&'a str, Invalid> {
+    pub(super) fn value(&mut self) -> Result<&'a [u8], Invalid> {
         self.next();
         let start = self.at;
         let base = self.open.len();
@@ -121,12 +121,12 @@ impl<'a> Scan<'a> {
             // Close what the value just read ends, up to the next value to read.
             loop {
                 let Some(&object) = self.open.get(base..).and_then(<[bool]>::last) else {
-                    return Ok(&self.text[start..self.at]);
+                    return Ok(&self.body[start..self.at]);
                 };
                 match (self.next(), object) {
                     (Some(b','), true) => {
                         self.at += 1;
-                        self.key()?;
+                        self.skip_key()?;
                         break;
                     }
                     (Some(b','), false) => {
@@ -157,7 +157,7 @@ impl<'a> Scan<'a> {
                 }
                 self.open.push(object);
                 if object {
-                    self.key()?;
+                    self.skip_key()?;
                 }
                 Ok(true)
             }
@@ -169,25 +169,33 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A member's key and its colon.
-    fn key(&mut self) -> Result<Cow<'a, str>, Invalid> {
+    /// A member's key and its colon, read past.
+    fn skip_key(&mut self) -> Result<&'a [u8], Invalid> {
         if self.next() != Some(b'"') {
             return Err(Invalid);
         }
-        let open = self.at;
         let raw = self.string()?;
         self.expect(b':')?;
-        if !raw.contains('\\') {
+        Ok(raw)
+    }
+
+    /// A member's key, as it reads unescaped, and its colon.
+    fn key(&mut self) -> Result<Cow<'a, [u8]>, Invalid> {
+        self.next();
+        let open = self.at;
+        let raw = self.skip_key()?;
+        if !raw.contains(&b'\\') {
             return Ok(Cow::Borrowed(raw));
         }
         // An escaped key is compared by what it says; a lone surrogate says nothing the
         // gateway reads.
-        let quoted = &self.text[open..open + raw.len() + 2];
-        Ok(serde_json::from_str::<String>(quoted).map_or(Cow::Borrowed(""), Cow::Owned))
+        let quoted = &self.body[open..open + raw.len() + 2];
+        Ok(serde_json::from_slice::<String>(quoted)
+            .map_or(Cow::Borrowed(&b""[..]), |k| Cow::Owned(k.into_bytes())))
     }
 
     fn literal(&mut self, word: &str) -> Result<(), Invalid> {
-        let rest = &self.text.as_bytes()[self.at..];
+        let rest = &self.body[self.at..];
         if !rest.starts_with(word.as_bytes()) {
             return Err(Invalid);
         }
@@ -197,7 +205,7 @@ impl<'a> Scan<'a> {
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     fn number(&mut self) -> Result<(), Invalid> {
-        let bytes = self.text.as_bytes();
+        let bytes = self.body;
         let digits = |at: usize| {
             bytes[at.min(bytes.len())..]
                 .iter()
@@ -237,8 +245,8 @@ impl<'a> Scan<'a> {
     /// the value through. The object's text.
     pub(super) fn members(
         &mut self,
-        mut each: impl FnMut(&mut Self, &str) -> Result<(), Invalid>,
-    ) -> Result<&'a str, Invalid> {
+        mut each: impl FnMut(&mut Self, &[u8]) -> Result<(), Invalid>,
+    ) -> Result<&'a [u8], Invalid> {
         self.expect(b'{')?;
         let start = self.at - 1;
         if self.next() != Some(b'}') {
@@ -253,7 +261,7 @@ impl<'a> Scan<'a> {
             }
         }
         self.at += 1;
-        Ok(&self.text[start..self.at])
+        Ok(&self.body[start..self.at])
     }
 
     /// The elements of an array, the cursor on its `[`: `each` is given the index and must
@@ -261,7 +269,7 @@ impl<'a> Scan<'a> {
     pub(super) fn elements(
         &mut self,
         mut each: impl FnMut(&mut Self, usize) -> Result<(), Invalid>,
-    ) -> Result<&'a str, Invalid> {
+    ) -> Result<&'a [u8], Invalid> {
         self.expect(b'[')?;
         let start = self.at - 1;
         if self.next() != Some(b']') {
@@ -275,7 +283,7 @@ impl<'a> Scan<'a> {
             }
         }
         self.at += 1;
-        Ok(&self.text[start..self.at])
+        Ok(&self.body[start..self.at])
     }
 }
 

@@ -9,7 +9,7 @@ use std::{ops::Range, sync::OnceLock};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::payload::Payload;
+use crate::{payload::Payload, scan::Marks};
 
 /// What routing, limits and accounting read from a body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct CallBody {
     tree: OnceLock<Value>,
     /// The tree once changed: `raw` no longer says what the call is.
     edited: Option<Value>,
+    /// Where the inbound scan found `raw`'s strings, for a reader that walks it again.
+    marks: Option<Marks>,
 }
 
 impl CallBody {
@@ -55,7 +57,22 @@ impl CallBody {
             facts,
             tree: OnceLock::new(),
             edited: None,
+            marks: None,
         }
+    }
+
+    /// The body with the marks its scan left.
+    pub(crate) fn scanned(self, marks: Marks) -> Self {
+        Self {
+            marks: Some(marks),
+            ..self
+        }
+    }
+
+    /// The bytes as received and the marks of their scan, while the bytes still say what
+    /// the call is.
+    pub(crate) fn wire_scanned(&self) -> Option<(&[u8], Option<&Marks>)> {
+        self.wire().map(|raw| (raw, self.marks.as_ref()))
     }
 
     /// The facts routing reads.

@@ -13,7 +13,6 @@ use crate::{
 use peek::{count, string, text, Member, Messages, Peek, Refusal};
 
 mod peek;
-mod scan;
 
 /// `x-request-id`, read from callers and written to upstreams and answers (a name written
 /// as a `&str` is parsed again at every use).
@@ -140,7 +139,7 @@ pub fn parse(
     raw: Bytes,
     gemini: Option<&GeminiCall>,
 ) -> Result<Parsed, Error> {
-    let peek = Peek::read(&raw).map_err(|refusal| match refusal {
+    let (peek, marks) = Peek::read(&raw).map_err(|refusal| match refusal {
         Refusal::Invalid => malformed(&raw),
         Refusal::NotObject => Error::InvalidRequest {
             message: "request body must be a JSON object".into(),
@@ -167,7 +166,7 @@ pub fn parse(
         None => check(dialect, op, &peek)?,
     };
     Ok(Parsed {
-        body: CallBody::new(raw.clone(), spans, facts),
+        body: CallBody::new(raw.clone(), spans, facts).scanned(marks),
         model,
         stream,
     })

@@ -28,6 +28,7 @@ pub mod reload;
 pub mod respond;
 pub mod responses_api;
 pub mod router;
+mod scan;
 pub mod server;
 pub mod settings;
 pub mod skim;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::scan::{Invalid, Scan};
+use crate::scan::{Invalid, Marks, Scan};
 
 /// The top-level fields the gateway reads, each kept as its JSON text, or the byte its type
 /// starts with where that is all the gateway asks of a large value (no tree is built; the
@@ -53,8 +53,8 @@ impl From<Invalid> for Refusal {
 }
 
 impl<'a> Peek<'a> {
-    /// Reads a body in one pass.
-    pub(super) fn read(body: &'a [u8]) -> Result<Self, Refusal> {
+    /// Reads a body in one pass; the scan's marks, for a second reader.
+    pub(super) fn read(body: &'a [u8]) -> Result<(Self, Marks), Refusal> {
         let mut scan = Scan::new(body)?;
         if scan.next() != Some(b'{') {
             scan.value()?;
@@ -103,7 +103,7 @@ impl<'a> Peek<'a> {
         scan.end()?;
         match twice {
             Some(name) => Err(Refusal::Twice(name)),
-            None => Ok(peek),
+            None => Ok((peek, scan.marks())),
         }
     }
 

@@ -92,8 +92,13 @@ fn upstream_body(
         }
     }
     // The roads agents take most are written from the wire, without a tree.
-    if let Some(raw) = call.body.wire().filter(|_| call.op == Operation::Chat) {
-        if let Some(bytes) = translate::wire::request(call.dialect, to, raw, model, call.stream) {
+    if let Some((raw, marks)) = call
+        .body
+        .wire_scanned()
+        .filter(|_| call.op == Operation::Chat)
+    {
+        let road = translate::wire::request(call.dialect, to, raw, marks, model, call.stream);
+        if let Some(bytes) = road {
             return Ok((Payload::whole(bytes), None));
         }
     }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{item, joined, key, raw, read, Content, Listed, Raw};
+use crate::scan::Scan;
 
 #[derive(Deserialize)]
 struct Request<'a> {
@@ -127,11 +128,17 @@ fn texts_of<'a>(list: &[Block<'a>]) -> Vec<&'a str> {
 /// The OpenAI chat request for an Anthropic one, with the model and streaming set; `None`
 /// when the tree-based translation must take it.
 pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
+    written(Scan::new(body).ok()?, model, stream)
+}
+
+/// [`request`], from a body already scanned.
+pub(super) fn written(body: Scan<'_>, model: &str, stream: bool) -> Option<Vec<u8>> {
+    let size = body.len();
     let req: Request<'_> = read(body)?;
     if req.output_config.0.is_some() || req.output_format.0.is_some() {
         return None;
     }
-    let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 256);
+    let mut out = Vec::with_capacity(size + size / 8 + 256);
     out.extend_from_slice(b"{\"messages\":[");
     match req.system.first() {
         Some(b'"') => {
@@ -270,7 +277,7 @@ fn tool_result(out: &mut Vec<u8>, b: &Block<'_>) -> Option<()> {
         Some(b'[') => texts_of(&b.content.parse::<Vec<Block<'_>>>(b'[')?.ok()?),
         _ => Vec::new(),
     };
-    let error = b.is_error.0.is_some_and(|r| r.get() == "true");
+    let error = b.is_error.0 == Some("true");
     out.push(b'"');
     if error {
         out.extend_from_slice(b"Error: ");
@@ -344,7 +351,7 @@ fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         raw(out, req.max_tokens);
     }
     for (name, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
-        if v.0.is_some_and(|r| r.get() != "null") {
+        if v.0.is_some_and(|r| r != "null") {
             key(out, name);
             raw(out, v);
         }
@@ -356,7 +363,7 @@ fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         }
     }
     if let Some(thinking) = req.thinking.0 {
-        let thinking: serde_json::Value = serde_json::from_str(thinking.get()).ok()?;
+        let thinking: serde_json::Value = serde_json::from_str(thinking).ok()?;
         if let Some(effort) = crate::translate::anthropic_openai::thinking_effort(&thinking) {
             key(out, "reasoning_effort");
             out.extend_from_slice(serde_json::to_string(effort).ok()?.as_bytes());
@@ -418,11 +425,7 @@ fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         }
         _ => out.extend_from_slice(b"\"auto\""),
     }
-    if choice.is_some_and(|c| {
-        c.disable_parallel_tool_use
-            .0
-            .is_some_and(|r| r.get() == "true")
-    }) {
+    if choice.is_some_and(|c| c.disable_parallel_tool_use.0.is_some_and(|r| r == "true")) {
         key(out, "parallel_tool_calls");
         out.extend_from_slice(b"false");
     }

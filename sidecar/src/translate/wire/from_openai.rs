@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::{item, joined, key, raw, read, Content, Listed, Raw};
+use crate::scan::Scan;
 use crate::translate::openai_anthropic::DEFAULT_MAX_TOKENS;
 
 #[derive(Deserialize)]
@@ -154,13 +155,19 @@ impl Turns {
 /// The Anthropic request for an OpenAI chat one, with the model and streaming set; `None`
 /// when the tree-based translation must take it.
 pub fn request(body: &[u8], model: &str, stream: bool) -> Option<Vec<u8>> {
+    written(Scan::new(body).ok()?, model, stream)
+}
+
+/// [`request`], from a body already scanned.
+pub(super) fn written(body: Scan<'_>, model: &str, stream: bool) -> Option<Vec<u8>> {
+    let size = body.len();
     let req: Request<'_> = read(body)?;
     if req.response_format.0.is_some() || req.reasoning_effort.0.is_some() || req.n.0.is_some() {
         return None;
     }
     let mut system: Vec<Vec<&str>> = Vec::new();
     let mut turns = Turns {
-        out: Vec::with_capacity(body.len() + body.len() / 8 + 256),
+        out: Vec::with_capacity(size + size / 8 + 256),
         role: None,
     };
     turns.out.extend_from_slice(b"{\"messages\":[");
@@ -330,7 +337,7 @@ fn settings(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         ("top_p", req.top_p),
         ("top_k", req.top_k),
     ] {
-        if v.0.is_some_and(|r| r.get() != "null") {
+        if v.0.is_some_and(|r| r != "null") {
             key(out, name);
             raw(out, v);
         }
@@ -386,7 +393,7 @@ fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         raw(out, f.name);
         out.extend_from_slice(b",\"input_schema\":");
         match f.parameters.0 {
-            Some(p) => out.extend_from_slice(p.get().as_bytes()),
+            Some(p) => out.extend_from_slice(p.as_bytes()),
             None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
         }
         if f.description.0.is_some() {
@@ -411,11 +418,7 @@ fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
         }
         _ => out.extend_from_slice(b"{\"type\":\"auto\""),
     }
-    if req
-        .parallel_tool_calls
-        .0
-        .is_some_and(|r| r.get() == "false")
-    {
+    if req.parallel_tool_calls.0.is_some_and(|r| r == "false") {
         out.extend_from_slice(b",\"disable_parallel_tool_use\":true");
     }
     out.push(b'}');

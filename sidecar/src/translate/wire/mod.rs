@@ -18,43 +18,71 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::{dialect::Dialect, skim};
+use crate::{
+    dialect::Dialect,
+    scan::{de::ESCAPED, de::RAW, Marks, Scan},
+    skim,
+};
 
 /// A chat call's upstream body written from the wire, when a road goes from `from` to `to`
-/// and takes this body.
-pub fn request(
+/// and takes this body; `marks`, when the inbound scan left them, spare it a second scan.
+pub(crate) fn request(
     from: Dialect,
     to: Dialect,
     raw: &[u8],
+    marks: Option<&Marks>,
     model: &str,
     stream: bool,
 ) -> Option<Vec<u8>> {
-    match (from, to) {
-        (Dialect::Anthropic, Dialect::OpenAi) => from_anthropic::request(raw, model, stream),
-        (Dialect::OpenAi, Dialect::Anthropic) => from_openai::request(raw, model, stream),
-        _ => None,
-    }
+    let written = match (from, to) {
+        (Dialect::Anthropic, Dialect::OpenAi) => from_anthropic::written,
+        (Dialect::OpenAi, Dialect::Anthropic) => from_openai::written,
+        _ => return None,
+    };
+    let scan = match marks {
+        Some(marks) => Scan::again(raw, marks),
+        None => Scan::new(raw).ok()?,
+    };
+    written(scan, model, stream)
 }
 
-/// A field as sent, `null` included; `None` when absent.
+/// A field as sent (its JSON text), `null` included; `None` when absent.
 #[derive(Clone, Copy, Default)]
-struct Raw<'a>(Option<&'a RawValue>);
+struct Raw<'a>(Option<&'a str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(d).map(|r| Raw(Some(r)))
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            // From the scan, which hands the text over under the name asked for.
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Raw<'de>, E> {
+                Ok(Raw(Some(text)))
+            }
+            // From serde_json (a piece read again on its own).
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Raw<'de>, D::Error> {
+                <&'de RawValue>::deserialize(d).map(|r| Raw(Some(r.get())))
+            }
+        }
+        d.deserialize_newtype_struct(RAW, V)
     }
 }
 
 impl<'a> Raw<'a> {
     /// The JSON text, `null` when absent (as indexing a tree gives).
     fn json(self) -> &'a str {
-        self.0.map_or("null", RawValue::get)
+        self.0.unwrap_or("null")
     }
 
     /// A JSON string's escaped contents, without the quotes.
     fn inner(self) -> Option<&'a str> {
-        let s = self.0?.get();
+        let s = self.0?;
         (s.len() >= 2 && s.starts_with('"')).then(|| &s[1..s.len() - 1])
     }
 
@@ -69,7 +97,7 @@ impl<'a> Raw<'a> {
     }
 
     fn first(self) -> Option<u8> {
-        self.0.and_then(|r| r.get().bytes().next())
+        self.0.and_then(|r| r.bytes().next())
     }
 
     /// A member of this object (`Raw(None)` when absent); `None` when it is not an object.
@@ -81,7 +109,7 @@ impl<'a> Raw<'a> {
     /// Read as `T` when it is a JSON object or array (`open` is `{` or `[`).
     fn parse<T: Deserialize<'a>>(self, open: u8) -> Option<Result<T, ()>> {
         let r = self.0.filter(|_| self.first() == Some(open))?;
-        Some(serde_json::from_str(r.get()).map_err(|_| ()))
+        Some(serde_json::from_str(r).map_err(|_| ()))
     }
 }
 
@@ -97,10 +125,9 @@ fn joined(out: &mut Vec<u8>, pieces: &[&str], sep: &str) {
     out.push(b'"');
 }
 
-/// Reads a body into borrowed pieces, its UTF-8 checked once here so no piece is checked
-/// again.
-fn read<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
-    serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
+/// Reads a scanned body into borrowed pieces.
+fn read<'a, T: Deserialize<'a>>(body: Scan<'a>) -> Option<T> {
+    crate::scan::de::read(body).ok()
 }
 
 /// Writes the comma before an array item or object member, unless it is the first.
@@ -184,11 +211,12 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Content<'a, T> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            // Handed over whole: the string had no escapes, so it is as sent.
+            // Handed over as sent: from the scan, escapes kept; from serde_json, a string
+            // that had none.
             fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Content<'a, T>, E> {
                 Ok(Content::Text(Cow::Borrowed(s)))
             }
-            // Unescaped on the way: escaped again (what a tree would have cost).
+            // serde_json unescaped it on the way: escaped again (what a tree would cost).
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Content<'a, T>, E> {
                 let quoted = serde_json::to_string(s).map_err(E::custom)?;
                 Ok(Content::Text(Cow::Owned(
@@ -204,9 +232,15 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Content<'a, T> {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Content<'a, T>, A::Error> {
                 skim::skip_map(map).map(|()| Content::Other)
             }
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Content<'a, T>, D::Error> {
+                d.deserialize_any(self)
+            }
             skim::scalars_are!(Content::Other);
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        d.deserialize_newtype_struct(ESCAPED, V(std::marker::PhantomData))
     }
 }
 

@@ -13,7 +13,7 @@ use wide::u8x16;
 /// Why a body is not valid JSON (the caller is told in serde_json's words, which the error
 /// path asks for).
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Invalid;
+pub(crate) struct Invalid;
 
 /// The bits of a block's even positions.
 const EVEN: u64 = 0x5555_5555_5555_5555;
@@ -33,9 +33,9 @@ static ESCAPES: [bool; 256] = {
 /// The body, with the unescaped quotes of every 64-byte block marked. Bytes, not text: like
 /// serde_json's reader of a slice, the scan leaves the UTF-8 of strings it only skips to
 /// whoever reads them (the fields the gateway reads are checked when taken).
-pub(super) struct Scan<'a> {
+pub(crate) struct Scan<'a> {
     body: &'a [u8],
-    quotes: Vec<u64>,
+    quotes: Cow<'a, [u64]>,
     at: usize,
     /// Which containers the value being skipped is inside (`true` for an object).
     open: Vec<bool>,
@@ -43,7 +43,7 @@ pub(super) struct Scan<'a> {
 
 impl<'a> Scan<'a> {
     /// Marks the quotes, refusing raw control characters and bad escapes inside strings.
-    pub(super) fn new(bytes: &'a [u8]) -> Result<Self, Invalid> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Result<Self, Invalid> {
         let mut quotes = Vec::with_capacity(bytes.len() / 64 + 1);
         let mut carry = Carry::default();
         let mut blocks = bytes.chunks_exact(64);
@@ -57,14 +57,34 @@ impl<'a> Scan<'a> {
         quotes.push(carry.block(&last, bytes, bytes.len() - rest.len())?);
         Ok(Scan {
             body: bytes,
-            quotes,
+            quotes: Cow::Owned(quotes),
             at: 0,
             open: Vec::new(),
         })
     }
 
+    /// A second walk over a body already scanned, from the marks the first left.
+    pub(crate) fn again(body: &'a [u8], marks: &'a Marks) -> Self {
+        Scan {
+            body,
+            quotes: Cow::Borrowed(&marks.0),
+            at: 0,
+            open: Vec::new(),
+        }
+    }
+
+    /// The marks, for a second walk over the same bytes.
+    pub(crate) fn marks(self) -> Marks {
+        Marks(self.quotes.into_owned())
+    }
+
+    /// The body's length.
+    pub(crate) fn len(&self) -> usize {
+        self.body.len()
+    }
+
     /// The next byte after whitespace.
-    pub(super) fn next(&mut self) -> Option<u8> {
+    pub(crate) fn next(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.body.get(self.at) {
             self.at += 1;
         }
@@ -81,7 +101,7 @@ impl<'a> Scan<'a> {
     }
 
     /// Nothing but whitespace is left.
-    pub(super) fn end(&mut self) -> Result<(), Invalid> {
+    pub(crate) fn end(&mut self) -> Result<(), Invalid> {
         match self.next() {
             None => Ok(()),
             Some(_) => Err(Invalid),
@@ -110,7 +130,7 @@ impl<'a> Scan<'a> {
     }
 
     /// One value of any type, read through and validated: its JSON text.
-    pub(super) fn value(&mut self) -> Result<&'a [u8], Invalid> {
+    pub(crate) fn value(&mut self) -> Result<&'a [u8], Invalid> {
         self.next();
         let start = self.at;
         let base = self.open.len();
@@ -243,7 +263,7 @@ impl<'a> Scan<'a> {
 
     /// The members of an object, the cursor on its `{`: `each` is given the key and must read
     /// the value through. The object's text.
-    pub(super) fn members(
+    pub(crate) fn members(
         &mut self,
         mut each: impl FnMut(&mut Self, &[u8]) -> Result<(), Invalid>,
     ) -> Result<&'a [u8], Invalid> {
@@ -266,7 +286,7 @@ impl<'a> Scan<'a> {
 
     /// The elements of an array, the cursor on its `[`: `each` is given the index and must
     /// read the element through. The array's text.
-    pub(super) fn elements(
+    pub(crate) fn elements(
         &mut self,
         mut each: impl FnMut(&mut Self, usize) -> Result<(), Invalid>,
     ) -> Result<&'a [u8], Invalid> {
@@ -286,6 +306,11 @@ impl<'a> Scan<'a> {
         Ok(&self.body[start..self.at])
     }
 }
+
+/// The unescaped quotes of a scanned body, kept with it so that a second reader walks it
+/// without scanning it again.
+#[derive(Debug, Default)]
+pub struct Marks(Vec<u64>);
 
 /// What one block tells the next: whether its first byte is escaped, whether it starts
 /// inside a string.
@@ -373,5 +398,6 @@ fn marks(block: &[u8; 64]) -> [u64; 3] {
     marks
 }
 
+pub(crate) mod de;
 #[cfg(test)]
 mod tests;

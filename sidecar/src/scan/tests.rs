@@ -209,3 +209,78 @@ fn what_json_refuses_the_scan_refuses() {
         );
     }
 }
+
+/// Trees equal, numbers within a rounding (serde_json's float reader is not always the
+/// correctly rounded one the scan's deserializer uses).
+fn alike(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || ((x - y) / x.abs().max(y.abs())).abs() < 1e-15,
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| alike(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| alike(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn the_deserializer_reads_what_serde_json_reads(value in json_value(), pretty in any::<bool>()) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&value)
+        } else {
+            serde_json::to_string(&value)
+        }
+        .unwrap_or_default();
+        let theirs: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let first = Scan::new(text.as_bytes()).map_err(|_| TestCaseError::fail("refused"))?;
+        let ours: Value = de::read(first).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(alike(&ours, &theirs), "{} vs {}", ours, theirs);
+        // Again from the marks the first scan left.
+        let marks = Scan::new(text.as_bytes()).map_err(|_| TestCaseError::fail("refused"))?.marks();
+        let again: Value = de::read(Scan::again(text.as_bytes(), &marks)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(alike(&again, &theirs));
+    }
+}
+
+#[test]
+fn a_type_may_ask_for_a_value_as_sent_or_a_string_still_escaped() {
+    struct Sent(String);
+    impl<'de> serde::Deserialize<'de> for Sent {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V(&'static str);
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Sent;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str(self.0)
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Sent, E> {
+                    Ok(Sent(s.to_string()))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Sent, A::Error> {
+                    Ok(Sent("a list".into()))
+                }
+            }
+            d.deserialize_newtype_struct(de::RAW, V("raw"))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Call {
+        model: Sent,
+        tools: Sent,
+    }
+    let body = br#"{"model": "gpt\u002d4o", "tools": [ {"a": 1.50} ]}"#;
+    let call: Call = de::read(Scan::new(body).unwrap_or_else(|_| panic!("refused")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(call.model.0, r#""gpt\u002d4o""#);
+    assert_eq!(call.tools.0, r#"[ {"a": 1.50} ]"#);
+    let broken = br#"{"model": "m", "tools": [1,]}"#;
+    assert!(de::read::<Call>(Scan::new(broken).unwrap_or_else(|_| panic!("refused"))).is_err());
+}

@@ -1,8 +1,8 @@
 //! A call's body as the gateway holds it: the bytes as received, the few facts routing reads
-//! from them (found in one validating pass that builds no tree), and the JSON tree, built
-//! only when a translation or an edit needs it. A same-format call is forwarded as its own
-//! bytes with the model spliced in: a 100 KB agent turn is never parsed into a tree, cloned
-//! or serialized again.
+//! from them (found in one validating pass that builds no tree, whose marks stay for a
+//! second reader), and the JSON tree, built only when a translation or an edit needs it. A
+//! same-format call is forwarded as its own bytes with the model spliced in: a 100 KB agent
+//! turn is never parsed into a tree, cloned or serialized again.
 
 use std::{ops::Range, sync::OnceLock};
 

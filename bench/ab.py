@@ -1,0 +1,105 @@
+"""Two sidecar builds in one run: the 100 KB agent turn passed through and translated, CPU per
+request against the same bare proxy and p50 added over it, alternating the order every round
+(a shared machine's speed moves from run to run; a change is judged within one run).
+
+    cargo build --release -p switchyard-sidecar -p switchyard-bench
+    SIDE_BINS=/tmp/sidecar-before:target/release/switchyard-sidecar python3 bench/ab.py
+
+ROUNDS and DURATION as for run.sh; SMALL=1 adds the small request.
+"""
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R  # noqa: E402
+
+CONFIG = """
+apiVersion: switchyard.dev/v1alpha1
+kind: AIProvider
+metadata: {{name: upstream}}
+spec: {{type: openai, baseUrl: "http://127.0.0.1:{up}/v1", credentials: {{env: BENCH_KEY}}}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: bench}}
+spec: {{backends: [{{provider: upstream, model: gpt-4o}}]}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AIModel
+metadata: {{name: hold}}
+spec: {{backends: [{{provider: upstream, model: hold}}]}}
+"""
+
+
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def main():
+    bins = os.environ["SIDE_BINS"].split(":")
+    work = Path(tempfile.mkdtemp())
+    up, bare = R.free_port(), R.free_port()
+    procs = []
+
+    def spawn(args, **kw):
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+        procs.append(p)
+        return p
+
+    try:
+        spawn([str(R.REL / "bench-upstream"), f"127.0.0.1:{up}"])
+        R.wait_port(up)
+        bare_p = spawn([str(R.REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
+        R.wait_port(bare)
+        config = work / "ab.yaml"
+        config.write_text(CONFIG.format(up=up))
+        env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}
+        payloads = [("bare", "agentic-openai.json", bare, "/v1/chat/completions", bare_p)]
+        if os.environ.get("SMALL"):
+            payloads.append(("bare, small", "openai.lua", bare, "/v1/chat/completions", bare_p))
+        sides = []
+        for i, binary in enumerate(bins):
+            port, admin = R.free_port(), R.free_port()
+            p = spawn([binary, "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                       "--admin-listen", f"127.0.0.1:{admin}"], env=env)
+            R.wait_port(port)
+            sides.append((port, p))
+            payloads.append((f"{i} passthrough", "agentic-openai.json", port, "/v1/chat/completions", p))
+            payloads.append((f"{i} translated", "agentic-anthropic.json", port, "/v1/messages", p))
+            if os.environ.get("SMALL"):
+                payloads.append((f"{i} passthrough, small", "openai.lua", port, "/v1/chat/completions", p))
+        results = {}
+        for r in range(R.ROUNDS):
+            for conns in (1, 16):
+                for name, script, port, path, p in (payloads if r % 2 == 0 else payloads[::-1]):
+                    before = R.cpu_seconds(p.pid)
+                    w = R.wrk(f"http://127.0.0.1:{port}{path}", script, conns)
+                    w["cpu"] = (R.cpu_seconds(p.pid) - before) * 1e6 / w["requests"]
+                    results.setdefault((name, conns), []).append(w)
+        print(f"{R.ROUNDS} rounds x {R.DURATION}s, medians; sidecars: " +
+              ", ".join(f"{i} = {b}" for i, b in enumerate(bins)))
+        for conns in (1, 16):
+            for name, script, *_ in payloads:
+                floor = "bare, small" if script == "openai.lua" else "bare"
+                cpu, p50 = median(results[(name, conns)], "cpu"), median(results[(name, conns)], "p50")
+                base_cpu = median(results[(floor, conns)], "cpu")
+                base_p50 = median(results[(floor, conns)], "p50")
+                print(f"{conns:2} conns  {name:24} CPU {cpu:7.1f} µs ({cpu / base_cpu:.2f}x)  "
+                      f"p50 {p50:6.0f} µs (+{p50 - base_p50:.0f})")
+        for i, (port, p) in enumerate(sides):
+            loaded = R.rss_mib(p.pid)
+            held = asyncio.run(R.held_rss(port, 1000, p.pid))
+            print(f"sidecar {i}: RSS {loaded:.1f} MiB after the load, {held:.1f} MiB with 1,000 open streams")
+    finally:
+        for p in procs:
+            p.kill()
+
+
+if __name__ == "__main__":
+    main()

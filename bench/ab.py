@@ -19,24 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
 
-CONFIG = """
-apiVersion: switchyard.dev/v1alpha1
-kind: AIProvider
-metadata: {{name: upstream}}
-spec: {{type: openai, baseUrl: "http://127.0.0.1:{up}/v1", credentials: {{env: BENCH_KEY}}}}
----
-apiVersion: switchyard.dev/v1alpha1
-kind: AIModel
-metadata: {{name: bench}}
-spec: {{backends: [{{provider: upstream, model: gpt-4o}}]}}
----
-apiVersion: switchyard.dev/v1alpha1
-kind: AIModel
-metadata: {{name: hold}}
-spec: {{backends: [{{provider: upstream, model: hold}}]}}
-"""
-
-
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
@@ -58,7 +40,7 @@ def main():
         bare_p = spawn([str(R.REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
         R.wait_port(bare)
         config = work / "ab.yaml"
-        config.write_text(CONFIG.format(up=up))
+        config.write_text(R.sidecar_config(up))
         env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}
         payloads = [("bare", "agentic-openai.json", bare, "/v1/chat/completions", bare_p)]
         if os.environ.get("SMALL"):

@@ -128,24 +128,10 @@ async def held_rss(port, n, pid):
     return rss
 
 
-def main():
-    work = Path(tempfile.mkdtemp())
-    up, bare, side, admin = free_port(), free_port(), free_port(), free_port()
-    gov, gov_admin = free_port(), free_port()
-    traced, traced_admin = free_port(), free_port()
-    cached, cached_admin = free_port(), free_port()
-    procs = []
-    def spawn(args, **kw):
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        procs.append(p)
-        return p
-    try:
-        spawn([str(REL / "bench-upstream"), f"127.0.0.1:{up}"])
-        wait_port(up)
-        bare_p = spawn([str(REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
-        wait_port(bare)
-        config = work / "bench.yaml"
-        config.write_text(f"""
+def sidecar_config(up):
+    """The plain sidecar's manifests: an OpenAI and an Anthropic provider on the canned
+    upstream, and the models the targets call."""
+    return f"""
 apiVersion: switchyard.dev/v1alpha1
 kind: AIProvider
 metadata: {{name: upstream}}
@@ -170,7 +156,27 @@ apiVersion: switchyard.dev/v1alpha1
 kind: AIModel
 metadata: {{name: bench-claude}}
 spec: {{backends: [{{provider: claude, model: claude-sonnet-4-5}}]}}
-""")
+"""
+
+
+def main():
+    work = Path(tempfile.mkdtemp())
+    up, bare, side, admin = free_port(), free_port(), free_port(), free_port()
+    gov, gov_admin = free_port(), free_port()
+    traced, traced_admin = free_port(), free_port()
+    cached, cached_admin = free_port(), free_port()
+    procs = []
+    def spawn(args, **kw):
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+        procs.append(p)
+        return p
+    try:
+        spawn([str(REL / "bench-upstream"), f"127.0.0.1:{up}"])
+        wait_port(up)
+        bare_p = spawn([str(REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
+        wait_port(bare)
+        config = work / "bench.yaml"
+        config.write_text(sidecar_config(up))
         # The OpenAI-shaped agentic payload, for a model served by the Anthropic upstream.
         to_claude = work / "agentic-openai-to-claude.json"
         to_claude.write_text((ROOT / "bench" / "payloads" / "agentic-openai.json").read_text()

@@ -133,3 +133,37 @@ fn a_fresh_request_id_is_a_version_4_uuid() {
     );
     assert_ne!(id, request_id(&HeaderMap::new()));
 }
+
+#[test]
+fn a_field_given_twice_or_not_utf8_is_refused_by_name_and_the_rest_is_the_upstreams() {
+    let read = |body: &[u8]| {
+        parse(
+            Dialect::OpenAi,
+            Operation::Chat,
+            Bytes::from(body.to_vec()),
+            None,
+        )
+    };
+    let twice = br#"{"model":"a","messages":[{"role":"user"}],"model":"b"}"#;
+    match read(twice) {
+        Err(e) => assert_eq!(e.param(), Some("model"), "{e}"),
+        Ok(_) => panic!("a model given twice was taken"),
+    }
+    let mut bad_model = br#"{"model":"gpt-X","messages":[{"role":"user"}]}"#.to_vec();
+    let x = bad_model
+        .iter()
+        .position(|b| *b == b'X')
+        .unwrap_or_default();
+    bad_model[x] = 0xff;
+    assert!(matches!(read(&bad_model), Err(Error::MalformedJson(_))));
+    // A skipped string is the upstream's to judge, as serde_json's reader of a slice left it.
+    let mut bad_text = br#"{"model":"m","messages":[{"role":"user","content":"hX"}]}"#.to_vec();
+    let x = bad_text.iter().position(|b| *b == b'X').unwrap_or_default();
+    bad_text[x] = 0xff;
+    assert!(read(&bad_text).is_ok());
+    assert!(matches!(read(b"[1, 2]"), Err(Error::InvalidRequest { .. })));
+    match read(br#"{"model": "m", "messages": [}"#) {
+        Err(Error::MalformedJson(message)) => assert!(message.contains("column"), "{message}"),
+        _ => panic!("a broken body was taken"),
+    }
+}

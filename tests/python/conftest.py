@@ -20,9 +20,20 @@ KEY = "sk-fake-provider-key-0123456789"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list:
+    """`n` distinct free ports: each socket is held until all are picked (a port let go can be
+    handed out again by the next bind, and two services then race for it)."""
+    held = [socket.socket() for _ in range(n)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def bin_dir() -> Path:
@@ -99,16 +110,16 @@ BACKENDS = {
 
 def start_fakes(bins: Path):
     """The fake providers on free ports, and the manifest serving `via-<provider>` for each."""
-    ports = {name: free_port() for name in ["openai", "azure", "anthropic", "gemini"]}
+    names = ["openai", "azure", "anthropic", "gemini"]
+    ports = dict(zip(names, free_ports(len(names))))
     fakes = subprocess.Popen(
         [str(bins / "fake-providers")] + [f"{n}=127.0.0.1:{p}" for n, p in ports.items()],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert fakes.stdout is not None
-    for line in fakes.stdout:
-        if line.strip() == "ready":
-            break
+    if not any(line.strip() == "ready" for line in fakes.stdout):
+        raise RuntimeError(f"the fake providers did not start (exit {fakes.wait()})")
     manifest = MANIFEST.format(key=KEY, **ports)
     for provider, model in BACKENDS.items():
         manifest += (
@@ -127,7 +138,7 @@ def gateway():
     workdir = tempfile.TemporaryDirectory()
     config = Path(workdir.name) / "switchyard.yaml"
     config.write_text(manifest)
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     log = open(Path(workdir.name) / "sidecar.log", "w")
     sidecar = subprocess.Popen(
         [str(bins / "switchyard-sidecar"), "--config", str(config)],

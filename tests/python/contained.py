@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import free_port, start_fakes, wait_ready  # noqa: E402
+from conftest import free_ports, start_fakes, wait_ready  # noqa: E402
 
 
 def main(spec: dict) -> dict:
@@ -23,7 +23,7 @@ def main(spec: dict) -> dict:
     fakes, manifest = start_fakes(bins)
     work = Path(tempfile.mkdtemp())
     (work / "switchyard.yaml").write_text(manifest)
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     log = open(work / "sidecar.log", "w")
     sidecar = subprocess.Popen(
         [str(bins / "switchyard-sidecar"), "--config", str(work / "switchyard.yaml")],

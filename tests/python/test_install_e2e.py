@@ -27,7 +27,7 @@ import openai
 import pytest
 import yaml
 
-from conftest import ROOT, bin_dir, free_port, wait_ready
+from conftest import ROOT, bin_dir, free_port, free_ports, wait_ready
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("KUBECONFIG") or not shutil.which("kubectl"),
@@ -104,7 +104,7 @@ def installed(tmp_path_factory):
     # The operator, as the chart's Deployment runs it, with the chart's ServiceAccount.
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    config_port, admin_port = free_port(), free_port()
+    config_port, admin_port = free_ports(2)
     loopback = {
         "--config-listen": f"127.0.0.1:{config_port}",
         "--webhook-listen": f"127.0.0.1:{webhook_port}",
@@ -192,7 +192,7 @@ spec: {{backends: [{{provider: mock, model: mock-1}}]}}
     # mapped to this machine.
     token_file = work / "token"
     token_file.write_text(token_for(APP_NS, pod["spec"]["serviceAccountName"], "switchyard", pod))
-    listen, admin = free_port(), free_port()
+    listen, admin = free_ports(2)
     local = {
         "SWITCHYARD_TOKEN_FILE": str(token_file),
         "SWITCHYARD_STATE_DIR": str(work / "state"),

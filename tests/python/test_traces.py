@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from conftest import bin_dir, free_port, wait_ready
+from conftest import bin_dir, free_port, free_ports, wait_ready
 
 PROMPT = "a secret prompt that must never be traced"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -91,7 +91,7 @@ kind: AIModel
 metadata: {{name: chat}}
 spec: {{backends: [{{provider: flaky, model: m1, priority: 0}}, {{provider: steady, model: gpt-4o, priority: 1}}]}}
 """)
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     env = {**os.environ, "SWITCHYARD_LISTEN": f"127.0.0.1:{port}", "SWITCHYARD_ADMIN_LISTEN": f"127.0.0.1:{admin}",
            "STEADY_KEY": "sk-steady", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
            "POD_NAME": "web-7d9f", "POD_NAMESPACE": "team-a"}

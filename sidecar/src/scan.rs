@@ -262,13 +262,12 @@ impl<'a> Scan<'a> {
     }
 
     /// The members of an object, the cursor on its `{`: `each` is given the key and must read
-    /// the value through. The object's text.
+    /// the value through.
     pub(crate) fn members(
         &mut self,
         mut each: impl FnMut(&mut Self, &[u8]) -> Result<(), Invalid>,
-    ) -> Result<&'a [u8], Invalid> {
+    ) -> Result<(), Invalid> {
         self.expect(b'{')?;
-        let start = self.at - 1;
         if self.next() != Some(b'}') {
             loop {
                 let key = self.key()?;
@@ -281,17 +280,16 @@ impl<'a> Scan<'a> {
             }
         }
         self.at += 1;
-        Ok(&self.body[start..self.at])
+        Ok(())
     }
 
     /// The elements of an array, the cursor on its `[`: `each` is given the index and must
-    /// read the element through. The array's text.
+    /// read the element through.
     pub(crate) fn elements(
         &mut self,
         mut each: impl FnMut(&mut Self, usize) -> Result<(), Invalid>,
-    ) -> Result<&'a [u8], Invalid> {
+    ) -> Result<(), Invalid> {
         self.expect(b'[')?;
-        let start = self.at - 1;
         if self.next() != Some(b']') {
             for i in 0.. {
                 each(self, i)?;
@@ -303,7 +301,7 @@ impl<'a> Scan<'a> {
             }
         }
         self.at += 1;
-        Ok(&self.body[start..self.at])
+        Ok(())
     }
 }
 

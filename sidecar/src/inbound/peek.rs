@@ -75,16 +75,9 @@ impl<'a> Peek<'a> {
                     (peek.input, peek.input_stray) = items(scan)?;
                     seen
                 }
-                b"contents" | b"content" | b"requests" => {
-                    let slot = match key {
-                        b"contents" => &mut peek.contents,
-                        b"content" => &mut peek.content,
-                        _ => &mut peek.requests,
-                    };
-                    let seen = slot.is_some();
-                    *slot = scan.value()?.first().copied();
-                    seen
-                }
+                b"contents" => starts(scan, &mut peek.contents)?,
+                b"content" => starts(scan, &mut peek.content)?,
+                b"requests" => starts(scan, &mut peek.requests)?,
                 _ => match peek.slot(key) {
                     Some(slot) => {
                         let seen = slot.is_some();
@@ -173,6 +166,14 @@ fn messages(scan: &mut Scan<'_>) -> Result<Messages, Invalid> {
         Ok(())
     })?;
     Ok(found)
+}
+
+/// Reads a value through into `slot`, as the byte it starts with: whether `slot` was
+/// already filled.
+fn starts(scan: &mut Scan<'_>, slot: &mut Option<u8>) -> Result<bool, Invalid> {
+    let seen = slot.is_some();
+    *slot = scan.value()?.first().copied();
+    Ok(seen)
 }
 
 /// Reads a value through: the byte it starts with and, when it is an array, the first

@@ -11,13 +11,13 @@ ROUNDS and DURATION as for run.sh; SMALL=1 adds the small request.
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
+
 
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
@@ -26,19 +26,10 @@ def median(runs, key):
 def main():
     bins = os.environ["SIDE_BINS"].split(":")
     work = Path(tempfile.mkdtemp())
-    up, bare = R.free_port(), R.free_port()
     procs = []
-
-    def spawn(args, **kw):
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        procs.append(p)
-        return p
-
+    spawn = R.spawner(procs)
     try:
-        spawn([str(R.REL / "bench-upstream"), f"127.0.0.1:{up}"])
-        R.wait_port(up)
-        bare_p = spawn([str(R.REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
-        R.wait_port(bare)
+        up, bare, bare_p = R.start_floor(spawn)
         config = work / "ab.yaml"
         config.write_text(R.sidecar_config(up))
         env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}

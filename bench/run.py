@@ -159,22 +159,35 @@ spec: {{backends: [{{provider: claude, model: claude-sonnet-4-5}}]}}
 """
 
 
-def main():
-    work = Path(tempfile.mkdtemp())
-    up, bare, side, admin = free_port(), free_port(), free_port(), free_port()
-    gov, gov_admin = free_port(), free_port()
-    traced, traced_admin = free_port(), free_port()
-    cached, cached_admin = free_port(), free_port()
-    procs = []
+def spawner(procs):
+    """Starts a process quietly, remembered in `procs` to be killed at the end."""
     def spawn(args, **kw):
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
         procs.append(p)
         return p
+    return spawn
+
+
+def start_floor(spawn):
+    """The canned upstream and the bare proxy in front of it: their ports and the proxy."""
+    up, bare = free_port(), free_port()
+    spawn([str(REL / "bench-upstream"), f"127.0.0.1:{up}"])
+    wait_port(up)
+    bare_p = spawn([str(REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
+    wait_port(bare)
+    return up, bare, bare_p
+
+
+def main():
+    work = Path(tempfile.mkdtemp())
+    side, admin = free_port(), free_port()
+    gov, gov_admin = free_port(), free_port()
+    traced, traced_admin = free_port(), free_port()
+    cached, cached_admin = free_port(), free_port()
+    procs = []
+    spawn = spawner(procs)
     try:
-        spawn([str(REL / "bench-upstream"), f"127.0.0.1:{up}"])
-        wait_port(up)
-        bare_p = spawn([str(REL / "bare-proxy"), f"127.0.0.1:{bare}", f"127.0.0.1:{up}"])
-        wait_port(bare)
+        up, bare, bare_p = start_floor(spawn)
         config = work / "bench.yaml"
         config.write_text(sidecar_config(up))
         # The OpenAI-shaped agentic payload, for a model served by the Anthropic upstream.

@@ -49,11 +49,13 @@ const GATHER_APART: usize = 16 * 1024;
 
 /// Reads a request body, refusing more than `limit` bytes.
 ///
-/// A large body is gathered in a task of its own. Read from the connection's task, every
-/// chunk taken wakes that same task (hyper's body channel tells its sender there is room),
-/// and tokio reschedules a task that woke itself as a yield, waking another worker to take
-/// it over: for a 100 KB agent turn, a handoff between cores for each of its chunks. A small
-/// body comes in one chunk, and a task of its own would cost more than the one wakeup.
+/// On a pool of threads, a large body is gathered in a task of its own. Read from the
+/// connection's task, every chunk taken wakes that same task (hyper's body channel tells its
+/// sender there is room), and tokio's pool reschedules a task that woke itself as a yield,
+/// waking another worker to take it over: for a 100 KB agent turn, a handoff between cores
+/// for each of its chunks. A small body comes in one chunk, and a task of its own would cost
+/// more than the one wakeup. On one thread (the default) a wakeup is a push onto its queue,
+/// and every body is read in place.
 pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, Error>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -67,7 +69,9 @@ where
         return Err(Error::BodyTooLarge(limit));
     }
     let gathering = Limited::new(body, limit).collect();
-    let gathered = if declared.is_some_and(|n| n <= GATHER_APART) {
+    let one_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
+    let gathered = if one_thread || declared.is_some_and(|n| n <= GATHER_APART) {
         gathering.await
     } else {
         tokio::spawn(gathering)

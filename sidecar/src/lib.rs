@@ -41,11 +41,8 @@ pub mod upstream;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
 
-use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
-};
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
 use tokio::{net::TcpListener, sync::watch};
 
 pub use settings::Settings;
@@ -149,7 +146,10 @@ where
     Fut: Future<Output = hyper::Response<respond::Body>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: every client of a pod's loopback speaks it (HTTP/2 comes with TLS, which
+    // the loopback does not carry), and a connection that could turn into HTTP/2 costs
+    // several kilobytes more for as long as it is open.
+    let builder = http1::Builder::new();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -168,9 +168,7 @@ where
             let fut = handler(req);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

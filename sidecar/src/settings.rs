@@ -69,6 +69,11 @@ pub struct Settings {
     /// (an Anthropic `ping` event, an SSE comment in the other dialects).
     #[arg(long, env = "SWITCHYARD_KEEPALIVE_SECS", default_value_t = DEFAULT_KEEPALIVE_SECS)]
     pub keepalive_secs: u64,
+    /// Threads serving requests. One (the default) runs every task on a single thread: a
+    /// sidecar serves one pod, and a handoff between threads costs more than it buys at a
+    /// pod's load. More spread the load over that many cores; `0` means one per core.
+    #[arg(long, env = "SWITCHYARD_WORKERS", default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// The default keep-alive interval of translated streams (clients abort on long silence).

@@ -95,3 +95,20 @@ async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn one_worker_is_a_single_thread_and_more_are_a_pool() {
+        let flavor = |n| {
+            super::runtime(n)
+                .map(|rt| rt.handle().runtime_flavor())
+                .ok()
+        };
+        assert_eq!(flavor(1), Some(RuntimeFlavor::CurrentThread));
+        assert_eq!(flavor(2), Some(RuntimeFlavor::MultiThread));
+        assert_eq!(flavor(0), Some(RuntimeFlavor::MultiThread));
+    }
+}

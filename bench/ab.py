@@ -10,17 +10,12 @@ ROUNDS and DURATION as for run.sh; SMALL=1 adds the small request.
 
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402
-
-
-def median(runs, key):
-    return statistics.median(r[key] for r in runs)
 
 
 def main():
@@ -33,9 +28,12 @@ def main():
         config = work / "ab.yaml"
         config.write_text(R.sidecar_config(up))
         env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}
-        payloads = [("bare", "agentic-openai.json", bare, "/v1/chat/completions", bare_p)]
+        def target(name, script, port, path, p):
+            return (name, f"http://127.0.0.1:{port}{path}", script, p.pid)
+
+        targets = [target("bare", "agentic-openai.json", bare, "/v1/chat/completions", bare_p)]
         if os.environ.get("SMALL"):
-            payloads.append(("bare, small", "openai.lua", bare, "/v1/chat/completions", bare_p))
+            targets.append(target("bare, small", "openai.lua", bare, "/v1/chat/completions", bare_p))
         sides = []
         for i, binary in enumerate(bins):
             port, admin = R.free_port(), R.free_port()
@@ -43,28 +41,19 @@ def main():
                        "--admin-listen", f"127.0.0.1:{admin}"], env=env)
             R.wait_port(port)
             sides.append((port, p))
-            payloads.append((f"{i} passthrough", "agentic-openai.json", port, "/v1/chat/completions", p))
-            payloads.append((f"{i} translated", "agentic-anthropic.json", port, "/v1/messages", p))
+            targets.append(target(f"{i} passthrough", "agentic-openai.json", port, "/v1/chat/completions", p))
+            targets.append(target(f"{i} translated", "agentic-anthropic.json", port, "/v1/messages", p))
             if os.environ.get("SMALL"):
-                payloads.append((f"{i} passthrough, small", "openai.lua", port, "/v1/chat/completions", p))
-        results = {}
-        for r in range(R.ROUNDS):
-            for conns in (1, 16):
-                for name, script, port, path, p in (payloads if r % 2 == 0 else payloads[::-1]):
-                    before = R.cpu_seconds(p.pid)
-                    w = R.wrk(f"http://127.0.0.1:{port}{path}", script, conns)
-                    w["cpu"] = (R.cpu_seconds(p.pid) - before) * 1e6 / w["requests"]
-                    results.setdefault((name, conns), []).append(w)
+                targets.append(target(f"{i} passthrough, small", "openai.lua", port, "/v1/chat/completions", p))
+        med = R.measure(targets)
         print(f"{R.ROUNDS} rounds x {R.DURATION}s, medians; sidecars: " +
               ", ".join(f"{i} = {b}" for i, b in enumerate(bins)))
         for conns in (1, 16):
-            for name, script, *_ in payloads:
-                floor = "bare, small" if script == "openai.lua" else "bare"
-                cpu, p50 = median(results[(name, conns)], "cpu"), median(results[(name, conns)], "p50")
-                base_cpu = median(results[(floor, conns)], "cpu")
-                base_p50 = median(results[(floor, conns)], "p50")
-                print(f"{conns:2} conns  {name:24} CPU {cpu:7.1f} µs ({cpu / base_cpu:.2f}x)  "
-                      f"p50 {p50:6.0f} µs (+{p50 - base_p50:.0f})")
+            for name, _, script, _ in targets:
+                floor = med[("bare, small" if script == "openai.lua" else "bare", conns)]
+                cpu, p50 = med[(name, conns)]["cpu_us"], med[(name, conns)]["p50"]
+                print(f"{conns:2} conns  {name:24} CPU {cpu:7.1f} µs ({cpu / floor['cpu_us']:.2f}x)  "
+                      f"p50 {p50:6.0f} µs (+{p50 - floor['p50']:.0f})")
         for i, (port, p) in enumerate(sides):
             loaded = R.rss_mib(p.pid)
             held = asyncio.run(R.held_rss(port, 1000, p.pid))

@@ -178,6 +178,27 @@ def start_floor(spawn):
     return up, bare, bare_p
 
 
+def measure(targets, after=None):
+    """Runs wrk on every target (name, url, script, pid or None) at 1 and 16 connections for
+    ROUNDS rounds; the medians of each run's figures (`cpu_us`, the process's CPU per
+    request, where it has a pid), by (name, conns). `after(pid)` is called after each run."""
+    results = {}
+    for r in range(ROUNDS):
+        # Every other round runs the targets in reverse: on a shared machine the place in
+        # the order biases a run (measured: up to 10% between the same two processes).
+        order = targets if r % 2 == 0 else targets[::-1]
+        for conns in (1, 16):
+            for name, url, script, pid in order:
+                before = cpu_seconds(pid) if pid else 0
+                run = wrk(url, script, conns)
+                if pid:
+                    run["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / run["requests"]
+                if after:
+                    after(pid)
+                results.setdefault((name, conns), []).append(run)
+    return {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
+
+
 def main():
     work = Path(tempfile.mkdtemp())
     side, admin = free_port(), free_port()
@@ -278,22 +299,14 @@ spec: {cache: {ttl: 10m}}
                  "openai.lua", managed[bench_managed.GOVERNED][1]),
             ]
         print(f"ready in {ready_ms:.1f} ms; measuring", file=sys.stderr)
-        results = {}
         rss_load = 0.0
-        for r in range(ROUNDS):
-            # Every other round runs the targets in reverse: on a shared machine the place in
-            # the order biases a run (measured: up to 10% between the same two processes).
-            order = targets if r % 2 == 0 else targets[::-1]
-            for conns in (1, 16):
-                for name, url, script, pid in order:
-                    before = cpu_seconds(pid) if pid else 0
-                    r = wrk(url, script, conns)
-                    if pid:
-                        r["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / r["requests"]
-                    if pid == side_p.pid:
-                        rss_load = max(rss_load, rss_mib(side_p.pid))
-                    results.setdefault((name, conns), []).append(r)
-        med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
+
+        def after(pid):
+            nonlocal rss_load
+            if pid == side_p.pid:
+                rss_load = max(rss_load, rss_mib(side_p.pid))
+
+        med = measure(targets, after)
 
         stream_body = '{"model":"bench","stream":true,"messages":[{"role":"user","content":"Say something."}]}'
         ttfb_direct = ttfb(up, stream_body.replace('"bench"', '"gpt-4o"'))

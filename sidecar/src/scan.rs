@@ -37,6 +37,8 @@ pub(crate) struct Scan<'a> {
     body: &'a [u8],
     quotes: Cow<'a, [u64]>,
     at: usize,
+    /// The whole body as text, once a reader has checked it all ([`de::read`]).
+    text: Option<&'a str>,
     /// Which containers the value being skipped is inside (`true` for an object).
     open: Vec<bool>,
 }
@@ -59,6 +61,7 @@ impl<'a> Scan<'a> {
             body: bytes,
             quotes: Cow::Owned(quotes),
             at: 0,
+            text: None,
             open: Vec::new(),
         })
     }
@@ -69,6 +72,7 @@ impl<'a> Scan<'a> {
             body,
             quotes: Cow::Borrowed(&marks.0),
             at: 0,
+            text: None,
             open: Vec::new(),
         }
     }

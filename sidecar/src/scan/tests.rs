@@ -287,3 +287,26 @@ fn a_type_may_ask_for_a_value_as_sent_or_a_string_still_escaped() {
     let broken = br#"{"model": "m", "tools": [1,]}"#;
     assert!(de::read::<Call>(Scan::new(broken).unwrap_or_else(|_| panic!("refused"))).is_err());
 }
+
+#[test]
+fn text_is_checked_whole_once_and_piece_by_piece_when_it_is_not_all_utf8() {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow)]
+        model: &'a str,
+    }
+    let read = |body: &[u8]| {
+        de::read::<Call<'_>>(Scan::new(body).unwrap_or_else(|_| panic!("refused")))
+            .map(|c| c.model.to_string())
+    };
+    assert_eq!(
+        read("{\"x\": \"é\u{1F600}\", \"model\": \"ü-4o\"}".as_bytes()).ok(),
+        Some("ü-4o".into())
+    );
+    // Bytes no field reads stay the upstream's to judge; a field read must be text.
+    assert_eq!(
+        read(b"{\"x\": \"\xff\", \"model\": \"m\"}").ok(),
+        Some("m".into())
+    );
+    assert!(read(b"{\"x\": \"a\", \"model\": \"\xffm\"}").is_err());
+}

@@ -198,43 +198,39 @@ fn user(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
         }
         Content::List(list) => list,
     };
-    let mut parts: Vec<u8> = Vec::new();
-    let mut count = 0;
-    let mut only_text: Option<Raw<'_>> = None;
+    // The tool results first, each its own message; then the rest, written straight after.
+    let mut rest = 0;
     for b in list {
-        let kind = b.kind?;
-        if kind != "tool_result" && !parts.is_empty() {
-            parts.push(b',');
-        }
-        match kind {
-            "text" => {
-                parts.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-                raw(&mut parts, b.text);
-                parts.push(b'}');
-                only_text = Some(b.text);
-            }
-            "image" | "document" => {
-                media(&mut parts, kind, b)?;
-                only_text = None;
-            }
-            "tool_result" => {
-                tool_result(out, b)?;
-                continue;
-            }
+        match b.kind? {
+            "tool_result" => tool_result(out, b)?,
+            "text" | "image" | "document" => rest += 1,
             _ => return None,
         }
-        count += 1;
     }
-    if count == 0 {
+    if rest == 0 {
         return Some(());
     }
     item(out);
     out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
-    match (count, only_text) {
-        (1, Some(text)) => raw(out, text),
-        _ => {
+    let mut parts = list.iter().filter(|b| b.kind != Some("tool_result"));
+    match parts.next() {
+        Some(b) if rest == 1 && b.kind == Some("text") => raw(out, b.text),
+        first => {
             out.push(b'[');
-            out.extend_from_slice(&parts);
+            for (i, b) in first.into_iter().chain(parts).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match b.kind {
+                    Some("text") => {
+                        out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                        raw(out, b.text);
+                        out.push(b'}');
+                    }
+                    Some(kind) => media(out, kind, b)?,
+                    None => return None,
+                }
+            }
             out.push(b']');
         }
     }
@@ -313,32 +309,36 @@ fn assistant(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
             .collect(),
     };
     let text_len: usize = texts.iter().map(|t| t.len()).sum();
-    let mut calls: Vec<u8> = Vec::new();
-    if let Content::List(list) = blocks {
-        for b in list.iter().filter(|b| b.kind == Some("tool_use")) {
-            calls.push(if calls.is_empty() { b'[' } else { b',' });
-            calls.extend_from_slice(b"{\"id\":");
-            raw(&mut calls, b.id);
-            calls.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-            raw(&mut calls, b.name);
-            calls.extend_from_slice(b",\"arguments\":");
-            // As a tree prints it: compact, keys sorted.
-            let input: serde_json::Value = serde_json::from_str(b.input.json()).ok()?;
-            let args = serde_json::to_string(&input).ok()?;
-            calls.extend_from_slice(serde_json::to_string(&args).ok()?.as_bytes());
-            calls.extend_from_slice(b"}}");
-        }
-    }
+    let list: &[Block<'_>] = match blocks {
+        Content::List(list) => list,
+        _ => &[],
+    };
+    let mut calls = list
+        .iter()
+        .filter(|b| b.kind == Some("tool_use"))
+        .peekable();
     out.extend_from_slice(b"{\"role\":\"assistant\",\"content\":");
-    if text_len == 0 && !calls.is_empty() {
+    if text_len == 0 && calls.peek().is_some() {
         out.extend_from_slice(b"null");
     } else {
         joined(out, &texts, "");
     }
-    if !calls.is_empty() {
-        calls.push(b']');
+    if calls.peek().is_some() {
         out.extend_from_slice(b",\"tool_calls\":");
-        out.extend_from_slice(&calls);
+        for (i, b) in calls.enumerate() {
+            out.push(if i == 0 { b'[' } else { b',' });
+            out.extend_from_slice(b"{\"id\":");
+            raw(out, b.id);
+            out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            raw(out, b.name);
+            out.extend_from_slice(b",\"arguments\":");
+            // As a tree prints it (compact, keys sorted), as a JSON string.
+            let input: serde_json::Value = serde_json::from_str(b.input.json()).ok()?;
+            let args = serde_json::to_string(&input).ok()?;
+            serde_json::to_writer(&mut *out, &args).ok()?;
+            out.extend_from_slice(b"}}");
+        }
+        out.push(b']');
     }
     out.push(b'}');
     Some(())

@@ -169,7 +169,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<T>, A::Error> {
-        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        // Most lists the roads read (a turn's blocks) hold a few items: room for them at once.
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         while let Some(item) = seq.next_element()? {
             list.push(item);
         }

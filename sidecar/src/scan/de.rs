@@ -54,6 +54,7 @@ pub(crate) fn read<'a, T: de::Deserialize<'a>>(mut scan: Scan<'a>) -> Result<T, 
 impl<'a> Scan<'a> {
     /// A piece of the body as text: a slice of the body's text when it was checked whole
     /// (pieces start and end at ASCII bytes, so on character boundaries), else checked now.
+    #[inline]
     fn text(&self, piece: &'a [u8]) -> Result<&'a str, Error> {
         if let Some(whole) = self.text {
             let start = piece.as_ptr() as usize - self.body.as_ptr() as usize;
@@ -182,6 +183,7 @@ struct Members<'s, 'de> {
 impl<'de> MapAccess<'de> for Members<'_, 'de> {
     type Error = Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -200,6 +202,7 @@ impl<'de> MapAccess<'de> for Members<'_, 'de> {
         seed.deserialize(Key(self.scan.text(key)?)).map(Some)
     }
 
+    #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         seed.deserialize(&mut *self.scan)
     }
@@ -214,6 +217,7 @@ struct Elements<'s, 'de> {
 impl<'de> SeqAccess<'de> for Elements<'_, 'de> {
     type Error = Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,

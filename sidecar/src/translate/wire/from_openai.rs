@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{item, joined, key, raw, read, Content, Listed, Raw};
+use super::{item, joined, key, raw, read, Content, Listed, Object, Raw};
 use crate::scan::Scan;
 use crate::translate::openai_anthropic::DEFAULT_MAX_TOKENS;
 
@@ -44,10 +44,9 @@ struct Request<'a> {
 struct Message<'a> {
     #[serde(borrow, default)]
     role: Option<&'a str>,
-    /// Taken as sent and read after: a chat message's content is most often one long
-    /// string, which is then never unescaped.
+    /// A chat message's content is most often one long string: kept escaped, as sent.
     #[serde(borrow, default)]
-    content: Raw<'a>,
+    content: Content<'a, Part<'a>>,
     #[serde(borrow, default)]
     tool_calls: Listed<Call<'a>>,
     #[serde(borrow, default)]
@@ -71,7 +70,7 @@ struct Call<'a> {
     #[serde(borrow, default)]
     id: Raw<'a>,
     #[serde(borrow, default)]
-    function: Raw<'a>,
+    function: Object<Function<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -85,7 +84,7 @@ struct Function<'a> {
 #[derive(Deserialize)]
 struct Tool<'a> {
     #[serde(borrow, default)]
-    function: Raw<'a>,
+    function: Object<ToolFunction<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -96,15 +95,6 @@ struct ToolFunction<'a> {
     description: Raw<'a>,
     #[serde(borrow, default)]
     parameters: Raw<'a>,
-}
-
-/// A message's content: a string as sent (escaped), an array read into parts.
-fn content(raw: Raw<'_>) -> Option<Content<'_, Part<'_>>> {
-    Some(match raw.first() {
-        Some(b'"') => Content::Text(std::borrow::Cow::Borrowed(raw.inner()?)),
-        Some(b'[') => Content::List(raw.parse(b'[')?.ok()?),
-        _ => Content::Other,
-    })
 }
 
 /// The concatenated texts of a content (a tree's `text_of`), escaped.
@@ -171,12 +161,8 @@ pub(super) fn written(body: Scan<'_>, model: &str, stream: bool) -> Option<Vec<u
         role: None,
     };
     turns.out.extend_from_slice(b"{\"messages\":[");
-    let contents = req
-        .messages
-        .iter()
-        .map(|m| content(m.content))
-        .collect::<Option<Vec<_>>>()?;
-    for (m, content) in req.messages.iter().zip(&contents) {
+    for m in &req.messages {
+        let content = &m.content;
         match m.role? {
             "system" | "developer" => system.push(text_of(content)),
             "user" => user(&mut turns, content)?,
@@ -297,10 +283,7 @@ fn assistant(turns: &mut Turns, m: &Message<'_>, content: &Content<'_, Part<'_>>
         return Some(());
     };
     for c in calls {
-        let f: Option<Function<'_>> = match c.function.parse(b'{') {
-            Some(f) => Some(f.ok()?),
-            None => None,
-        };
+        let f = c.function.get();
         // The arguments string holds JSON: unescaped once, checked, and written as it is.
         let args: String = match f.as_ref().map(|f| f.arguments) {
             Some(a) if a.first() == Some(b'"') => serde_json::from_str(a.json()).ok()?,
@@ -374,14 +357,12 @@ fn tools(out: &mut Vec<u8>, req: &Request<'_>) -> Option<()> {
     };
     let mut any = false;
     for t in list {
-        let Some(f) = t.function.parse::<ToolFunction<'_>>(b'{') else {
+        let f = match &t.function {
+            Object::Is(f) => f,
             // No `function`: skipped; one that is not an object goes to the tree.
-            if t.function.0.is_some() {
-                return None;
-            }
-            continue;
+            Object::Absent => continue,
+            Object::Not => return None,
         };
-        let f = f.ok()?;
         if any {
             out.push(b',');
         } else {

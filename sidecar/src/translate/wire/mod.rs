@@ -194,6 +194,49 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listed<T> {
     }
 }
 
+/// A JSON object read as `T`, told apart from a field that is absent and from one that holds
+/// anything else (which a tree's `as_object` does not see either). Read in the one pass.
+#[derive(Default)]
+enum Object<T> {
+    Is(T),
+    Not,
+    #[default]
+    Absent,
+}
+
+impl<T> Object<T> {
+    /// The object, when it is one.
+    fn get(&self) -> Option<&T> {
+        match self {
+            Object::Is(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object::Is)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Object<T>, A::Error> {
+                skim::skip_seq(seq).map(|()| Object::Not)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Object<T>, E> {
+                Ok(Object::Not)
+            }
+            skim::scalars_are!(Object::Not);
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// A message's `content`: a string (held escaped, as sent), an array of parts, or anything
 /// else. Read in the one pass.
 #[derive(Default)]

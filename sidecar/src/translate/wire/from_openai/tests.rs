@@ -40,6 +40,7 @@ fn answers_what_the_tree_answers_for_odd_shapes() {
         json!({"messages": [], "stop": [], "tools": [{"function": {"name": "f"}}], "tool_choice": "none"}),
         json!({"messages": [], "tools": [], "tool_choice": "required"}),
         json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "allowed_tools"}}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": null}, {"id": "d", "function": [1]}, {"id": "e", "function": "f"}, {"id": "g"}]}]}),
     ] {
         assert!(same(&body), "taken: {body}");
     }
@@ -68,6 +69,8 @@ fn leaves_to_the_tree_what_it_does_not_write() {
         json!({"messages": [], "response_format": {"type": "json_object"}}),
         json!({"messages": [], "reasoning_effort": "low"}),
         json!({"messages": [], "n": 2}),
+        json!({"messages": [], "tools": [{"function": null}]}),
+        json!({"messages": [], "tools": [{"function": "f"}]}),
     ] {
         assert!(
             request(&serde_json::to_vec(&body).unwrap(), "m", false).is_none(),

@@ -2,7 +2,8 @@
 //! hub chunks into the caller's), the same-format passthrough that only reads usage, and the
 //! chain of two translators.
 
-use serde_json::{json, Value};
+use serde::{de::IgnoredAny, Deserialize};
+use serde_json::{json, value::RawValue, Value};
 
 use super::{
     anthropic_openai, error_message, gemini_openai, openai_anthropic, openai_gemini,
@@ -62,6 +63,53 @@ pub fn stream(from: Dialect, to: Dialect, ctx: Context) -> Box<dyn StreamTransla
     }
 }
 
+/// What a same-format OpenAI stream's chunk is read for: its usage (as sent), its error, and
+/// whether it has choices. The text is skipped, not copied.
+#[derive(Deserialize)]
+struct OpenAiWatch<'a> {
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+/// What a same-format Gemini stream's event is read for.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiWatch<'a> {
+    #[serde(borrow, default)]
+    usage_metadata: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    candidates: Option<Vec<Finish>>,
+}
+
+/// A candidate: whether it has a `finishReason`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Finish {
+    #[serde(default)]
+    finish_reason: Seen,
+}
+
+/// Whether a field was there, whatever it held.
+#[derive(Default)]
+struct Seen(bool);
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Seen(true))
+    }
+}
+
+/// A deserializer over a piece of JSON text.
+fn json_of(raw: &RawValue) -> serde_json::Deserializer<serde_json::de::StrRead<'_>> {
+    serde_json::Deserializer::from_str(raw.get())
+}
+
 /// Same-format streaming: events forwarded byte for byte, usage read on the way. The usage
 /// chunk the sidecar asked an OpenAI upstream for is dropped when the caller did not ask.
 struct Passthrough {
@@ -83,13 +131,14 @@ impl StreamTranslator for Passthrough {
                 if ev.data.trim() == "[DONE]" {
                     self.done = true;
                 } else if ev.data.contains("\"usage\"") || ev.data.contains("\"error\"") {
-                    if let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) {
-                        if let Some(err) = chunk.get("error") {
+                    // Every chunk of a stream that asked for usage has `"usage": null`.
+                    if let Ok(chunk) = serde_json::from_str::<OpenAiWatch<'_>>(&ev.data) {
+                        if let Some(err) = &chunk.error {
                             self.error = Some(error_message(err));
                         }
-                        if chunk["usage"].is_object() {
-                            self.usage = super::openai::usage(&chunk["usage"]);
-                            let empty = chunk["choices"].as_array().is_none_or(Vec::is_empty);
+                        if let Some(u) = chunk.usage.filter(|u| u.get().starts_with('{')) {
+                            self.usage = super::openai::usage(&mut json_of(u));
+                            let empty = chunk.choices.is_none_or(|c| c.is_empty());
                             if self.hide_usage && empty {
                                 return;
                             }
@@ -118,14 +167,19 @@ impl StreamTranslator for Passthrough {
                 _ => {}
             },
             Dialect::Gemini => {
-                if let Ok(data) = serde_json::from_str::<Value>(&ev.data) {
-                    if let Some(err) = data.get("error") {
+                if let Ok(data) = serde_json::from_str::<GeminiWatch<'_>>(&ev.data) {
+                    if let Some(err) = &data.error {
                         self.error = Some(error_message(err));
                     }
-                    if data["usageMetadata"].is_object() {
-                        self.usage = super::gemini::usage(&data["usageMetadata"]);
+                    if let Some(u) = data.usage_metadata.filter(|u| u.get().starts_with('{')) {
+                        self.usage = super::gemini::usage(&mut json_of(u));
                     }
-                    if data.pointer("/candidates/0/finishReason").is_some() {
+                    if data
+                        .candidates
+                        .unwrap_or_default()
+                        .first()
+                        .is_some_and(|c| c.finish_reason.0)
+                    {
                         self.done = true;
                     }
                 }
@@ -249,5 +303,85 @@ impl StreamTranslator for Chain {
 
     fn completed(&self) -> Option<&Value> {
         self.second.completed()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Runs a same-format stream's events through; what reached the caller and the translator.
+    fn relay(
+        dialect: Dialect,
+        include_usage: bool,
+        events: &[&str],
+    ) -> (String, Box<dyn StreamTranslator>) {
+        let ctx = Context {
+            include_usage,
+            ..Context::default()
+        };
+        let mut s = stream(dialect, dialect, ctx);
+        let mut parser = sse::Parser::default();
+        parser.push(events.concat().as_bytes());
+        let mut out = Vec::new();
+        while let Some(ev) = parser.next_event() {
+            s.event(&ev, &mut out);
+        }
+        (String::from_utf8(out).unwrap(), s)
+    }
+
+    #[test]
+    fn an_openai_stream_is_read_for_usage_and_its_usage_chunk_kept_only_when_asked_for() {
+        let events = [
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi \\\"there\\\"\"}}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":2}}}\n\n",
+            "data: [DONE]\n\n",
+        ];
+        let (out, s) = relay(Dialect::OpenAi, false, &events);
+        assert_eq!(
+            out,
+            [events[0], events[2]].concat(),
+            "the usage chunk hidden"
+        );
+        assert_eq!(
+            (s.usage().input, s.usage().output, s.usage().cached),
+            (7, 3, 2)
+        );
+        let mut s = s;
+        assert!(s.finish(&mut Vec::new()));
+        let (out, _) = relay(Dialect::OpenAi, true, &events);
+        assert_eq!(out, events.concat(), "forwarded byte for byte");
+        let (out, s) = relay(
+            Dialect::OpenAi,
+            true,
+            &["data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n"],
+        );
+        assert!(out.contains("overloaded"));
+        assert_eq!(s.error(), Some("overloaded"));
+    }
+
+    #[test]
+    fn a_gemini_stream_is_read_for_usage_its_end_and_its_error() {
+        let events = [
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}],\"role\":\"model\"}}],\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":1}}\n\n",
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":2,\"thoughtsTokenCount\":4}}\n\n",
+        ];
+        let (out, mut s) = relay(Dialect::Gemini, false, &events[..1]);
+        assert_eq!(out, events[0]);
+        assert!(!s.finish(&mut Vec::new()), "no finishReason yet");
+        let (out, mut s) = relay(Dialect::Gemini, false, &events);
+        assert_eq!(out, events.concat());
+        assert!(s.finish(&mut Vec::new()));
+        assert_eq!(
+            (s.usage().input, s.usage().output, s.usage().reasoning),
+            (5, 6, 4)
+        );
+        let (_, s) = relay(
+            Dialect::Gemini,
+            false,
+            &["data: {\"candidates\":null,\"error\":{\"code\":500,\"message\":\"boom\",\"status\":\"INTERNAL\"}}\n\n"],
+        );
+        assert_eq!(s.error(), Some("boom"));
     }
 }

@@ -1,4 +1,4 @@
-"""Two sidecar builds in one run: the 100 KB agent turn passed through and translated, CPU per
+"""Two sidecar builds in one run: the 100 KB agent turn passed through and translated (both ways), CPU per
 request against the same bare proxy and p50 added over it, alternating the order every round
 (a shared machine's speed moves from run to run; a change is judged within one run).
 
@@ -27,6 +27,10 @@ def main():
         up, bare, bare_p = R.start_floor(spawn)
         config = work / "ab.yaml"
         config.write_text(R.sidecar_config(up))
+        # The OpenAI-shaped turn for the model the Anthropic upstream serves.
+        to_claude = work / "agentic-openai-to-claude.json"
+        to_claude.write_text((R.ROOT / "bench" / "payloads" / "agentic-openai.json").read_text()
+                             .replace('"model": "bench"', '"model": "bench-claude"', 1))
         env = {**os.environ, "BENCH_KEY": "sk-bench", "RUST_LOG": "warn"}
         def target(name, script, port, path, p):
             return (name, f"http://127.0.0.1:{port}{path}", script, p.pid)
@@ -43,6 +47,7 @@ def main():
             sides.append((port, p))
             targets.append(target(f"{i} passthrough", "agentic-openai.json", port, "/v1/chat/completions", p))
             targets.append(target(f"{i} translated", "agentic-anthropic.json", port, "/v1/messages", p))
+            targets.append(target(f"{i} to Anthropic", str(to_claude), port, "/v1/chat/completions", p))
             if os.environ.get("SMALL"):
                 targets.append(target(f"{i} passthrough, small", "openai.lua", port, "/v1/chat/completions", p))
         med = R.measure(targets)

@@ -105,11 +105,6 @@ impl<'de> Deserialize<'de> for Seen {
     }
 }
 
-/// A deserializer over a piece of JSON text.
-fn json_of(raw: &RawValue) -> serde_json::Deserializer<serde_json::de::StrRead<'_>> {
-    serde_json::Deserializer::from_str(raw.get())
-}
-
 /// Same-format streaming: events forwarded byte for byte, usage read on the way. The usage
 /// chunk the sidecar asked an OpenAI upstream for is dropped when the caller did not ask.
 struct Passthrough {
@@ -137,7 +132,7 @@ impl StreamTranslator for Passthrough {
                             self.error = Some(error_message(err));
                         }
                         if let Some(u) = chunk.usage.filter(|u| u.get().starts_with('{')) {
-                            self.usage = super::openai::usage(&mut json_of(u));
+                            self.usage = super::openai::usage(u);
                             let empty = chunk.choices.is_none_or(|c| c.is_empty());
                             if self.hide_usage && empty {
                                 return;
@@ -172,7 +167,7 @@ impl StreamTranslator for Passthrough {
                         self.error = Some(error_message(err));
                     }
                     if let Some(u) = data.usage_metadata.filter(|u| u.get().starts_with('{')) {
-                        self.usage = super::gemini::usage(&mut json_of(u));
+                        self.usage = super::gemini::usage(u);
                     }
                     if data
                         .candidates

@@ -221,14 +221,13 @@ fn user(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
                 if i > 0 {
                     out.push(b',');
                 }
-                match b.kind {
-                    Some("text") => {
+                match b.kind? {
+                    "text" => {
                         out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
                         raw(out, b.text);
                         out.push(b'}');
                     }
-                    Some(kind) => media(out, kind, b)?,
-                    None => return None,
+                    kind => media(out, kind, b)?,
                 }
             }
             out.push(b']');

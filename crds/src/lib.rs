@@ -2,6 +2,8 @@
 //! snapshot a sidecar runs on, and the one compiler between them. This crate is the leaf of
 //! the workspace: it imports nothing of ours and no Kubernetes client.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 pub mod budget;
 pub mod compile;
 pub mod duration;

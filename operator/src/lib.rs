@@ -1,6 +1,8 @@
 //! Switchyard's operator: reconciles AIProvider, AIModel and AIRoutingPolicy status (the
 //! Lease holder only) and streams each pod's compiled config to its sidecar (every replica).
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 pub mod auth;
 pub mod backoff;
 pub mod budgets;

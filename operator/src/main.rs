@@ -1,5 +1,7 @@
 //! `switchyard-operator`: parse flags, set up logging, run until SIGTERM or Ctrl-C.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 use clap::Parser;
 use switchyard_operator::{run, Settings};
 use tracing_subscriber::EnvFilter;

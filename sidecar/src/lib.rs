@@ -4,6 +4,8 @@
 //! vendor's request, `upstream` sends it, `translate` converts between wire formats and
 //! `relay` streams answers back; `respond` is the one place errors get their dialect.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 pub mod admin;
 pub mod affinity;
 pub mod body;

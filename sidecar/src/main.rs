@@ -1,5 +1,7 @@
 //! `switchyard-sidecar`: parse flags, set up logging, run until SIGTERM or Ctrl-C.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 use clap::Parser;
 use switchyard_sidecar::{run, Settings};
 use tracing_subscriber::EnvFilter;

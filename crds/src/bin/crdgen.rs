@@ -2,6 +2,8 @@
 //! CEL rules) and `crds/manifests/cel/` (with them), or the portable set into the one
 //! directory given.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
+
 use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {

@@ -681,3 +681,117 @@ async fn affinity_none_places_every_call_afresh() {
     }
     assert_eq!(seen.len(), 2);
 }
+
+/// Two equal backends for `chat` (OpenAI and Anthropic), each also alone behind a model of
+/// its own (`solo-openai`, `solo-anthropic`: the same backend, so the same health), under
+/// `policy`; and a caller asking `chat` for a session.
+async fn sessions_over_two_backends(policy_spec: &str) -> (Upstreams, Sidecar) {
+    let up = Upstreams::start().await;
+    let mut yaml = up.providers();
+    yaml.push_str(&model(
+        "chat",
+        &[("openai", "gpt-4o", 0), ("anthropic", "claude", 0)],
+        "",
+    ));
+    yaml.push_str(&model("solo-openai", &[("openai", "gpt-4o", 0)], ""));
+    yaml.push_str(&model("solo-anthropic", &[("anthropic", "claude", 0)], ""));
+    yaml.push_str(&policy(policy_spec));
+    let sc = start(&yaml);
+    (up, sc)
+}
+
+async fn in_session(sc: &Sidecar, model: &str, session: &str) -> Answer {
+    let (path, body) = chat("openai", model, "hello", false);
+    post_with(sc, &path, &body, &[("x-session-id", session)]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_moves_off_its_backend_once_that_backends_circuit_opens() {
+    let (up, sc) = sessions_over_two_backends(
+        "circuitBreaker: {consecutiveFailures: 2, cooldown: 60s}, retry: {attempts: 1}",
+    )
+    .await;
+    let first = in_session(&sc, "chat", "s1").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let first = first.header("x-switchyard-provider").to_string();
+    let other = if first == "openai" {
+        "anthropic"
+    } else {
+        "openai"
+    };
+    // Other callers break the session's backend (through the model that has only it) until
+    // its circuit opens; the session itself has not failed there.
+    let down = || {
+        Reply::json(
+            503,
+            json!({"error": {"message": "down", "type": "server_error"}}),
+        )
+    };
+    up.fake(&first).unwrap().script([down(), down()]);
+    for _ in 0..2 {
+        let (path, body) = chat("openai", &format!("solo-{first}"), "hello", false);
+        assert_eq!(post(&sc, &path, &body).await.status, 503);
+    }
+    let tried = up.fake(&first).unwrap().received().len();
+    let a = in_session(&sc, "chat", "s1").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.header("x-switchyard-provider"),
+        other,
+        "the session moved"
+    );
+    assert_eq!(
+        up.fake(&first).unwrap().received().len(),
+        tried,
+        "an open circuit is not tried, not even for the session it served"
+    );
+    for _ in 0..4 {
+        let a = in_session(&sc, "chat", "s1").await;
+        assert_eq!(a.header("x-switchyard-provider"), other, "and stays moved");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_call_is_never_moved_where_the_policy_does_not_retry() {
+    // Server errors are not retried under this policy: a failed call of the session is
+    // answered with its backend's error, not moved, and the session stays where it was.
+    let (up, sc) = sessions_over_two_backends(
+        "retry: {attempts: 3, retryOn: [rate-limited]}, circuitBreaker: {consecutiveFailures: 50}",
+    )
+    .await;
+    let first = in_session(&sc, "chat", "s1")
+        .await
+        .header("x-switchyard-provider")
+        .to_string();
+    let other = if first == "openai" {
+        "anthropic"
+    } else {
+        "openai"
+    };
+    let before = up.fake(other).unwrap().received().len();
+    up.fake(&first).unwrap().script([Reply::json(
+        503,
+        json!({"error": {"message": "down", "type": "server_error"}}),
+    )]);
+    let failed = in_session(&sc, "chat", "s1").await;
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    // A caller's own error is never moved either.
+    let mut bad = chat("openai", "chat", "hello", false);
+    bad.1["temperature"] = json!("hot");
+    let refused = post_with(&sc, &bad.0, &bad.1, &[("x-session-id", "s1")]).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        up.fake(other).unwrap().received().len(),
+        before,
+        "nothing of the session went to the other backend"
+    );
+    for _ in 0..4 {
+        let a = in_session(&sc, "chat", "s1").await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(
+            a.header("x-switchyard-provider"),
+            first,
+            "the session stayed"
+        );
+    }
+}

@@ -1,9 +1,11 @@
 //! The exact-match response cache (the policy's `cache`): per pod, in memory. The key is the
 //! caller's dialect, the served model and the request body without its stream flags, hashed
 //! to 128 bits (the request is not kept: a flood of distinct bodies holds at most
-//! `maxEntries` answers, each a compact copy); only whole successful answers are stored, in
-//! the caller's dialect, and a stream asked for is replayed as a stream in that dialect. A
-//! hit spends nothing: no upstream call, no usage, no budget, no rate limit.
+//! `maxEntries` answers, each a compact copy); only successful answers are stored, in the
+//! caller's dialect: a whole answer (replayed as a stream when an identical call streams), or
+//! a stream that completed, as the caller received it (up to [`MAX_STREAM_BYTES`]; it answers
+//! identical streamed calls, byte for byte). A hit spends nothing: no upstream call, no
+//! usage, no budget, no rate limit.
 
 use std::time::Duration;
 
@@ -44,6 +46,45 @@ impl Outcome {
 /// A cache key: 128 bits of BLAKE3 over the dialect, the served model and the body without
 /// its stream flags.
 pub type Key = u128;
+
+/// The longest stream stored (its events as the caller received them); a longer one is
+/// relayed and not kept.
+pub const MAX_STREAM_BYTES: usize = 1 << 20;
+
+/// Where a call's answer is looked up and stored: its key, and whether the stream it asks
+/// for ends with a usage chunk (OpenAI's `stream_options.include_usage`, which the key leaves
+/// out: a stored stream answers only calls that want the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The key.
+    pub key: Key,
+    /// Whether the caller's stream ends with a usage chunk.
+    pub usage_chunk: bool,
+}
+
+/// An answer held in the cache, in the caller's dialect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// A whole answer: served as it is, or replayed as a stream.
+    Whole(Bytes),
+    /// A stream that completed, its events as the caller received them.
+    Stream {
+        /// The events.
+        events: Bytes,
+        /// Whether they end with a usage chunk.
+        usage_chunk: bool,
+    },
+}
+
+impl Stored {
+    /// Whether this answers a call at `place` that streams (or not).
+    pub fn answers(&self, place: Place, stream: bool) -> bool {
+        match self {
+            Stored::Whole(_) => true,
+            Stored::Stream { usage_chunk, .. } => stream && *usage_chunk == place.usage_chunk,
+        }
+    }
+}
 
 /// Whether the caller asks to bypass the cache.
 pub fn bypassed(headers: &HeaderMap) -> bool {
@@ -90,15 +131,15 @@ pub fn key(dialect: Dialect, model: &str, body: &CallBody) -> Key {
     u128::from_le_bytes(out)
 }
 
-/// The cache: whole answers in the caller's dialect, by key.
+/// The cache: answers in the caller's dialect, by key.
 #[derive(Debug, Default)]
 pub struct Cache {
-    answers: Bounded<Key, Bytes>,
+    answers: Bounded<Key, Stored>,
 }
 
 impl Cache {
     /// The answer stored under `key`, if younger than `ttl`.
-    pub fn get(&self, key: Key, ttl: Duration) -> Option<Bytes> {
+    pub fn get(&self, key: Key, ttl: Duration) -> Option<Stored> {
         self.answers.get(&key, ttl)
     }
 
@@ -107,8 +148,24 @@ impl Cache {
     /// slice would keep whole (kilobytes per entry) and make the connection allocate anew.
     /// How many answers are held then.
     pub fn put(&self, key: Key, body: &[u8], max_entries: usize, ttl: Duration) -> usize {
-        self.answers
-            .put(key, Bytes::copy_from_slice(body), max_entries, ttl)
+        let whole = Stored::Whole(Bytes::copy_from_slice(body));
+        self.answers.put(key, whole, max_entries, ttl)
+    }
+
+    /// Stores a completed stream's events for identical streamed calls at `place`; how many
+    /// answers are held then.
+    pub fn put_stream(
+        &self,
+        place: Place,
+        events: Vec<u8>,
+        max_entries: usize,
+        ttl: Duration,
+    ) -> usize {
+        let stream = Stored::Stream {
+            events: Bytes::from(events),
+            usage_chunk: place.usage_chunk,
+        };
+        self.answers.put(place.key, stream, max_entries, ttl)
     }
 
     /// How many answers are held.
@@ -254,7 +311,7 @@ mod tests {
         }
         assert_eq!(c.len(), 3);
         assert!(c.get(0, ttl).is_none());
-        assert_eq!(c.get(4, ttl), Some(Bytes::from("4")));
+        assert_eq!(c.get(4, ttl), Some(Stored::Whole(Bytes::from("4"))));
         assert!(c.get(4, Duration::ZERO).is_none());
     }
 
@@ -267,10 +324,35 @@ mod tests {
         let c = Cache::default();
         let ttl = Duration::from_secs(60);
         c.put(1, &answer, 10, ttl);
-        let stored = c.get(1, ttl).unwrap_or_default();
+        let Some(Stored::Whole(stored)) = c.get(1, ttl) else {
+            panic!("the answer was not stored whole")
+        };
         assert_eq!(stored, answer);
         let inside = buffer.as_ptr_range();
         assert!(!inside.contains(&stored.as_ptr()));
+    }
+
+    #[test]
+    fn a_stored_stream_answers_only_streamed_calls_that_want_the_same_ending() {
+        let c = Cache::default();
+        let ttl = Duration::from_secs(60);
+        let place = |usage_chunk| Place {
+            key: 7,
+            usage_chunk,
+        };
+        c.put_stream(place(true), b"data: x\n\n".to_vec(), 10, ttl);
+        let Some(stored) = c.get(7, ttl) else {
+            panic!("the stream was not stored")
+        };
+        assert!(stored.answers(place(true), true));
+        assert!(!stored.answers(place(false), true), "another ending");
+        assert!(!stored.answers(place(true), false), "not a whole answer");
+        // A whole answer then stored under the key answers both.
+        c.put(7, b"{}", 10, ttl);
+        let whole = c.get(7, ttl);
+        assert!(
+            whole.is_some_and(|w| w.answers(place(false), true) && w.answers(place(false), false))
+        );
     }
 
     #[test]

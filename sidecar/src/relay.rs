@@ -44,6 +44,9 @@ pub struct Ended<'a> {
     pub events: u64,
     /// The whole response when the caller's format has one (Responses).
     pub completed: Option<&'a serde_json::Value>,
+    /// Every byte the caller was sent but keep-alives, when the relay recorded them
+    /// ([`Relay::recording`]) and the stream completed within the recording's bound.
+    pub recorded: Option<Vec<u8>>,
     pricing: Option<&'a Pricing>,
 }
 
@@ -72,6 +75,8 @@ pub struct Relay {
     on_end: Option<OnEnd>,
     /// For translated streams: the keep-alive's timer.
     keepalive: Option<Keepalive>,
+    /// What the caller was sent so far, and the most it may grow to (the cache's copy).
+    recording: Option<(Vec<u8>, usize)>,
     _guard: Option<InflightGuard>,
 }
 
@@ -108,6 +113,7 @@ impl Relay {
             finished: false,
             on_end: None,
             keepalive: None,
+            recording: None,
             _guard: None,
         };
         relay.drain(&mut out);
@@ -119,6 +125,25 @@ impl Relay {
     pub fn with_guard(mut self, guard: InflightGuard) -> Self {
         self._guard = Some(guard);
         self
+    }
+
+    /// Records what the caller is sent, up to `limit` bytes (past it, the recording is
+    /// dropped), for [`Ended::recorded`].
+    pub fn recording(mut self, limit: usize) -> Self {
+        let sent = self.pending.as_deref().unwrap_or_default();
+        self.recording = (sent.len() <= limit).then(|| (sent.to_vec(), limit));
+        self
+    }
+
+    /// Adds bytes the caller is sent to the recording.
+    fn record(&mut self, out: &[u8]) {
+        if let Some((recorded, limit)) = &mut self.recording {
+            if recorded.len() + out.len() > *limit {
+                self.recording = None;
+            } else {
+                recorded.extend_from_slice(out);
+            }
+        }
     }
 
     /// Sends a keep-alive after every `every` of upstream silence (translated streams: the
@@ -198,6 +223,11 @@ impl Relay {
                 cost: usage.cost(self.pricing.as_ref()),
                 events: self.events,
                 completed: self.translator.completed(),
+                recorded: self
+                    .recording
+                    .take()
+                    .filter(|_| how == End::Complete)
+                    .map(|(recorded, _)| recorded),
                 pricing: self.pricing.as_ref(),
             });
         }
@@ -259,6 +289,7 @@ impl Body for Relay {
                 Poll::Ready(None) => {
                     let complete = this.translator.finish(&mut out);
                     if complete && !this.parser.has_partial() {
+                        this.record(&out);
                         this.end(End::Complete);
                     } else {
                         this.fail(&mut out, "the upstream stream ended before it was complete");
@@ -277,6 +308,7 @@ impl Body for Relay {
             };
         }
         this.sent();
+        this.record(&out);
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
     }
 

@@ -1,6 +1,7 @@
 //! The exact-match cache through the real binary: hits and misses in every dialect, a stream
-//! replayed from a whole answer, bypass headers, TTL, eviction, no cross-model hits, and a
-//! hit costing no upstream call and no tokens.
+//! replayed from a whole answer, a completed stream replayed byte for byte (a cut one not
+//! kept), bypass headers, TTL, eviction, no cross-model hits, and a hit costing no upstream
+//! call and no tokens.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use serde_json::{json, Value};
 
 fn yaml(up: &Upstreams, cache: &str) -> String {
     let mut yaml = up.providers();
@@ -127,4 +129,109 @@ async fn without_a_cache_policy_nothing_is_cached_or_marked() {
         );
     }
     assert_eq!(up.anthropic.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_stream_is_stored_as_sent_and_replayed_byte_for_byte() {
+    let up = Upstreams::start().await;
+    let sc = start(&yaml(&up, "{ttl: 10m, maxEntries: 100}"));
+    for dialect in ["openai", "anthropic", "gemini", "responses"] {
+        let prompt = format!("stream me in {dialect}");
+        let (path, body) = chat(dialect, "chat", &prompt, true);
+        let before = up.anthropic.received().len();
+        let first = post(&sc, &path, &body).await;
+        assert_eq!(first.status, 200, "{dialect}: {}", first.text);
+        assert_eq!(first.header("x-switchyard-cache"), "miss", "{dialect}");
+        let tokens = metric(&sc, "switchyard_tokens_total");
+        let again = post(&sc, &path, &body).await;
+        assert_eq!(again.header("x-switchyard-cache"), "hit", "{dialect}");
+        assert!(
+            again
+                .header("content-type")
+                .starts_with("text/event-stream"),
+            "{dialect}"
+        );
+        assert_eq!(
+            again.text, first.text,
+            "{dialect}: the stream as it was sent"
+        );
+        assert_eq!(
+            up.anthropic.received().len(),
+            before + 1,
+            "{dialect}: one upstream call"
+        );
+        assert_eq!(
+            metric(&sc, "switchyard_tokens_total"),
+            tokens,
+            "{dialect}: a hit counts no tokens"
+        );
+        // A stream does not answer the same call asked whole: that one is asked, and its
+        // answer then serves both.
+        let (path, body) = chat(dialect, "chat", &prompt, false);
+        let whole = post(&sc, &path, &body).await;
+        assert_eq!(whole.header("x-switchyard-cache"), "miss", "{dialect}");
+        assert_eq!(whole.assistant_text(), first.assistant_text(), "{dialect}");
+        assert_eq!(
+            post(&sc, &path, &body).await.header("x-switchyard-cache"),
+            "hit",
+            "{dialect}"
+        );
+    }
+    // An OpenAI stream that ends with a usage chunk answers only callers that asked for one.
+    let (path, mut body) = chat("openai", "chat", "with usage", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let first = post(&sc, &path, &body).await;
+    assert_eq!(first.header("x-switchyard-cache"), "miss");
+    let again = post(&sc, &path, &body).await;
+    assert_eq!(again.header("x-switchyard-cache"), "hit");
+    assert_eq!(again.text, first.text);
+    body.as_object_mut().unwrap().remove("stream_options");
+    let without = post(&sc, &path, &body).await;
+    assert_eq!(without.header("x-switchyard-cache"), "miss");
+    assert!(!without.text.contains("\"usage\""), "{}", without.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_cut_short_is_not_stored() {
+    let up = Upstreams::start().await;
+    let sc = start(&yaml(&up, "{ttl: 10m, maxEntries: 100}"));
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    up.anthropic.script([cut_after(vec![
+        (
+            Duration::ZERO,
+            event(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_cut", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            ),
+        ),
+        (
+            Duration::ZERO,
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+        ),
+        (
+            Duration::ZERO,
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "half"}}),
+            ),
+        ),
+    ])]);
+    let (path, body) = chat("anthropic", "chat", "cut me", true);
+    let cut = post(&sc, &path, &body).await;
+    assert_eq!(cut.header("x-switchyard-cache"), "miss");
+    assert!(cut.text.contains("event: error"), "{}", cut.text);
+    let next = post(&sc, &path, &body).await;
+    assert_eq!(
+        next.header("x-switchyard-cache"),
+        "miss",
+        "the cut stream was not kept"
+    );
+    assert!(next.text.contains("message_stop"), "{}", next.text);
+    assert_eq!(
+        post(&sc, &path, &body).await.header("x-switchyard-cache"),
+        "hit"
+    );
 }

@@ -1,11 +1,14 @@
 //! The exact cache at the front: the lookup, the `x-switchyard-cache` header, and an answer
-//! served from it (a stream replayed in the caller's dialect).
+//! served from it (a stored stream as it was, a whole answer replayed as a stream in the
+//! caller's dialect when one is asked for).
+
+use std::ops::ControlFlow;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::{decorate, record, Front};
 use crate::{
-    cache::{self, Outcome as CacheOutcome},
+    cache::{self, Outcome as CacheOutcome, Place, Stored},
     dialect::{Dialect, Operation},
     inbound::Parsed,
     respond::{self, Body},
@@ -14,23 +17,24 @@ use crate::{
     Shared,
 };
 
-/// A call's cache lookup: what it found, under which key, and the stored answer of a hit.
-pub(super) struct Lookup {
-    /// Hit, miss or bypass, and the key (none when bypassed).
-    pub(super) state: (CacheOutcome, Option<cache::Key>),
+/// A call's cache lookup: what it found, where, and the stored answer of a hit.
+struct Lookup {
+    /// Hit, miss or bypass, and the place (none when bypassed).
+    state: (CacheOutcome, Option<Place>),
     /// A hit's stored answer.
-    pub(super) hit: Option<bytes::Bytes>,
+    hit: Option<Stored>,
 }
 
 /// The cache lookup of a call, when the pod's policy caches: bypassed on the caller's
-/// `Cache-Control: no-cache`/`no-store`, else a hit or a miss under its key. Counted.
-pub(super) fn cache_lookup(
+/// `Cache-Control: no-cache`/`no-store`, else a hit or a miss under its key (a stored stream
+/// is a hit only for a streamed call whose stream ends the same way: `usage_chunk`). Counted.
+fn cache_lookup(
     shared: &Shared,
     rt: &crate::state::Runtime,
     headers: &HeaderMap,
-    dialect: Dialect,
-    op: Operation,
+    (dialect, op): (Dialect, Operation),
     parsed: &Parsed,
+    usage_chunk: bool,
 ) -> Option<Lookup> {
     let c = rt.config.policy.cache.as_ref()?;
     let (state, hit) = if op != Operation::Chat || cache::bypassed(headers) {
@@ -39,10 +43,15 @@ pub(super) fn cache_lookup(
         let served = rt
             .served(&parsed.model)
             .map_or(parsed.model.as_str(), |m| m.name.as_str());
-        let key = cache::key(dialect, served, &parsed.body);
-        match shared.cache.get(key, c.ttl.0) {
-            Some(body) => ((CacheOutcome::Hit, Some(key)), Some(body)),
-            None => ((CacheOutcome::Miss, Some(key)), None),
+        let place = Place {
+            key: cache::key(dialect, served, &parsed.body),
+            usage_chunk,
+        };
+        match shared.cache.get(place.key, c.ttl.0) {
+            Some(stored) if stored.answers(place, parsed.stream) => {
+                ((CacheOutcome::Hit, Some(place)), Some(stored))
+            }
+            _ => ((CacheOutcome::Miss, Some(place)), None),
         }
     };
     let labels = crate::metrics::CacheLabels {
@@ -54,7 +63,7 @@ pub(super) fn cache_lookup(
 }
 
 /// Adds `x-switchyard-cache` when the policy caches.
-pub(super) fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<cache::Key>)>) {
+pub(super) fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<Place>)>) {
     // Checked once, at compile time: a `&str` name is parsed again at every insert.
     const X_SWITCHYARD_CACHE: http::HeaderName =
         http::HeaderName::from_static("x-switchyard-cache");
@@ -67,16 +76,41 @@ pub(super) fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Optio
 }
 
 impl Front {
-    /// Answers from the cache: the stored whole answer, or its replay as a stream.
+    /// Looks the call up when the pod's policy caches: the answer of a hit, else the lookup's
+    /// state (to mark the answer with, and to store it under).
+    pub(super) fn look_up(
+        &self,
+        rt: &crate::state::Runtime,
+        headers: &HeaderMap,
+        parsed: &Parsed,
+        ctx: &Context,
+        model: &str,
+    ) -> ControlFlow<Response<Body>, Option<(CacheOutcome, Option<Place>)>> {
+        let usage_chunk = self.dialect == Dialect::OpenAi && ctx.include_usage;
+        let what = (self.dialect, self.op);
+        let lookup = cache_lookup(&self.shared, rt, headers, what, parsed, usage_chunk);
+        if let Some(stored) = lookup.as_ref().and_then(|l| l.hit.clone()) {
+            if let Some(resp) = self.cached(stored, parsed.stream, ctx.clone(), model) {
+                return ControlFlow::Break(resp);
+            }
+        }
+        ControlFlow::Continue(lookup.map(|l| l.state))
+    }
+
+    /// Answers from the cache: the stored whole answer, its replay as a stream, or the stored
+    /// stream.
     pub(super) fn cached(
         &self,
-        body: bytes::Bytes,
+        stored: Stored,
         stream: bool,
         ctx: Context,
         model: &str,
     ) -> Option<Response<Body>> {
         let mut resp = if stream {
-            let events = cache::replay(self.dialect, &body, ctx)?;
+            let events = match stored {
+                Stored::Whole(body) => bytes::Bytes::from(cache::replay(self.dialect, &body, ctx)?),
+                Stored::Stream { events, .. } => events,
+            };
             let mut resp = Response::new(respond::full(events));
             let h = resp.headers_mut();
             h.insert(
@@ -86,6 +120,9 @@ impl Front {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             resp
         } else {
+            let Stored::Whole(body) = stored else {
+                return None;
+            };
             respond::json_response(StatusCode::OK, body)
         };
         decorate(

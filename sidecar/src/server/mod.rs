@@ -1,7 +1,7 @@
 //! The data plane's HTTP front: find the endpoint, read the call, hand it to the router,
 //! answer in the caller's dialect.
 
-use std::{sync::Arc, time::Instant};
+use std::{ops::ControlFlow, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -10,10 +10,7 @@ use serde_json::{json, Value};
 mod cached;
 mod outcome;
 
-use self::{
-    cached::{cache_lookup, mark},
-    outcome::Outcome,
-};
+use self::{cached::mark, outcome::Outcome};
 use crate::{
     dialect::{Dialect, Operation},
     endpoint::Endpoint,
@@ -138,13 +135,10 @@ impl Front {
             None => "unknown".to_string(),
         };
         let ctx = context(&parsed, gemini_single, prepared.as_ref());
-        let lookup = cache_lookup(&self.shared, &rt, &parts.headers, dialect, op, &parsed);
-        if let Some(body) = lookup.as_ref().and_then(|l| l.hit.clone()) {
-            if let Some(resp) = self.cached(body, parsed.stream, ctx.clone(), &model_label) {
-                return resp;
-            }
-        }
-        let cache = lookup.map(|l| l.state);
+        let cache = match self.look_up(&rt, &parts.headers, &parsed, &ctx, &model_label) {
+            ControlFlow::Break(hit) => return hit,
+            ControlFlow::Continue(state) => state,
+        };
         let (demand, ticket) = match self.limits(&rt, &parsed, body_len).await {
             Ok(admitted) => admitted,
             Err(err) => {

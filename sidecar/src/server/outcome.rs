@@ -11,7 +11,7 @@ use switchyard_crds::Money;
 
 use super::{cached::mark, decorate, record, Front, Named};
 use crate::{
-    cache::{self, Outcome as CacheOutcome},
+    cache::{self, Outcome as CacheOutcome, Place},
     dialect::Operation,
     error::Error,
     governor,
@@ -36,7 +36,7 @@ pub(super) struct Outcome {
     pub(super) model_label: String,
     pub(super) prepared: Option<responses_api::Prepared>,
     /// The cache lookup, when the policy caches.
-    pub(super) cache: Option<(CacheOutcome, Option<cache::Key>)>,
+    pub(super) cache: Option<(CacheOutcome, Option<Place>)>,
     /// The call's trace span.
     pub(super) span: crate::telemetry::CallSpan,
 }
@@ -63,7 +63,7 @@ struct Rest {
     rt: Arc<crate::state::Runtime>,
     report: Report,
     prepared: Option<responses_api::Prepared>,
-    cache: Option<(CacheOutcome, Option<cache::Key>)>,
+    cache: Option<(CacheOutcome, Option<Place>)>,
 }
 
 impl Tally {
@@ -200,11 +200,12 @@ impl Outcome {
                 responses_api::remember(shared, &rt, p, &response, &report.provider);
             }
         }
-        if let (Some((CacheOutcome::Miss, Some(key))), Some(c)) = (cache, &rt.config.policy.cache) {
+        if let (Some((CacheOutcome::Miss, Some(place))), Some(c)) = (cache, &rt.config.policy.cache)
+        {
             if status == StatusCode::OK && front.op == Operation::Chat {
                 let held = shared
                     .cache
-                    .put(key, &body, c.max_entries as usize, c.ttl.0);
+                    .put(place.key, &body, c.max_entries as usize, c.ttl.0);
                 shared.metrics.cache_entries.set(held as i64);
             }
         }
@@ -229,9 +230,22 @@ impl Outcome {
             cache,
         } = rest;
         let (shared, provider, rt2) = (front.shared.clone(), report.provider.clone(), rt.clone());
-        body.on_end(Box::new(move |ended| {
+        // A stream missed in the cache is recorded as it goes out, and stored if it completes.
+        let store = match (cache, &rt.config.policy.cache) {
+            (Some((CacheOutcome::Miss, Some(place))), Some(c)) if front.op == Operation::Chat => {
+                body = body.recording(cache::MAX_STREAM_BYTES);
+                Some((place, c.max_entries as usize, c.ttl.0))
+            }
+            _ => None,
+        };
+        body.on_end(Box::new(move |mut ended| {
             if let (Some(p), Some(response)) = (&prepared, ended.completed) {
                 responses_api::remember(&shared, &rt2, p, response, &provider);
+            }
+            if let (Some((place, max_entries, ttl)), Some(events)) = (store, ended.recorded.take())
+            {
+                let held = shared.cache.put_stream(place, events, max_entries, ttl);
+                shared.metrics.cache_entries.set(held as i64);
             }
             let (usage, cost) = (ended.usage, ended.cost);
             match ended.how {

@@ -310,13 +310,12 @@ pub fn response(
             Dialect::Gemini => only.usage_metadata,
             _ => only.usage,
         };
-        let text = &mut serde_json::Deserializer::from_str(field.map_or("null", |r| r.get()));
-        let usage = match to {
-            Dialect::Anthropic => anthropic::usage(text),
-            Dialect::OpenAi => openai::usage(text),
-            Dialect::Responses => responses::usage(text),
-            Dialect::Gemini => gemini::usage(text),
-        };
+        let usage = field.map_or_else(Usage::default, |raw| match to {
+            Dialect::Anthropic => anthropic::usage(raw),
+            Dialect::OpenAi => openai::usage(raw),
+            Dialect::Responses => responses::usage(raw),
+            Dialect::Gemini => gemini::usage(raw),
+        });
         return Ok((body.clone(), usage));
     }
     let object = || {

@@ -392,9 +392,9 @@ pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json:
     } else {
         finish_reason(stop)
     };
-    let usage = body.usage.map_or_else(Usage::default, |u| {
-        super::anthropic::usage(&mut serde_json::Deserializer::from_str(u.get()))
-    });
+    let usage = body
+        .usage
+        .map_or_else(Usage::default, super::anthropic::usage);
     let content = if text.is_empty() && !calls.is_empty() {
         Value::Null
     } else {

@@ -602,27 +602,13 @@ async fn a_silent_upstream_under_a_translated_stream_sends_keepalives_and_change
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_sticks_to_its_backend_while_it_is_healthy_and_moves_when_it_fails() {
-    let up = Upstreams::start().await;
-    let mut yaml = up.providers();
-    yaml.push_str(&model(
-        "chat",
-        &[("openai", "gpt-4o", 0), ("anthropic", "claude", 0)],
-        "",
-    ));
-    let sc = start(&yaml);
-    let ask_session = |session: &'static str| {
-        let sc = &sc;
-        async move {
-            let (path, body) = chat("openai", "chat", "hello", false);
-            post_with(sc, &path, &body, &[("x-session-id", session)]).await
-        }
-    };
-    let first = ask_session("s1")
+    let (up, sc) = sessions_over_two_backends("").await;
+    let first = in_session(&sc, "chat", "s1")
         .await
         .header("x-switchyard-provider")
         .to_string();
     for _ in 0..12 {
-        let a = ask_session("s1").await;
+        let a = in_session(&sc, "chat", "s1").await;
         assert_eq!(
             a.header("x-switchyard-provider"),
             first,
@@ -635,16 +621,16 @@ async fn a_session_sticks_to_its_backend_while_it_is_healthy_and_moves_when_it_f
     } else {
         "openai"
     };
-    let down = Reply::json(
-        503,
-        json!({"error": {"message": "down", "type": "server_error"}}),
-    );
-    up.fake(&first).unwrap().script([down]);
-    let a = ask_session("s1").await;
+    up.fake(&first)
+        .unwrap()
+        .script([Reply::json(503, down_body())]);
+    let a = in_session(&sc, "chat", "s1").await;
     assert_eq!(a.header("x-switchyard-provider"), other);
     for _ in 0..6 {
         assert_eq!(
-            ask_session("s1").await.header("x-switchyard-provider"),
+            in_session(&sc, "chat", "s1")
+                .await
+                .header("x-switchyard-provider"),
             other
         );
     }
@@ -664,19 +650,10 @@ async fn a_session_sticks_to_its_backend_while_it_is_healthy_and_moves_when_it_f
 
 #[tokio::test(flavor = "multi_thread")]
 async fn affinity_none_places_every_call_afresh() {
-    let up = Upstreams::start().await;
-    let mut yaml = up.providers();
-    yaml.push_str(&model(
-        "chat",
-        &[("openai", "gpt-4o", 0), ("anthropic", "claude", 0)],
-        "",
-    ));
-    yaml.push_str(&policy("affinity: none"));
-    let sc = start(&yaml);
+    let (_up, sc) = sessions_over_two_backends("affinity: none").await;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..30 {
-        let (path, body) = chat("openai", "chat", "hello", false);
-        let a = post_with(&sc, &path, &body, &[("x-session-id", "s1")]).await;
+        let a = in_session(&sc, "chat", "s1").await;
         seen.insert(a.header("x-switchyard-provider").to_string());
     }
     assert_eq!(seen.len(), 2);
@@ -721,12 +698,7 @@ async fn a_session_moves_off_its_backend_once_that_backends_circuit_opens() {
     };
     // Other callers break the session's backend (through the model that has only it) until
     // its circuit opens; the session itself has not failed there.
-    let down = || {
-        Reply::json(
-            503,
-            json!({"error": {"message": "down", "type": "server_error"}}),
-        )
-    };
+    let down = || Reply::json(503, down_body());
     up.fake(&first).unwrap().script([down(), down()]);
     for _ in 0..2 {
         let (path, body) = chat("openai", &format!("solo-{first}"), "hello", false);
@@ -769,10 +741,9 @@ async fn a_session_call_is_never_moved_where_the_policy_does_not_retry() {
         "openai"
     };
     let before = up.fake(other).unwrap().received().len();
-    up.fake(&first).unwrap().script([Reply::json(
-        503,
-        json!({"error": {"message": "down", "type": "server_error"}}),
-    )]);
+    up.fake(&first)
+        .unwrap()
+        .script([Reply::json(503, down_body())]);
     let failed = in_session(&sc, "chat", "s1").await;
     assert_eq!(failed.status, 503, "{}", failed.text);
     // A caller's own error is never moved either.

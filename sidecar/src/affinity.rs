@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::{body::Facts, bounded::Bounded};
 
@@ -14,19 +14,20 @@ const CAPACITY: usize = 10_000;
 /// How long a session is remembered after its last call.
 const TTL: Duration = Duration::from_secs(3600);
 
-/// Headers that carry a session key, in the order they are read.
-const SESSION_HEADERS: &[&str] = &[
-    "x-claude-code-session-id",
-    "session_id",
-    "session-id",
-    "x-session-id",
+/// Headers that carry a session key, in the order they are read (names checked at compile
+/// time: a `&str` name is parsed again at every lookup).
+const SESSION_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-claude-code-session-id"),
+    HeaderName::from_static("session_id"),
+    HeaderName::from_static("session-id"),
+    HeaderName::from_static("x-session-id"),
 ];
 
 /// The session key of a call, if it carries one.
 pub fn session_key(headers: &HeaderMap, body: &Facts) -> Option<String> {
     SESSION_HEADERS
         .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
         .or(body.prompt_cache_key.as_deref())
         .filter(|k| !k.is_empty() && k.len() <= 256)
         .map(str::to_string)

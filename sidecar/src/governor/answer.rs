@@ -71,22 +71,18 @@ impl Governor {
                     Some(m) if m.window == minute => (m.left().min(a.limit), m.reset_at() - now),
                     _ => (a.limit, 60 - now.rem_euclid(60)),
                 };
-                *slot = Some((a.unit, a.limit, left, reset));
+                *slot = Some((a.unit, left, reset));
             }
         }
         // Room for all six at once: growing the map on the way rehashed every header in it.
         out.reserve(6);
-        for (unit, limit, left, reset) in counts.into_iter().flatten() {
+        for ((unit, left, reset), limit) in counts.into_iter().flatten().zip(&t.policy_limits) {
             let names = if unit == Unit::Requests {
                 REQUESTS
             } else {
                 TOKENS
             };
-            let values = [
-                HeaderValue::from(limit),
-                HeaderValue::from(left),
-                seconds(reset),
-            ];
+            let values = [limit.clone(), HeaderValue::from(left), seconds(reset)];
             for (name, value) in names.into_iter().zip(values) {
                 out.insert(name, value);
             }

@@ -110,6 +110,8 @@ pub(super) struct Taken {
 /// the models it covers) and each provider's.
 pub(super) struct Templates {
     pub(super) policy: Vec<Ask>,
+    /// Each policy ask's limit as an `x-ratelimit-limit-*` header value, written once.
+    pub(super) policy_limits: Vec<http::HeaderValue>,
     pub(super) budgets: Vec<(Option<Vec<String>>, Ask)>,
     pub(super) providers: HashMap<String, Vec<Ask>>,
 }
@@ -171,6 +173,7 @@ impl Templates {
             })
             .collect();
         Self {
+            policy_limits: policy.iter().map(|a| a.limit.into()).collect(),
             policy,
             budgets,
             providers,

@@ -5,6 +5,10 @@
 //! A 100 KB agent turn is mostly long strings with an escape every few dozen bytes. A reader
 //! that goes byte by byte stops and branches at every escape; here an escape costs a few bit
 //! operations, and the walk touches only the bytes between strings.
+//!
+//! The first walk also notes where each container it reads through opens and closes; a
+//! second walk over the same bytes ([`Scan::again`]) jumps over a container it only skips or
+//! takes as text (a tool's schema, a tool call's arguments) instead of walking it again.
 
 use std::borrow::Cow;
 
@@ -39,8 +43,22 @@ pub(crate) struct Scan<'a> {
     at: usize,
     /// The whole body as text, once a reader has checked it all ([`de::read`]).
     text: Option<&'a str>,
-    /// Which containers the value being skipped is inside (`true` for an object).
-    open: Vec<bool>,
+    /// Which containers the value being read through is inside (`true` for an object), and
+    /// where each one's span was noted.
+    open: Vec<(bool, u32)>,
+    /// A first walk's notes: where each container it read through opened and closed, in the
+    /// order they opened (none past 4 GiB).
+    noted: Option<Vec<Span>>,
+    /// A second walk's: the first walk's notes, and the first of them not yet behind it.
+    spans: &'a [Span],
+    next_span: usize,
+}
+
+/// Where a container opens and closes (the offsets of its brackets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    open: u32,
+    close: u32,
 }
 
 impl<'a> Scan<'a> {
@@ -63,6 +81,9 @@ impl<'a> Scan<'a> {
             at: 0,
             text: None,
             open: Vec::new(),
+            noted: u32::try_from(bytes.len()).is_ok().then(Vec::new),
+            spans: &[],
+            next_span: 0,
         })
     }
 
@@ -70,16 +91,33 @@ impl<'a> Scan<'a> {
     pub(crate) fn again(body: &'a [u8], marks: &'a Marks) -> Self {
         Scan {
             body,
-            quotes: Cow::Borrowed(&marks.0),
+            quotes: Cow::Borrowed(&marks.quotes),
             at: 0,
             text: None,
             open: Vec::new(),
+            noted: None,
+            spans: &marks.spans,
+            next_span: 0,
         }
     }
 
     /// The marks, for a second walk over the same bytes.
     pub(crate) fn marks(self) -> Marks {
-        Marks(self.quotes.into_owned())
+        Marks {
+            quotes: self.quotes.into_owned(),
+            spans: self.noted.unwrap_or_default(),
+        }
+    }
+
+    /// Where the container opening at `at` closes, when a first walk noted it.
+    fn noted_close(&mut self, at: usize) -> Option<usize> {
+        // Walks go forward: the notes before `at` are behind this one for good.
+        let ahead = &self.spans[self.next_span..];
+        let i = ahead.partition_point(|s| (s.open as usize) < at);
+        self.next_span += i;
+        let span = ahead.get(i).filter(|s| s.open as usize == at)?;
+        self.next_span += 1;
+        Some(span.close as usize)
     }
 
     /// The body's length.
@@ -133,10 +171,17 @@ impl<'a> Scan<'a> {
         (found < self.body.len()).then_some(found)
     }
 
-    /// One value of any type, read through and validated: its JSON text.
+    /// One value of any type, read through and validated (or, on a second walk, jumped over
+    /// when the first noted it): its JSON text.
     pub(crate) fn value(&mut self) -> Result<&'a [u8], Invalid> {
-        self.next();
+        let first = self.next();
         let start = self.at;
+        if matches!(first, Some(b'{' | b'[')) && !self.spans.is_empty() {
+            if let Some(close) = self.noted_close(start) {
+                self.at = close + 1;
+                return Ok(&self.body[start..self.at]);
+            }
+        }
         let base = self.open.len();
         loop {
             if self.one()? {
@@ -144,7 +189,7 @@ impl<'a> Scan<'a> {
             }
             // Close what the value just read ends, up to the next value to read.
             loop {
-                let Some(&object) = self.open.get(base..).and_then(<[bool]>::last) else {
+                let Some(&(object, span)) = self.open.get(base..).and_then(<[_]>::last) else {
                     return Ok(&self.body[start..self.at]);
                 };
                 match (self.next(), object) {
@@ -158,6 +203,10 @@ impl<'a> Scan<'a> {
                         break;
                     }
                     (Some(b'}'), true) | (Some(b']'), false) => {
+                        if let Some(s) = self.noted.as_mut().and_then(|n| n.get_mut(span as usize))
+                        {
+                            s.close = self.at as u32;
+                        }
                         self.at += 1;
                         self.open.pop();
                     }
@@ -173,13 +222,25 @@ impl<'a> Scan<'a> {
         match self.next() {
             Some(b'"') => self.string().map(|_| false),
             Some(open @ (b'{' | b'[')) => {
+                let at = self.at;
                 self.at += 1;
                 let object = open == b'{';
                 if self.next() == Some(if object { b'}' } else { b']' }) {
                     self.at += 1;
                     return Ok(false);
                 }
-                self.open.push(object);
+                // The body fits in 32 bits when notes are kept (`noted` is `None` otherwise).
+                let span = match self.noted.as_mut() {
+                    Some(noted) => {
+                        noted.push(Span {
+                            open: at as u32,
+                            close: 0,
+                        });
+                        noted.len() as u32 - 1
+                    }
+                    None => 0,
+                };
+                self.open.push((object, span));
                 if object {
                     self.skip_key()?;
                 }
@@ -309,10 +370,14 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The unescaped quotes of a scanned body, kept with it so that a second reader walks it
-/// without scanning it again.
+/// The unescaped quotes of a scanned body and where the containers the first walk read
+/// through open and close, kept with it so that a second reader walks it without scanning it
+/// again, and jumps over what it does not read.
 #[derive(Debug, Default)]
-pub struct Marks(Vec<u64>);
+pub struct Marks {
+    quotes: Vec<u64>,
+    spans: Vec<Span>,
+}
 
 /// What one block tells the next: whether its first byte is escaped, whether it starts
 /// inside a string.

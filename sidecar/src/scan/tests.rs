@@ -136,6 +136,84 @@ proptest! {
             prop_assert_eq!(&read, &tree[&key]);
         }
     }
+
+    #[test]
+    fn a_second_walk_jumps_to_the_texts_the_first_walk_read(value in json_value(), pretty in any::<bool>()) {
+        let doc = serde_json::json!({"a": value, "b": [value, {"c": value}], "d": {}, "e": []});
+        let text = if pretty {
+            serde_json::to_string_pretty(&doc)
+        } else {
+            serde_json::to_string(&doc)
+        }
+        .unwrap_or_default();
+        let refused = |_| TestCaseError::fail("refused");
+        let mut first = Scan::new(text.as_bytes()).map_err(refused)?;
+        let whole = first.value().map_err(refused)?;
+        let marks = first.marks();
+        // Whole, from the marks: one jump.
+        let mut again = Scan::again(text.as_bytes(), &marks);
+        prop_assert_eq!(again.value().map_err(refused)?, whole);
+        again.end().map_err(refused)?;
+        // Member by member, one level down and two: each text as a fresh walk reads it.
+        let fresh = members_two_deep(Scan::new(text.as_bytes()).map_err(refused)?).map_err(refused)?;
+        let jumped = members_two_deep(Scan::again(text.as_bytes(), &marks)).map_err(refused)?;
+        prop_assert_eq!(jumped, fresh);
+    }
+}
+
+/// The text of each member of a document's object, and of each element of those that are
+/// arrays, read in order.
+fn members_two_deep(mut scan: Scan<'_>) -> Result<Vec<&[u8]>, Invalid> {
+    let mut texts = Vec::new();
+    scan.members(|scan, _| {
+        if scan.next() == Some(b'[') {
+            scan.elements(|scan, _| {
+                texts.push(scan.value()?);
+                Ok(())
+            })
+        } else {
+            texts.push(scan.value()?);
+            Ok(())
+        }
+    })?;
+    scan.end()?;
+    Ok(texts)
+}
+
+#[test]
+fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
+    let text = br#"{"tools": [{"schema": {"type": "object", "x": [1, [2]]}}], "n": {"m": 1}}"#;
+    let mut first = Scan::new(text).unwrap_or_else(|_| panic!("refused"));
+    // The first walk reads `tools` through and steps into `n` on its own.
+    first
+        .members(|scan, key| match key {
+            b"n" => scan.members(|scan, _| scan.value().map(drop)),
+            _ => scan.value().map(drop),
+        })
+        .unwrap_or_else(|_| panic!("refused"));
+    let marks = first.marks();
+    let opens: Vec<u32> = marks.spans.iter().map(|s| s.open).collect();
+    // `tools`, its object, the schema and its two arrays; not the document, not `n`.
+    assert_eq!(opens.len(), 5, "{opens:?}");
+    assert!(marks
+        .spans
+        .iter()
+        .all(|s| text[s.close as usize] == b']' || text[s.close as usize] == b'}'));
+    let mut again = Scan::again(text, &marks);
+    let mut seen = Vec::new();
+    again
+        .members(|scan, _| {
+            seen.push(scan.value()?);
+            Ok(())
+        })
+        .unwrap_or_else(|_| panic!("refused"));
+    assert_eq!(
+        seen,
+        [
+            &br#"[{"schema": {"type": "object", "x": [1, [2]]}}]"#[..],
+            &br#"{"m": 1}"#[..]
+        ]
+    );
 }
 
 #[test]

@@ -331,10 +331,9 @@ fn assistant(out: &mut Vec<u8>, blocks: &Blocks<'_>) -> Option<()> {
             out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
             raw(out, b.name);
             out.extend_from_slice(b",\"arguments\":");
-            // As a tree prints it (compact, keys sorted), as a JSON string.
-            let input: serde_json::Value = serde_json::from_str(b.input.json()).ok()?;
-            let args = serde_json::to_string(&input).ok()?;
-            serde_json::to_writer(&mut *out, &args).ok()?;
+            // The input's JSON text as the caller sent it (its keys in their order, its
+            // numbers as written), as a JSON string: no tree of it is built.
+            serde_json::to_writer(&mut *out, b.input.json()).ok()?;
             out.extend_from_slice(b"}}");
         }
         out.push(b']');

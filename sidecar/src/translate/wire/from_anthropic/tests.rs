@@ -15,13 +15,13 @@ fn by_tree(body: &Value, stream: bool) -> Option<Value> {
 }
 
 fn same(body: &Value) -> bool {
-    super::super::harness::same(request, by_tree, body)
+    super::super::harness::same(written, by_tree, body)
 }
 
 #[test]
 fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
     super::super::harness::scenarios(
-        request,
+        written,
         by_tree,
         "anthropic",
         include_str!("../../../../../bench/payloads/agentic-anthropic.json"),
@@ -57,7 +57,7 @@ fn answers_what_the_tree_answers_for_odd_shapes() {
 #[test]
 fn escaped_words_answer_as_the_tree_reads_them() {
     let body = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base\u0036\u0034","media_type":"image/png","data":"QUJD"}},{"type":"image","source":{"type":"url","url":"https:\/\/x\/y.png"}}]}]}"#;
-    super::super::harness::same_bytes(request, by_tree, body.as_bytes());
+    super::super::harness::same_bytes(written, by_tree, body.as_bytes());
 }
 
 #[test]
@@ -75,4 +75,15 @@ fn leaves_to_the_tree_what_it_does_not_write() {
         );
     }
     assert!(request(b"{\"messages\":[],\"messages\":[]}", "m", false).is_none());
+}
+
+#[test]
+fn a_tool_calls_arguments_are_its_input_as_sent() {
+    // Keys in the caller's order, numbers as written, escapes kept: no tree re-prints them.
+    let body = br#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"c1","name":"f","input":{"z":1.10,"a":[1e2,"\u00e9"]}}]}]}"#;
+    let out: Value = serde_json::from_slice(&request(body, "m", false).unwrap()).unwrap();
+    assert_eq!(
+        out["messages"][0]["tool_calls"][0]["function"]["arguments"],
+        r#"{"z":1.10,"a":[1e2,"\u00e9"]}"#
+    );
 }

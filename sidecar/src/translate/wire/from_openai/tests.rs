@@ -14,13 +14,13 @@ fn by_tree(body: &Value, stream: bool) -> Option<Value> {
 }
 
 fn same(body: &Value) -> bool {
-    super::super::harness::same(request, by_tree, body)
+    super::super::harness::same(written, by_tree, body)
 }
 
 #[test]
 fn answers_what_the_tree_answers_for_every_golden_scenario_and_the_agentic_payload() {
     super::super::harness::scenarios(
-        request,
+        written,
         by_tree,
         "openai",
         include_str!("../../../../../bench/payloads/agentic-openai.json"),
@@ -54,7 +54,7 @@ fn escaped_urls_and_words_answer_as_the_tree_reads_them() {
         r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application\/pdf;base64,JVBE"}}]}]}"#,
         r#"{"messages":[],"tools":[{"function":{"name":"f"}}],"tool_choice":"requ\u0069red"}"#,
     ] {
-        super::super::harness::same_bytes(request, by_tree, body.as_bytes());
+        super::super::harness::same_bytes(written, by_tree, body.as_bytes());
     }
 }
 

@@ -182,7 +182,7 @@ fn members_two_deep(mut scan: Scan<'_>) -> Result<Vec<&[u8]>, Invalid> {
 
 #[test]
 fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
-    let text = br#"{"tools": [{"schema": {"type": "object", "x": [1, [2]]}}], "n": {"m": 1}}"#;
+    let text = br#"{"tools": [{"schema": {"type": "object", "x": [1, [2]]}}], "n": {"m": 1}, "deep": [[[0]]]}"#;
     let mut first = Scan::new(text).unwrap_or_else(|_| panic!("refused"));
     // The first walk reads `tools` through and steps into `n` on its own.
     first
@@ -193,12 +193,18 @@ fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
         .unwrap_or_else(|_| panic!("refused"));
     let marks = first.marks();
     let opens: Vec<u32> = marks.spans.iter().map(|s| s.open).collect();
-    // `tools`, its object, the schema and its two arrays; not the document, not `n`.
-    assert_eq!(opens.len(), 5, "{opens:?}");
-    assert!(marks
-        .spans
-        .iter()
-        .all(|s| text[s.close as usize] == b']' || text[s.close as usize] == b'}'));
+    // `tools`, its object, the schema and its two arrays, `deep` and its two; not the
+    // document, not `n`.
+    assert_eq!(opens, [10, 11, 22, 46, 50, 82, 83, 84]);
+    // Each note spans its container whole.
+    for s in &marks.spans {
+        let noted = &text[s.open as usize..=s.close as usize];
+        assert!(
+            serde_json::from_slice::<Value>(noted).is_ok(),
+            "{}",
+            String::from_utf8_lossy(noted)
+        );
+    }
     let mut again = Scan::again(text, &marks);
     let mut seen = Vec::new();
     again
@@ -211,7 +217,8 @@ fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
         seen,
         [
             &br#"[{"schema": {"type": "object", "x": [1, [2]]}}]"#[..],
-            &br#"{"m": 1}"#[..]
+            &br#"{"m": 1}"#[..],
+            &br#"[[[0]]]"#[..]
         ]
     );
 }

@@ -81,7 +81,10 @@ impl<'a> Scan<'a> {
             at: 0,
             text: None,
             open: Vec::new(),
-            noted: u32::try_from(bytes.len()).is_ok().then(Vec::new),
+            // About one container every 250 bytes in an agent turn: room for them at once.
+            noted: u32::try_from(bytes.len())
+                .is_ok()
+                .then(|| Vec::with_capacity(bytes.len() / 256)),
             spans: &[],
             next_span: 0,
         })
@@ -171,17 +174,23 @@ impl<'a> Scan<'a> {
         (found < self.body.len()).then_some(found)
     }
 
-    /// One value of any type, read through and validated (or, on a second walk, jumped over
-    /// when the first noted it): its JSON text.
-    pub(crate) fn value(&mut self) -> Result<&'a [u8], Invalid> {
-        let first = self.next();
-        let start = self.at;
-        if matches!(first, Some(b'{' | b'[')) && !self.spans.is_empty() {
+    /// One value a second walk does not read into: jumped over when the first walk noted it,
+    /// else read through as [`Scan::value`] reads it. Its JSON text.
+    pub(crate) fn value_again(&mut self) -> Result<&'a [u8], Invalid> {
+        if let Some(b'{' | b'[') = self.next() {
+            let start = self.at;
             if let Some(close) = self.noted_close(start) {
                 self.at = close + 1;
                 return Ok(&self.body[start..self.at]);
             }
         }
+        self.value()
+    }
+
+    /// One value of any type, read through and validated: its JSON text.
+    pub(crate) fn value(&mut self) -> Result<&'a [u8], Invalid> {
+        self.next();
+        let start = self.at;
         let base = self.open.len();
         loop {
             if self.one()? {

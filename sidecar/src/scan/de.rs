@@ -151,7 +151,7 @@ impl<'de> de::Deserializer<'de> for &mut Scan<'de> {
     ) -> Result<V::Value, Error> {
         match name {
             RAW => {
-                let value = self.value()?;
+                let value = self.value_again()?;
                 visitor.visit_borrowed_str(self.text(value)?)
             }
             ESCAPED if self.next() == Some(b'"') => {
@@ -164,7 +164,7 @@ impl<'de> de::Deserializer<'de> for &mut Scan<'de> {
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.value()?;
+        self.value_again()?;
         visitor.visit_unit()
     }
 

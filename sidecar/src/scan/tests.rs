@@ -152,7 +152,7 @@ proptest! {
         let marks = first.marks();
         // Whole, from the marks: one jump.
         let mut again = Scan::again(text.as_bytes(), &marks);
-        prop_assert_eq!(again.value().map_err(refused)?, whole);
+        prop_assert_eq!(again.value_again().map_err(refused)?, whole);
         again.end().map_err(refused)?;
         // Member by member, one level down and two: each text as a fresh walk reads it.
         let fresh = members_two_deep(Scan::new(text.as_bytes()).map_err(refused)?).map_err(refused)?;
@@ -168,11 +168,11 @@ fn members_two_deep(mut scan: Scan<'_>) -> Result<Vec<&[u8]>, Invalid> {
     scan.members(|scan, _| {
         if scan.next() == Some(b'[') {
             scan.elements(|scan, _| {
-                texts.push(scan.value()?);
+                texts.push(scan.value_again()?);
                 Ok(())
             })
         } else {
-            texts.push(scan.value()?);
+            texts.push(scan.value_again()?);
             Ok(())
         }
     })?;
@@ -209,7 +209,7 @@ fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
     let mut seen = Vec::new();
     again
         .members(|scan, _| {
-            seen.push(scan.value()?);
+            seen.push(scan.value_again()?);
             Ok(())
         })
         .unwrap_or_else(|_| panic!("refused"));
@@ -221,6 +221,19 @@ fn a_second_walk_jumps_over_what_the_first_noted_and_walks_the_rest() {
             &br#"[[[0]]]"#[..]
         ]
     );
+    // It jumps, it does not walk: a note is taken as given.
+    let moved = Marks {
+        quotes: marks.quotes.clone(),
+        spans: vec![Span {
+            open: 10,
+            close: 52,
+        }],
+    };
+    let mut again = Scan::again(text, &moved);
+    again.next();
+    again.at += 1;
+    let _ = again.skip_key();
+    assert_eq!(again.value_again().ok(), Some(&text[10..=52]));
 }
 
 #[test]

@@ -616,11 +616,7 @@ async fn a_session_sticks_to_its_backend_while_it_is_healthy_and_moves_when_it_f
         );
     }
     // Its backend fails: the call moves, and the session follows it there.
-    let other = if first == "openai" {
-        "anthropic"
-    } else {
-        "openai"
-    };
+    let other = the_other(&first);
     up.fake(&first)
         .unwrap()
         .script([Reply::json(503, down_body())]);
@@ -677,6 +673,15 @@ async fn sessions_over_two_backends(policy_spec: &str) -> (Upstreams, Sidecar) {
     (up, sc)
 }
 
+/// The backend of `chat` that is not `provider`.
+fn the_other(provider: &str) -> &'static str {
+    if provider == "openai" {
+        "anthropic"
+    } else {
+        "openai"
+    }
+}
+
 async fn in_session(sc: &Sidecar, model: &str, session: &str) -> Answer {
     let (path, body) = chat("openai", model, "hello", false);
     post_with(sc, &path, &body, &[("x-session-id", session)]).await
@@ -691,11 +696,7 @@ async fn a_session_moves_off_its_backend_once_that_backends_circuit_opens() {
     let first = in_session(&sc, "chat", "s1").await;
     assert_eq!(first.status, 200, "{}", first.text);
     let first = first.header("x-switchyard-provider").to_string();
-    let other = if first == "openai" {
-        "anthropic"
-    } else {
-        "openai"
-    };
+    let other = the_other(&first);
     // Other callers break the session's backend (through the model that has only it) until
     // its circuit opens; the session itself has not failed there.
     let down = || Reply::json(503, down_body());
@@ -735,11 +736,7 @@ async fn a_session_call_is_never_moved_where_the_policy_does_not_retry() {
         .await
         .header("x-switchyard-provider")
         .to_string();
-    let other = if first == "openai" {
-        "anthropic"
-    } else {
-        "openai"
-    };
+    let other = the_other(&first);
     let before = up.fake(other).unwrap().received().len();
     up.fake(&first)
         .unwrap()

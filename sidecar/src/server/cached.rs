@@ -62,6 +62,50 @@ fn cache_lookup(
     Some(Lookup { state, hit })
 }
 
+/// Where a missed chat call's answer goes, and the bounds of the policy that caches.
+#[derive(Clone, Copy)]
+pub(super) struct Filling {
+    place: Place,
+    max_entries: usize,
+    ttl: std::time::Duration,
+}
+
+/// What a call's answer owes the cache: a filling when the lookup missed a chat call.
+pub(super) fn filling(
+    cache: Option<(CacheOutcome, Option<Place>)>,
+    rt: &crate::state::Runtime,
+    op: Operation,
+) -> Option<Filling> {
+    match (cache, &rt.config.policy.cache) {
+        (Some((CacheOutcome::Miss, Some(place))), Some(c)) if op == Operation::Chat => {
+            Some(Filling {
+                place,
+                max_entries: c.max_entries as usize,
+                ttl: c.ttl.0,
+            })
+        }
+        _ => None,
+    }
+}
+
+impl Filling {
+    /// Stores a whole answer.
+    pub(super) fn whole(self, shared: &Shared, body: &[u8]) {
+        let held = shared
+            .cache
+            .put(self.place.key, body, self.max_entries, self.ttl);
+        shared.metrics.cache_entries.set(held as i64);
+    }
+
+    /// Stores a completed stream's events.
+    pub(super) fn stream(self, shared: &Shared, events: Vec<u8>) {
+        let held = shared
+            .cache
+            .put_stream(self.place, events, self.max_entries, self.ttl);
+        shared.metrics.cache_entries.set(held as i64);
+    }
+}
+
 /// Adds `x-switchyard-cache` when the policy caches.
 pub(super) fn mark(resp: &mut Response<Body>, cache: Option<(CacheOutcome, Option<Place>)>) {
     // Checked once, at compile time: a `&str` name is parsed again at every insert.

@@ -9,7 +9,10 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use switchyard_crds::Money;
 
-use super::{cached::mark, decorate, record, Front, Named};
+use super::{
+    cached::{filling, mark},
+    decorate, record, Front, Named,
+};
 use crate::{
     cache::{self, Outcome as CacheOutcome, Place},
     dialect::Operation,
@@ -200,14 +203,8 @@ impl Outcome {
                 responses_api::remember(shared, &rt, p, &response, &report.provider);
             }
         }
-        if let (Some((CacheOutcome::Miss, Some(place))), Some(c)) = (cache, &rt.config.policy.cache)
-        {
-            if status == StatusCode::OK && front.op == Operation::Chat {
-                let held = shared
-                    .cache
-                    .put(place.key, &body, c.max_entries as usize, c.ttl.0);
-                shared.metrics.cache_entries.set(held as i64);
-            }
+        if let Some(f) = filling(cache, &rt, front.op).filter(|_| status == StatusCode::OK) {
+            f.whole(shared, &body);
         }
         let mut resp = respond::json_response(status, body);
         decorate(&mut resp, &report, &front.request_id, headers);
@@ -231,21 +228,16 @@ impl Outcome {
         } = rest;
         let (shared, provider, rt2) = (front.shared.clone(), report.provider.clone(), rt.clone());
         // A stream missed in the cache is recorded as it goes out, and stored if it completes.
-        let store = match (cache, &rt.config.policy.cache) {
-            (Some((CacheOutcome::Miss, Some(place))), Some(c)) if front.op == Operation::Chat => {
-                body = body.recording(cache::MAX_STREAM_BYTES);
-                Some((place, c.max_entries as usize, c.ttl.0))
-            }
-            _ => None,
-        };
+        let store = filling(cache, &rt, front.op);
+        if store.is_some() {
+            body = body.recording(cache::MAX_STREAM_BYTES);
+        }
         body.on_end(Box::new(move |mut ended| {
             if let (Some(p), Some(response)) = (&prepared, ended.completed) {
                 responses_api::remember(&shared, &rt2, p, response, &provider);
             }
-            if let (Some((place, max_entries, ttl)), Some(events)) = (store, ended.recorded.take())
-            {
-                let held = shared.cache.put_stream(place, events, max_entries, ttl);
-                shared.metrics.cache_entries.set(held as i64);
+            if let (Some(f), Some(events)) = (store, ended.recorded.take()) {
+                f.stream(&shared, events);
             }
             let (usage, cost) = (ended.usage, ended.cost);
             match ended.how {

@@ -475,5 +475,8 @@ fn marks(block: &[u8; 64]) -> [u64; 3] {
 }
 
 pub(crate) mod de;
+mod unescape;
+
+pub(crate) use unescape::{names_characters, unescape};
 #[cfg(test)]
 mod tests;

@@ -71,11 +71,10 @@ fn string<'de, V: Visitor<'de>>(inner: &'de str, visitor: V) -> Result<V::Value,
     if !inner.contains('\\') {
         return visitor.visit_borrowed_str(inner);
     }
-    let mut quoted = String::with_capacity(inner.len() + 2);
-    quoted.push('"');
-    quoted.push_str(inner);
-    quoted.push('"');
-    let unescaped: String = serde_json::from_str(&quoted).map_err(<Error as de::Error>::custom)?;
+    let mut unescaped = Vec::new();
+    super::unescape(inner.as_bytes(), &mut unescaped)
+        .map_err(|_| <Error as de::Error>::custom("invalid escape in string"))?;
+    let unescaped = String::from_utf8(unescaped).map_err(<Error as de::Error>::custom)?;
     visitor.visit_string(unescaped)
 }
 

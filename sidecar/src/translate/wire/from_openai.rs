@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::{item, joined, key, raw, read, Content, Listed, Object, Raw};
-use crate::scan::Scan;
+use crate::scan::{self, Scan};
 use crate::translate::openai_anthropic::DEFAULT_MAX_TOKENS;
 
 #[derive(Deserialize)]
@@ -284,25 +284,43 @@ fn assistant(turns: &mut Turns, m: &Message<'_>, content: &Content<'_, Part<'_>>
     };
     for c in calls {
         let f = c.function.get();
-        // The arguments string holds JSON: unescaped once, checked, and written as it is.
-        let args: String = match f.as_ref().map(|f| f.arguments) {
-            Some(a) if a.first() == Some(b'"') => serde_json::from_str(a.json()).ok()?,
-            _ => "{}".to_string(),
-        };
-        let input: Box<serde_json::value::RawValue> = if args.trim().is_empty() {
-            serde_json::value::RawValue::from_string("{}".into()).ok()?
-        } else {
-            serde_json::from_str(&args).ok()?
-        };
         let out = turns.block("assistant");
         out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
         raw(out, c.id);
         out.extend_from_slice(b",\"name\":");
         raw(out, f.as_ref().map_or(Raw::default(), |f| f.name));
         out.extend_from_slice(b",\"input\":");
-        out.extend_from_slice(input.get().as_bytes());
+        let arguments = f.as_ref().map_or(Raw::default(), |f| f.arguments);
+        input(out, arguments)?;
         out.push(b'}');
     }
+    Some(())
+}
+
+/// A tool call's arguments, a string holding JSON, written as the JSON it holds (`{}` when it
+/// holds nothing, or is not a string): unescaped straight into `out`, then checked there.
+fn input(out: &mut Vec<u8>, arguments: Raw<'_>) -> Option<()> {
+    let start = out.len();
+    if let Some(inner) = arguments.inner() {
+        scan::unescape(inner.as_bytes(), out).ok()?;
+    }
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let written = &out[start..];
+    let Some(first) = written.iter().position(|b| !blank(b)) else {
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
+        return Some(());
+    };
+    let end = written.iter().rposition(|b| !blank(b)).map_or(0, |i| i + 1);
+    let json = &written[first..end];
+    // serde_json checks the grammar but lets a lone surrogate (`\ud800`) by, which the tree
+    // refuses: arguments naming one are left to the tree.
+    if !scan::names_characters(json) {
+        return None;
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(json).ok()?;
+    out.truncate(start + end);
+    out.drain(start..start + first);
     Some(())
 }
 

@@ -41,6 +41,7 @@ fn answers_what_the_tree_answers_for_odd_shapes() {
         json!({"messages": [], "tools": [], "tool_choice": "required"}),
         json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "allowed_tools"}}),
         json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": null}, {"id": "d", "function": [1]}, {"id": "e", "function": "f"}, {"id": "g"}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": " \n {\"s\": \"\u{e9} \\ud83d\\ude00 \\\" \\\\ \\/\", \"n\": [1e3, -0.5]}\t "}}, {"id": "d", "function": {"name": "g", "arguments": " \r\n"}}, {"id": "e", "function": {"name": "h", "arguments": "42"}}, {"id": "k", "function": {"name": "i", "arguments": {"a": 1}}}]}]}),
     ] {
         assert!(same(&body), "taken: {body}");
     }
@@ -66,6 +67,8 @@ fn leaves_to_the_tree_what_it_does_not_write() {
         json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
         json!({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}]}),
         json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "not json"}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{} {}"}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{\"s\": \"\\ud800\"}"}}]}]}),
         json!({"messages": [], "response_format": {"type": "json_object"}}),
         json!({"messages": [], "reasoning_effort": "low"}),
         json!({"messages": [], "n": 2}),

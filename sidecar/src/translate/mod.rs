@@ -336,8 +336,15 @@ pub fn response(
             let usage = openai::usage(&value["usage"]);
             (value, usage)
         }
-        // Read typed from the text: no tree of the upstream's answer.
-        Dialect::Anthropic => openai_anthropic::response(body, ctx).map_err(invalid)?,
+        // Read typed from the text: no tree of the upstream's answer, and none at all for an
+        // OpenAI caller.
+        Dialect::Anthropic => {
+            let (completion, usage) = openai_anthropic::response(body, ctx).map_err(invalid)?;
+            if from == Dialect::OpenAi {
+                return Ok((written(&completion), usage));
+            }
+            (serde_json::to_value(completion).map_err(invalid)?, usage)
+        }
         Dialect::Gemini => openai_gemini::response(body, ctx).map_err(invalid)?,
         Dialect::Responses => openai_responses::response(&object()?, ctx),
     };
@@ -346,14 +353,18 @@ pub fn response(
 
 /// A hub answer (an OpenAI chat completion) in the caller's format.
 fn caller_response(from: Dialect, hub: Value, ctx: &Context) -> Bytes {
-    let out = match from {
-        Dialect::OpenAi => hub,
-        Dialect::Anthropic => anthropic_openai::response(&hub, ctx).0,
-        Dialect::Gemini => gemini_openai::response(&hub, ctx).0,
-        Dialect::Responses => responses_openai::response(&hub, ctx).0,
-    };
-    // Written straight into bytes: `to_string` goes through `fmt`, a few times slower.
-    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
+    match from {
+        Dialect::OpenAi => written(&hub),
+        Dialect::Anthropic => written(&anthropic_openai::response(&hub, ctx).0),
+        Dialect::Gemini => written(&gemini_openai::response(&hub, ctx).0),
+        Dialect::Responses => written(&responses_openai::response(&hub, ctx).0),
+    }
+}
+
+/// An answer's JSON, written straight into bytes (`to_string` goes through `fmt`, a few
+/// times slower).
+fn written(answer: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(answer).unwrap_or_default())
 }
 
 fn embeddings_response(

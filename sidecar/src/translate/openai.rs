@@ -1,7 +1,9 @@
 //! The OpenAI chat-completions format's own knowledge, which every pair through the hub
 //! shares: its `usage` object read and written, and its stream chunks written.
 
-use serde::Deserialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{count, Usage};
@@ -180,13 +182,114 @@ pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
 
 /// As an OpenAI `usage` object.
 pub fn usage_object(u: Usage) -> Value {
-    json!({
-        "prompt_tokens": u.input,
-        "completion_tokens": u.output,
-        "total_tokens": u.input + u.output,
-        "prompt_tokens_details": {"cached_tokens": u.cached},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
-    })
+    serde_json::to_value(UsageOut::from(u)).unwrap_or_default()
+}
+
+/// A whole chat completion as the gateway writes one from another format's answer, typed:
+/// written straight to an OpenAI caller, or made the hub's tree for the others.
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: Cow<'a, str>,
+    pub choices: Vec<CompletionChoice<'a>>,
+    pub usage: UsageOut,
+}
+
+/// One choice of a [`Completion`].
+#[derive(Serialize)]
+pub struct CompletionChoice<'a> {
+    pub index: usize,
+    pub message: Message<'a>,
+    pub logprobs: Option<Never>,
+    pub finish_reason: &'static str,
+}
+
+/// An assistant message: its text (`null` when it only calls tools), its tool calls, and
+/// the reasoning it carries, as the chat-completions servers that reason aloud name it.
+#[derive(Serialize)]
+pub struct Message<'a> {
+    pub role: &'static str,
+    pub content: Option<String>,
+    pub refusal: Option<Never>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall<'a>>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reasoning_content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<Value>,
+}
+
+impl<'a> Message<'a> {
+    /// An assistant message of `text`, `calls` and `reasoning`: its content `null` when it
+    /// calls tools and says nothing.
+    pub fn assistant(text: String, calls: Vec<ToolCall<'a>>, reasoning: String) -> Self {
+        Message {
+            role: "assistant",
+            content: (!text.is_empty() || calls.is_empty()).then_some(text),
+            refusal: None,
+            tool_calls: calls,
+            reasoning_content: reasoning,
+            thinking_blocks: Vec::new(),
+        }
+    }
+}
+
+/// A function call of an assistant message.
+#[derive(Serialize)]
+pub struct ToolCall<'a> {
+    pub id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCall<'a>,
+}
+
+/// A function call's name and its arguments, JSON text in a string.
+#[derive(Serialize)]
+pub struct FunctionCall<'a> {
+    pub name: Cow<'a, str>,
+    pub arguments: &'a str,
+}
+
+/// A field that is always `null`.
+#[derive(Serialize)]
+pub enum Never {}
+
+/// A `usage` object as the gateway writes one.
+#[derive(Serialize)]
+pub struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+    completion_tokens_details: ReasoningTokens,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
+}
+
+impl From<Usage> for UsageOut {
+    fn from(u: Usage) -> Self {
+        UsageOut {
+            prompt_tokens: u.input,
+            completion_tokens: u.output,
+            total_tokens: u.input + u.output,
+            prompt_tokens_details: CachedTokens {
+                cached_tokens: u.cached,
+            },
+            completion_tokens_details: ReasoningTokens {
+                reasoning_tokens: u.reasoning,
+            },
+        }
+    }
 }
 
 /// Appends one `chat.completion.chunk` event with a single choice.

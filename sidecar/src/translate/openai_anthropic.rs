@@ -3,7 +3,7 @@
 
 use serde_json::{json, value::RawValue, Map, Value};
 
-use super::{data_url, error_message, text_of, Context, Usage};
+use super::{data_url, error_message, openai, text_of, Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;
@@ -360,31 +360,34 @@ pub fn finish_reason(stop: &str) -> &'static str {
 }
 
 /// Translates an Anthropic Messages response into an OpenAI chat completion, read typed from
-/// its JSON text.
-pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json::Error> {
+/// its JSON text (texts borrowed from it where they hold no escape).
+pub fn response<'a>(
+    raw: &'a [u8],
+    ctx: &Context,
+) -> Result<(openai::Completion<'a>, Usage), serde_json::Error> {
     super::an_object(raw)?;
-    let body: super::anthropic::Message<'_> = serde_json::from_slice(raw)?;
+    let body: super::anthropic::Message<'a> = serde_json::from_slice(raw)?;
     let mut text = String::new();
     let mut thinking = String::new();
     let mut calls = Vec::new();
     let mut signed = Vec::new();
-    let input = |b: &super::anthropic::Block<'_>| b.input.map_or("{}", RawValue::get).to_string();
-    for block in &body.content {
+    for block in body.content {
+        signed.extend(block.signed());
+        let input = block.input.map_or("{}", RawValue::get);
         match block.kind.0.as_deref() {
             Some("text") => text.push_str(block.text.0.as_deref().unwrap_or_default()),
             Some("thinking") => thinking.push_str(block.thinking.0.as_deref().unwrap_or_default()),
-            Some("tool_use") if ctx.json_tool => text.push_str(&input(block)),
-            Some("tool_use") => calls.push(json!({
-                "id": block.id.0.as_deref().unwrap_or_default(),
-                "type": "function",
-                "function": {
-                    "name": block.name.0.as_deref().unwrap_or_default(),
-                    "arguments": input(block),
+            Some("tool_use") if ctx.json_tool => text.push_str(input),
+            Some("tool_use") => calls.push(openai::ToolCall {
+                id: block.id.0.unwrap_or_default(),
+                kind: "function",
+                function: openai::FunctionCall {
+                    name: block.name.0.unwrap_or_default(),
+                    arguments: input,
                 },
-            })),
+            }),
             _ => {}
         }
-        signed.extend(block.signed());
     }
     let stop = body.stop_reason.filled().unwrap_or("end_turn");
     let finish = if ctx.json_tool && stop == "tool_use" {
@@ -395,32 +398,22 @@ pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json:
     let usage = body
         .usage
         .map_or_else(Usage::default, super::anthropic::usage);
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
+    let mut message = openai::Message::assistant(text, calls, thinking);
+    message.thinking_blocks = signed;
+    let completion = openai::Completion {
+        id: format!("chatcmpl-{}", body.id.filled().unwrap_or("msg")),
+        object: "chat.completion",
+        created: ctx.created,
+        model: body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
+        choices: vec![openai::CompletionChoice {
+            index: 0,
+            message,
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        usage: usage.into(),
     };
-    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    // Extended thinking, as the chat completions servers that reason aloud name it.
-    if !thinking.is_empty() {
-        message["reasoning_content"] = Value::String(thinking);
-    }
-    if !signed.is_empty() {
-        message["thinking_blocks"] = Value::Array(signed);
-    }
-    let id = body.id.filled().unwrap_or("msg");
-    let out = json!({
-        "id": format!("chatcmpl-{id}"),
-        "object": "chat.completion",
-        "created": ctx.created,
-        "model": body.model.0.as_deref().unwrap_or(&ctx.model),
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": super::openai::usage_object(usage),
-    });
-    Ok((out, usage))
+    Ok((completion, usage))
 }
 
 #[cfg(test)]
@@ -445,7 +438,8 @@ mod tests {
             created: 1,
             ..Context::default()
         };
-        let (hub, usage) = response(raw, &ctx).unwrap();
+        let (completion, usage) = response(raw, &ctx).unwrap();
+        let hub = serde_json::to_value(completion).unwrap();
         let message = &hub["choices"][0]["message"];
         assert_eq!(message["content"], "Let me check ");
         assert_eq!(message["reasoning_content"], "Look it up.");

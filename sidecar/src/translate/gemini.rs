@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
 use super::{count, Usage};
 use crate::skim::Text;
@@ -50,7 +50,20 @@ pub struct Part<'a> {
     #[serde(borrow)]
     pub text: Text<'a>,
     pub thought: Option<Value>,
-    pub function_call: Option<Value>,
+    #[serde(borrow)]
+    pub function_call: Option<FunctionCall<'a>>,
+}
+
+/// A function call: its arguments as the JSON text Gemini sent, every digit kept.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FunctionCall<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub args: Option<&'a RawValue>,
 }
 
 impl<'a> Candidate<'a> {

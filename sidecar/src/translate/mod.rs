@@ -345,7 +345,13 @@ pub fn response(
             }
             (serde_json::to_value(completion).map_err(invalid)?, usage)
         }
-        Dialect::Gemini => openai_gemini::response(body, ctx).map_err(invalid)?,
+        Dialect::Gemini => {
+            let (completion, usage) = openai_gemini::response(body, ctx).map_err(invalid)?;
+            if from == Dialect::OpenAi {
+                return Ok((written(&completion), usage));
+            }
+            (serde_json::to_value(completion).map_err(invalid)?, usage)
+        }
         Dialect::Responses => openai_responses::response(&object()?, ctx),
     };
     Ok((caller_response(from, hub, ctx), usage))

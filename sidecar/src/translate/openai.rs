@@ -239,6 +239,9 @@ impl<'a> Message<'a> {
 /// A function call of an assistant message.
 #[derive(Serialize)]
 pub struct ToolCall<'a> {
+    /// Its place among the message's calls, in a stream's chunks (none in a whole answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     pub id: Cow<'a, str>,
     #[serde(rename = "type")]
     pub kind: &'static str,

@@ -379,6 +379,7 @@ pub fn response<'a>(
             Some("thinking") => thinking.push_str(block.thinking.0.as_deref().unwrap_or_default()),
             Some("tool_use") if ctx.json_tool => text.push_str(input),
             Some("tool_use") => calls.push(openai::ToolCall {
+                index: None,
                 id: block.id.0.unwrap_or_default(),
                 kind: "function",
                 function: openai::FunctionCall {

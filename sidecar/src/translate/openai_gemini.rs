@@ -1,9 +1,11 @@
 //! An OpenAI-shaped call served by a Gemini upstream: `generateContent`, the SSE stream of
 //! `streamGenerateContent`, and `embedContent` / `batchEmbedContents`.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
-use super::{data_url, error_message, gemini::Candidate, gemini_schema, text_of, Context, Usage};
+use super::{
+    data_url, error_message, gemini::Candidate, gemini_schema, openai, text_of, Context, Usage,
+};
 use crate::{error::Error, sse};
 
 mod stream;
@@ -311,7 +313,10 @@ pub fn finish_reason(reason: &str, has_calls: bool) -> &'static str {
 }
 
 /// A candidate's text, thought summaries and function calls (numbered from `first_call`).
-fn parts(candidate: &Candidate<'_>, first_call: usize) -> (String, String, Vec<Value>) {
+fn parts<'a>(
+    candidate: &Candidate<'a>,
+    first_call: usize,
+) -> (String, String, Vec<openai::ToolCall<'a>>) {
     let mut text = String::new();
     let mut thoughts = String::new();
     let mut calls = Vec::new();
@@ -326,14 +331,19 @@ fn parts(candidate: &Candidate<'_>, first_call: usize) -> (String, String, Vec<V
         }
         if let Some(call) = &part.function_call {
             let index = first_call + calls.len();
-            let id = call
-                .get("id")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("call_{index}"), str::to_string);
-            calls.push(json!({
-                "index": index, "id": id, "type": "function",
-                "function": {"name": call["name"], "arguments": call.get("args").cloned().unwrap_or(json!({})).to_string()},
-            }));
+            calls.push(openai::ToolCall {
+                index: Some(index),
+                id: call
+                    .id
+                    .0
+                    .clone()
+                    .unwrap_or_else(|| format!("call_{index}").into()),
+                kind: "function",
+                function: openai::FunctionCall {
+                    name: call.name.0.clone().unwrap_or_default(),
+                    arguments: call.args.map_or("{}", RawValue::get),
+                },
+            });
         }
     }
     (text, thoughts, calls)
@@ -341,9 +351,12 @@ fn parts(candidate: &Candidate<'_>, first_call: usize) -> (String, String, Vec<V
 
 /// Translates a whole Gemini `GenerateContentResponse` into an OpenAI chat completion, read
 /// typed from its text.
-pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json::Error> {
+pub fn response<'a>(
+    raw: &'a [u8],
+    ctx: &Context,
+) -> Result<(openai::Completion<'a>, Usage), serde_json::Error> {
     super::an_object(raw)?;
-    let body: super::gemini::Response<'_> = serde_json::from_slice(raw)?;
+    let body: super::gemini::Response<'a> = serde_json::from_slice(raw)?;
     let usage = body
         .usage_metadata
         .as_ref()
@@ -352,38 +365,40 @@ pub fn response(raw: &[u8], ctx: &Context) -> Result<(Value, Usage), serde_json:
     for (i, candidate) in body.candidates.iter().flatten().enumerate() {
         let (text, thoughts, mut calls) = parts(candidate, 0);
         for c in &mut calls {
-            if let Some(o) = c.as_object_mut() {
-                o.remove("index");
-            }
+            c.index = None;
         }
         let finish = finish_reason(
             candidate.finish_reason.0.as_deref().unwrap_or("STOP"),
             !calls.is_empty(),
         );
-        let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
-        if !calls.is_empty() {
-            message["tool_calls"] = Value::Array(calls);
-        }
-        if !thoughts.is_empty() {
-            message["reasoning_content"] = Value::String(thoughts);
-        }
-        choices.push(
-            json!({"index": i, "message": message, "logprobs": null, "finish_reason": finish}),
-        );
+        choices.push(openai::CompletionChoice {
+            index: i,
+            message: openai::Message::assistant(text, calls, thoughts),
+            logprobs: None,
+            finish_reason: finish,
+        });
     }
     if choices.is_empty() {
         // The prompt itself was blocked (promptFeedback.blockReason).
-        choices.push(json!({"index": 0, "message": {"role": "assistant", "content": "", "refusal": null}, "logprobs": null, "finish_reason": "content_filter"}));
+        choices.push(openai::CompletionChoice {
+            index: 0,
+            message: openai::Message::assistant(String::new(), Vec::new(), String::new()),
+            logprobs: None,
+            finish_reason: "content_filter",
+        });
     }
-    let out = json!({
-        "id": format!("chatcmpl-{}", body.response_id.filled().unwrap_or("gemini")),
-        "object": "chat.completion",
-        "created": ctx.created,
-        "model": body.model_version.0.as_deref().unwrap_or(&ctx.model),
-        "choices": choices,
-        "usage": super::openai::usage_object(usage),
-    });
-    Ok((out, usage))
+    let completion = openai::Completion {
+        id: format!("chatcmpl-{}", body.response_id.filled().unwrap_or("gemini")),
+        object: "chat.completion",
+        created: ctx.created,
+        model: body
+            .model_version
+            .0
+            .unwrap_or_else(|| ctx.model.clone().into()),
+        choices,
+        usage: usage.into(),
+    };
+    Ok((completion, usage))
 }
 
 /// The inputs of an OpenAI embeddings request, as strings.
@@ -448,15 +463,21 @@ mod tests {
         };
         let raw = br#"{"candidates":[{"content":{"role":"model","parts":[
               {"text":"Weighing it.","thought":true},
-              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},
+              {"functionCall":{"name":"get_weather","args":{"city":"Paris","lat":48.856613999999997}}}]},
             "finishReason":"STOP","index":0}],
             "usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":9},
             "modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
-        let (hub, usage) = response(raw, &ctx).unwrap();
+        let (completion, usage) = response(raw, &ctx).unwrap();
+        let hub = serde_json::to_value(completion).unwrap();
         let message = &hub["choices"][0]["message"];
         assert_eq!(message["content"], Value::Null);
         assert_eq!(message["reasoning_content"], "Weighing it.");
-        assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather");
+        // The arguments are the args' text as sent: numbers keep every digit.
+        assert_eq!(
+            message["tool_calls"],
+            json!([{"id": "call_0", "type": "function", "function": {"name": "get_weather",
+                "arguments": r#"{"city":"Paris","lat":48.856613999999997}"#}}])
+        );
         assert_eq!(hub["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
             (hub["id"].as_str(), hub["model"].as_str()),
@@ -465,7 +486,7 @@ mod tests {
         assert_eq!((usage.input, usage.output, usage.reasoning), (4, 5, 2));
 
         let blocked = br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#;
-        let (hub, _) = response(blocked, &ctx).unwrap();
+        let hub = serde_json::to_value(response(blocked, &ctx).unwrap().0).unwrap();
         assert_eq!(hub["choices"][0]["finish_reason"], "content_filter");
         assert_eq!(hub["model"], "via");
         assert!(response(b"[]", &ctx).is_err(), "not an answer");

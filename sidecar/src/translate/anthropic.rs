@@ -1,9 +1,9 @@
 //! The Anthropic Messages format's own knowledge: its `usage` object read and written.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue, Value};
 
-use super::{count, Usage};
+use super::{count, Null, Usage};
 use crate::skim::Text;
 
 /// A Messages stream event as a stream translation reads it: the token-bearing fields
@@ -130,12 +130,61 @@ pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
 
 /// As an Anthropic `usage` object (input excludes cache reads and writes).
 pub fn usage_object(u: Usage) -> Value {
-    json!({
-        "input_tokens": u.input.saturating_sub(u.cached + u.cache_creation),
-        "output_tokens": u.output,
-        "cache_read_input_tokens": u.cached,
-        "cache_creation_input_tokens": u.cache_creation,
-    })
+    serde_json::to_value(UsageOut::from(u)).unwrap_or_default()
+}
+
+/// A `usage` object as the gateway writes one.
+#[derive(Serialize)]
+pub struct UsageOut {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_read_input_tokens: u64,
+    cache_creation_input_tokens: u64,
+}
+
+impl From<Usage> for UsageOut {
+    fn from(u: Usage) -> Self {
+        UsageOut {
+            input_tokens: u.input.saturating_sub(u.cached + u.cache_creation),
+            output_tokens: u.output,
+            cache_read_input_tokens: u.cached,
+            cache_creation_input_tokens: u.cache_creation,
+        }
+    }
+}
+
+/// A whole Messages answer as the gateway writes one from another format's, typed.
+#[derive(Serialize)]
+pub struct Reply<'a> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub role: &'static str,
+    pub model: &'a str,
+    pub content: Vec<ReplyBlock<'a>>,
+    pub stop_reason: &'static str,
+    pub stop_sequence: Option<Null>,
+    pub usage: UsageOut,
+}
+
+/// A content block of a [`Reply`].
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplyBlock<'a> {
+    /// Reasoning, unsigned: no Anthropic key signed it.
+    Thinking {
+        thinking: &'a str,
+        signature: &'static str,
+    },
+    Text {
+        text: &'a str,
+    },
+    /// A tool call, its input the JSON text of the call's arguments.
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Box<RawValue>,
+    },
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! An Anthropic-shaped call served by an OpenAI-format upstream (OpenAI, Azure, mock, and
 //! Gemini through OpenAI): the request forward, the response and the stream back.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
-use super::{Context, Usage};
+use super::{anthropic, openai, Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;
@@ -253,42 +253,58 @@ pub fn stop_reason(finish: &str) -> &'static str {
     }
 }
 
-/// Translates an OpenAI chat completion into an Anthropic Messages response.
-pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
-    let choice = body.pointer("/choices/0").unwrap_or(&Value::Null);
-    let msg = &choice["message"];
+/// Translates an OpenAI chat completion, read typed, into an Anthropic Messages response.
+pub fn response<'a>(
+    body: &'a openai::Chunk<'a>,
+    ctx: &'a Context,
+) -> (anthropic::Reply<'a>, Usage) {
+    let choice = body.choice();
+    let msg = choice.map(|c| &c.delta);
     let mut content = Vec::new();
     // Reasoning aloud (`reasoning_content`, as servers that reason aloud and the Gemini
     // translation name it) is a thinking block, unsigned: no Anthropic key signed it.
-    if let Some(thinking) = msg["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "thinking", "thinking": thinking, "signature": ""}));
+    if let Some(thinking) = msg.and_then(|m| m.reasoning_content.filled()) {
+        content.push(anthropic::ReplyBlock::Thinking {
+            thinking,
+            signature: "",
+        });
     }
-    if let Some(text) = msg["content"].as_str().filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "text", "text": text}));
+    if let Some(text) = msg.and_then(|m| m.content.filled()) {
+        content.push(anthropic::ReplyBlock::Text { text });
     }
-    for call in msg["tool_calls"].as_array().into_iter().flatten() {
-        let args = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
+    for call in msg
+        .and_then(|m| m.tool_calls.as_deref())
+        .unwrap_or_default()
+    {
+        let function = call.function.as_ref();
+        let args = function
+            .and_then(|f| f.arguments.0.as_deref())
             .unwrap_or("{}");
-        content.push(json!({
-            "type": "tool_use", "id": call["id"], "name": call.pointer("/function/name").cloned().unwrap_or_default(),
-            "input": serde_json::from_str::<Value>(args).unwrap_or(json!({})),
-        }));
+        content.push(anthropic::ReplyBlock::ToolUse {
+            id: call.id.0.as_deref().unwrap_or_default(),
+            name: function
+                .and_then(|f| f.name.0.as_deref())
+                .unwrap_or_default(),
+            // The arguments as the JSON they hold, every digit kept; `{}` when they hold none.
+            input: RawValue::from_string(args.to_string())
+                .or_else(|_| RawValue::from_string("{}".into()))
+                .unwrap_or_default(),
+        });
     }
-    let usage = super::openai::usage(&body["usage"]);
-    let id = body["id"].as_str().unwrap_or("chatcmpl");
-    let out = json!({
-        "id": format!("msg_{}", id.trim_start_matches("chatcmpl-")),
-        "type": "message",
-        "role": "assistant",
-        "model": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
-        "content": content,
-        "stop_reason": stop_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
-        "stop_sequence": null,
-        "usage": super::anthropic::usage_object(usage),
-    });
-    (out, usage)
+    let usage = body.usage().unwrap_or_default();
+    let id = body.id.0.as_deref().unwrap_or("chatcmpl");
+    let finish = choice.and_then(|c| c.finish_reason.0.as_deref());
+    let reply = anthropic::Reply {
+        id: format!("msg_{}", id.trim_start_matches("chatcmpl-")),
+        kind: "message",
+        role: "assistant",
+        model: body.model.0.as_deref().unwrap_or(&ctx.model),
+        content,
+        stop_reason: stop_reason(finish.unwrap_or("stop")),
+        stop_sequence: None,
+        usage: usage.into(),
+    };
+    (reply, usage)
 }
 
 #[cfg(test)]

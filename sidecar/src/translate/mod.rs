@@ -38,6 +38,10 @@ use crate::{
     sse,
 };
 
+/// A field an answer the gateway writes always holds as `null` (`Option<Null>`).
+#[derive(serde::Serialize)]
+pub enum Null {}
+
 /// Token counts, normalised to OpenAI's meaning (`input` includes cached tokens).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -331,6 +335,13 @@ pub fn response(
         return embeddings_response(from, to, body, &object()?, ctx);
     }
     let (hub, usage) = match to {
+        Dialect::OpenAi if from == Dialect::Anthropic => {
+            // Read typed and written typed: no tree of either answer.
+            an_object(body).map_err(invalid)?;
+            let answer: openai::Chunk<'_> = serde_json::from_slice(body).map_err(invalid)?;
+            let (reply, usage) = anthropic_openai::response(&answer, ctx);
+            return Ok((written(&reply), usage));
+        }
         Dialect::OpenAi => {
             let value = object()?;
             let usage = openai::usage(&value["usage"]);
@@ -361,7 +372,10 @@ pub fn response(
 fn caller_response(from: Dialect, hub: Value, ctx: &Context) -> Bytes {
     match from {
         Dialect::OpenAi => written(&hub),
-        Dialect::Anthropic => written(&anthropic_openai::response(&hub, ctx).0),
+        Dialect::Anthropic => {
+            let answer = serde::Deserialize::deserialize(&hub).unwrap_or_default();
+            written(&anthropic_openai::response(&answer, ctx).0)
+        }
         Dialect::Gemini => written(&gemini_openai::response(&hub, ctx).0),
         Dialect::Responses => written(&responses_openai::response(&hub, ctx).0),
     }

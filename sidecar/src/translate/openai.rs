@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{count, Usage};
+use super::{count, Null, Usage};
 use crate::{skim::Text, sse};
 
 /// An OpenAI `usage` object, the fields the gateway reads.
@@ -35,8 +35,9 @@ struct CompletionDetails {
     reasoning_tokens: u64,
 }
 
-/// A `chat.completion.chunk` as a stream translation reads it: its strings borrowed from the
-/// event where they have no escapes, nothing else kept.
+/// A `chat.completion.chunk` as a stream translation reads it, or a whole chat completion
+/// (its choices' `message` read as their delta): strings borrowed from the text where they
+/// have no escapes, nothing else kept.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct Chunk<'a> {
@@ -122,7 +123,7 @@ pub fn read_chunk(data: &str, sink: &mut impl ChunkSink, out: &mut Vec<u8>) {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct Choice<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "message")]
     pub delta: Delta<'a>,
     #[serde(borrow)]
     pub finish_reason: Text<'a>,
@@ -202,7 +203,7 @@ pub struct Completion<'a> {
 pub struct CompletionChoice<'a> {
     pub index: usize,
     pub message: Message<'a>,
-    pub logprobs: Option<Never>,
+    pub logprobs: Option<Null>,
     pub finish_reason: &'static str,
 }
 
@@ -212,7 +213,7 @@ pub struct CompletionChoice<'a> {
 pub struct Message<'a> {
     pub role: &'static str,
     pub content: Option<String>,
-    pub refusal: Option<Never>,
+    pub refusal: Option<Null>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall<'a>>,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -254,10 +255,6 @@ pub struct FunctionCall<'a> {
     pub name: Cow<'a, str>,
     pub arguments: &'a str,
 }
-
-/// A field that is always `null`.
-#[derive(Serialize)]
-pub enum Never {}
 
 /// A `usage` object as the gateway writes one.
 #[derive(Serialize)]

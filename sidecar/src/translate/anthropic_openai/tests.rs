@@ -1,3 +1,7 @@
+#![allow(clippy::unwrap_used)]
+
+use serde::Deserialize;
+
 use super::*;
 use crate::translate::StreamTranslator;
 
@@ -157,7 +161,9 @@ fn extended_thinking_asks_for_the_nearest_reasoning_effort() {
 fn reasoning_aloud_comes_back_as_a_thinking_block_before_the_text() {
     let body = json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
         "message": {"role": "assistant", "reasoning_content": "weigh it", "content": "42"}}]});
-    let (out, _) = response(&body, &Context::default());
+    let ctx = Context::default();
+    let answer = openai::Chunk::deserialize(&body).unwrap();
+    let out = serde_json::to_value(response(&answer, &ctx).0).unwrap();
     assert_eq!(
         out["content"],
         json!([{"type": "thinking", "thinking": "weigh it", "signature": ""}, {"type": "text", "text": "42"}])
@@ -223,4 +229,34 @@ fn odd_chunks_are_read_as_a_tree_would_read_them() {
     assert_eq!(tool["content_block"]["id"], Value::Null);
     assert_eq!(tool["content_block"]["name"], "f");
     assert_eq!(events.last().expect("events")["type"], "message_stop");
+}
+
+#[test]
+fn a_whole_answer_is_read_typed_its_tool_arguments_kept_as_sent() {
+    let raw = br#"{"id":"chatcmpl-7","object":"chat.completion","created":1,"model":"gpt-x",
+        "choices":[{"index":0,"finish_reason":"tool_calls","logprobs":null,"message":{"role":"assistant",
+        "content":null,"refusal":null,"tool_calls":[
+          {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"lat\": 48.856613999999997}"}},
+          {"id":"call_2","type":"function","function":{"name":"g","arguments":"not json"}},
+          {"id":"call_3","type":"function","function":{"name":"h","arguments":""}}]}}],
+        "usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":5}}}"#;
+    let ctx = Context::default();
+    let answer: openai::Chunk<'_> = serde_json::from_slice(raw).unwrap();
+    let (reply, usage) = response(&answer, &ctx);
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(
+        text.contains(r#""input":{"lat": 48.856613999999997}"#),
+        "{text}"
+    );
+    let out: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(out["id"], "msg_7");
+    assert_eq!(out["model"], "gpt-x");
+    assert_eq!(out["stop_reason"], "tool_use");
+    assert_eq!(out["content"][1]["input"], json!({}));
+    assert_eq!(out["content"][2]["input"], json!({}));
+    assert_eq!(
+        out["usage"],
+        json!({"input_tokens": 4, "output_tokens": 4, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 0})
+    );
+    assert_eq!((usage.input, usage.cached, usage.output), (9, 5, 4));
 }

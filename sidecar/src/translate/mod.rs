@@ -363,7 +363,13 @@ pub fn response(
             }
             (serde_json::to_value(completion).map_err(invalid)?, usage)
         }
-        Dialect::Responses => openai_responses::response(&object()?, ctx),
+        Dialect::Responses => {
+            let (completion, usage) = openai_responses::response(body, ctx).map_err(invalid)?;
+            if from == Dialect::OpenAi {
+                return Ok((written(&completion), usage));
+            }
+            (serde_json::to_value(completion).map_err(invalid)?, usage)
+        }
     };
     Ok((caller_response(from, hub, ctx), usage))
 }

@@ -253,7 +253,7 @@ pub struct ToolCall<'a> {
 #[derive(Serialize)]
 pub struct FunctionCall<'a> {
     pub name: Cow<'a, str>,
-    pub arguments: &'a str,
+    pub arguments: Cow<'a, str>,
 }
 
 /// A `usage` object as the gateway writes one.

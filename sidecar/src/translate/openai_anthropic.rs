@@ -384,7 +384,7 @@ pub fn response<'a>(
                 kind: "function",
                 function: openai::FunctionCall {
                     name: block.name.0.unwrap_or_default(),
-                    arguments: input,
+                    arguments: input.into(),
                 },
             }),
             _ => {}

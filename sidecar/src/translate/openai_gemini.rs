@@ -341,7 +341,7 @@ fn parts<'a>(
                 kind: "function",
                 function: openai::FunctionCall {
                     name: call.name.0.clone().unwrap_or_default(),
-                    arguments: call.args.map_or("{}", RawValue::get),
+                    arguments: call.args.map_or("{}", RawValue::get).into(),
                 },
             });
         }

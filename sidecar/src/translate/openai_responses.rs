@@ -3,16 +3,17 @@
 //! together with reasoning on chat completions. The request forward, the response and the
 //! stream back.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue, Map, Value};
 
 use super::{
     error_message, openai,
     responses::{self, usage as responses_usage},
     text_of, Context, Usage,
 };
-use crate::{error::Error, sse};
+use crate::{error::Error, skim::Text, sse};
 
 /// Translates a chat completion request into a Responses request.
 pub fn request(body: &Value) -> Result<Value, Error> {
@@ -155,10 +156,13 @@ fn user_parts(content: &Value, i: usize) -> Result<Value, Error> {
 
 /// The chat `finish_reason` for a finished Responses object.
 fn finish_reason(obj: &Value, called: bool) -> &'static str {
-    match obj
-        .pointer("/incomplete_details/reason")
-        .and_then(Value::as_str)
-    {
+    let stopped = obj.pointer("/incomplete_details/reason");
+    finish(stopped.and_then(Value::as_str), called)
+}
+
+/// The chat `finish_reason` for why an answer stopped short, if it did.
+fn finish(stopped: Option<&str>, called: bool) -> &'static str {
+    match stopped {
         Some("max_output_tokens") => "length",
         Some("content_filter") => "content_filter",
         _ if called => "tool_calls",
@@ -166,27 +170,95 @@ fn finish_reason(obj: &Value, called: bool) -> &'static str {
     }
 }
 
-/// A Responses output item's tool call in chat's shape (a freeform tool's input wrapped as
-/// `{"input": ...}`).
-fn chat_call(item: &Value) -> Option<Value> {
-    let arguments = match item["type"].as_str()? {
-        "function_call" => item["arguments"].as_str().unwrap_or("{}").to_string(),
-        "custom_tool_call" => json!({"input": item["input"]}).to_string(),
-        _ => return None,
-    };
-    Some(
-        json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}}),
-    )
+/// A whole Responses object, the fields a translation reads: texts borrowed from the body
+/// where they hold no escape, a freeform tool's input as the JSON text sent.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    created_at: Option<Value>,
+    #[serde(borrow)]
+    model: Text<'a>,
+    #[serde(borrow)]
+    output: Option<Vec<Item<'a>>>,
+    #[serde(borrow)]
+    incomplete_details: Option<Incomplete<'a>>,
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
 }
 
-/// Translates a Responses response object into a chat completion.
-pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
+/// An output item: a message, a function call or a freeform tool call (others are skipped).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Item<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    content: Option<Vec<Part<'a>>>,
+    #[serde(borrow)]
+    call_id: Text<'a>,
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow)]
+    arguments: Text<'a>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+}
+
+/// A message's part: output text or a refusal.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Part<'a> {
+    #[serde(borrow)]
+    text: Text<'a>,
+    #[serde(borrow)]
+    refusal: Text<'a>,
+}
+
+/// Why an answer stopped short.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Incomplete<'a> {
+    #[serde(borrow)]
+    reason: Text<'a>,
+}
+
+/// A Responses output item's tool call in chat's shape (a freeform tool's input wrapped as
+/// `{"input": ...}`).
+fn chat_call<'a>(item: Item<'a>) -> Option<openai::ToolCall<'a>> {
+    let arguments = match item.kind.0.as_deref()? {
+        "function_call" => item.arguments.0.unwrap_or(Cow::Borrowed("{}")),
+        "custom_tool_call" => {
+            let input = item.input.map_or("null", RawValue::get);
+            Cow::Owned(format!("{{\"input\":{input}}}"))
+        }
+        _ => return None,
+    };
+    Some(openai::ToolCall {
+        index: None,
+        id: item.call_id.0.unwrap_or_default(),
+        kind: "function",
+        function: openai::FunctionCall {
+            name: item.name.0.unwrap_or_default(),
+            arguments,
+        },
+    })
+}
+
+/// Translates a Responses response object into a chat completion, read typed from its text.
+pub fn response<'a>(
+    raw: &'a [u8],
+    ctx: &Context,
+) -> Result<(openai::Completion<'a>, Usage), serde_json::Error> {
+    super::an_object(raw)?;
+    let body: Answer<'a> = serde_json::from_slice(raw)?;
     let mut text = String::new();
     let mut calls = Vec::new();
-    for item in body["output"].as_array().into_iter().flatten() {
-        if item["type"] == "message" {
-            for part in item["content"].as_array().into_iter().flatten() {
-                if let Some(t) = part["text"].as_str().or_else(|| part["refusal"].as_str()) {
+    for item in body.output.into_iter().flatten() {
+        if item.kind.0.as_deref() == Some("message") {
+            for part in item.content.iter().flatten() {
+                if let Some(t) = part.text.0.as_deref().or(part.refusal.0.as_deref()) {
                     text.push_str(t);
                 }
             }
@@ -194,25 +266,35 @@ pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
             calls.push(call);
         }
     }
-    let usage = responses_usage(&body["usage"]);
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }, "refusal": null});
-    let finish = finish_reason(body, !calls.is_empty());
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    let id = body["id"]
-        .as_str()
+    let usage = body.usage.map_or_else(Usage::default, responses_usage);
+    let stopped = body
+        .incomplete_details
+        .as_ref()
+        .and_then(|d| d.reason.filled());
+    let finish = finish(stopped, !calls.is_empty());
+    let id = body
+        .id
+        .filled()
         .unwrap_or("resp")
         .trim_start_matches("resp_");
-    let out = json!({
-        "id": format!("chatcmpl-{id}"),
-        "object": "chat.completion",
-        "created": body.get("created_at").and_then(Value::as_u64).unwrap_or(ctx.created),
-        "model": body.get("model").cloned().unwrap_or_else(|| json!(ctx.model)),
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": openai::usage_object(usage),
-    });
-    (out, usage)
+    let completion = openai::Completion {
+        id: format!("chatcmpl-{id}"),
+        object: "chat.completion",
+        created: body
+            .created_at
+            .as_ref()
+            .and_then(Value::as_u64)
+            .unwrap_or(ctx.created),
+        model: body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
+        choices: vec![openai::CompletionChoice {
+            index: 0,
+            message: openai::Message::assistant(text, calls, String::new()),
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        usage: usage.into(),
+    };
+    Ok((completion, usage))
 }
 
 /// Responses events in, chat chunks out.
@@ -344,5 +426,55 @@ pub fn passthrough_event(data: &Value) -> (Option<Usage>, bool, Option<String>) 
         }
         Some("error") => (None, false, Some(error_message(data))),
         _ => (None, false, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_whole_answer_is_read_typed_with_text_calls_a_freeform_input_and_usage() {
+        let raw = br#"{"id":"resp_9","object":"response","created_at":1700,"model":"gpt-5",
+            "status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},
+            "output":[
+              {"type":"reasoning","id":"rs_1","summary":[]},
+              {"type":"message","role":"assistant","content":[
+                {"type":"output_text","text":"Patching \"it\"","annotations":[]},
+                {"type":"refusal","refusal":" now"}]},
+              {"type":"function_call","call_id":"call_1","name":"f","arguments":"{\"lat\": 48.856613999999997}"},
+              {"type":"custom_tool_call","call_id":"call_2","name":"apply_patch","input":"*** Begin Patch"}],
+            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},
+              "output_tokens":6,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":16}}"#;
+        let ctx = Context::default();
+        let (completion, usage) = response(raw, &ctx).unwrap();
+        let out = serde_json::to_value(completion).unwrap();
+        assert_eq!(out["id"], "chatcmpl-9");
+        assert_eq!(
+            (out["created"].as_u64(), out["model"].as_str()),
+            (Some(1700), Some("gpt-5"))
+        );
+        let choice = &out["choices"][0];
+        assert_eq!(choice["finish_reason"], "length");
+        assert_eq!(choice["message"]["content"], "Patching \"it\" now");
+        assert_eq!(
+            choice["message"]["tool_calls"],
+            json!([
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": r#"{"lat": 48.856613999999997}"#}},
+                {"id": "call_2", "type": "function", "function": {"name": "apply_patch", "arguments": r#"{"input":"*** Begin Patch"}"#}},
+            ])
+        );
+        assert_eq!(
+            (usage.input, usage.cached, usage.output, usage.reasoning),
+            (10, 4, 6, 2)
+        );
+        assert!(response(b"[]", &ctx).is_err(), "not an answer");
+        let (empty, _) = response(br#"{"output":null}"#, &ctx).unwrap();
+        assert_eq!(
+            serde_json::to_value(empty).unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
     }
 }

@@ -36,8 +36,8 @@ struct CompletionDetails {
 }
 
 /// A `chat.completion.chunk` as a stream translation reads it, or a whole chat completion
-/// (its choices' `message` read as their delta): strings borrowed from the text where they
-/// have no escapes, nothing else kept.
+/// (its choices' `message` read like a delta): strings borrowed from the text where they have
+/// no escapes, nothing else kept.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct Chunk<'a> {
@@ -123,8 +123,11 @@ pub fn read_chunk(data: &str, sink: &mut impl ChunkSink, out: &mut Vec<u8>) {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct Choice<'a> {
-    #[serde(borrow, alias = "message")]
+    #[serde(borrow)]
     pub delta: Delta<'a>,
+    /// A whole completion's message (read as a delta that adds all of it).
+    #[serde(borrow)]
+    pub message: Option<Delta<'a>>,
     #[serde(borrow)]
     pub finish_reason: Text<'a>,
 }

@@ -234,7 +234,7 @@ fn odd_chunks_are_read_as_a_tree_would_read_them() {
 #[test]
 fn a_whole_answer_is_read_typed_its_tool_arguments_kept_as_sent() {
     let raw = br#"{"id":"chatcmpl-7","object":"chat.completion","created":1,"model":"gpt-x",
-        "choices":[{"index":0,"finish_reason":"tool_calls","logprobs":null,"message":{"role":"assistant",
+        "choices":[{"index":0,"finish_reason":"tool_calls","logprobs":null,"delta":{},"message":{"role":"assistant",
         "content":null,"refusal":null,"tool_calls":[
           {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"lat\": 48.856613999999997}"}},
           {"id":"call_2","type":"function","function":{"name":"g","arguments":"not json"}},

@@ -259,7 +259,7 @@ pub fn response<'a>(
     ctx: &'a Context,
 ) -> (anthropic::Reply<'a>, Usage) {
     let choice = body.choice();
-    let msg = choice.map(|c| c.message.as_ref().unwrap_or(&c.delta));
+    let msg = choice.map(openai::Choice::said);
     let mut content = Vec::new();
     // Reasoning aloud (`reasoning_content`, as servers that reason aloud and the Gemini
     // translation name it) is a thinking block, unsigned: no Anthropic key signed it.

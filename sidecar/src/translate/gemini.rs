@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::{json, value::RawValue, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{value::RawValue, Map, Value};
 
 use super::{count, Usage};
 use crate::skim::Text;
@@ -105,15 +105,86 @@ pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
 
 /// As a Gemini `usageMetadata` (candidates exclude thoughts).
 pub fn usage_metadata(u: Usage) -> Value {
-    let candidates = u.output.saturating_sub(u.reasoning);
-    let mut m = json!({"promptTokenCount": u.input, "candidatesTokenCount": candidates, "totalTokenCount": u.input + u.output});
-    if u.cached > 0 {
-        m["cachedContentTokenCount"] = json!(u.cached);
+    serde_json::to_value(UsageMetadata::from(u)).unwrap_or_default()
+}
+
+/// A `usageMetadata` as the gateway writes one: cached and thought counts only when there
+/// are some, as Gemini writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageMetadata {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    total_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cached_content_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    thoughts_token_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl From<Usage> for UsageMetadata {
+    fn from(u: Usage) -> Self {
+        UsageMetadata {
+            prompt_token_count: u.input,
+            candidates_token_count: u.output.saturating_sub(u.reasoning),
+            total_token_count: u.input + u.output,
+            cached_content_token_count: u.cached,
+            thoughts_token_count: u.reasoning,
+        }
     }
-    if u.reasoning > 0 {
-        m["thoughtsTokenCount"] = json!(u.reasoning);
-    }
-    m
+}
+
+/// A whole `GenerateContentResponse` as the gateway writes one from another format's, typed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply<'a> {
+    pub candidates: Vec<ReplyCandidate<'a>>,
+    pub usage_metadata: UsageMetadata,
+    pub model_version: &'a str,
+    pub response_id: &'a str,
+}
+
+/// One candidate of a [`Reply`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyCandidate<'a> {
+    pub content: ReplyContent<'a>,
+    pub finish_reason: &'static str,
+    pub index: Option<u64>,
+}
+
+/// A candidate's content, the model's turn.
+#[derive(Serialize)]
+pub struct ReplyContent<'a> {
+    pub role: &'static str,
+    pub parts: Vec<ReplyPart<'a>>,
+}
+
+/// A part of a [`Reply`]: text (a thought summary when `thought`) or a function call.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ReplyPart<'a> {
+    Text {
+        text: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        thought: bool,
+    },
+    Call {
+        #[serde(rename = "functionCall")]
+        function_call: ReplyCall<'a>,
+    },
+}
+
+/// A function call, its args the JSON text of the call's arguments.
+#[derive(Serialize)]
+pub struct ReplyCall<'a> {
+    pub id: Option<&'a str>,
+    pub name: &'a str,
+    pub args: Box<RawValue>,
 }
 
 /// How a request's value is read when field names are made lowerCamelCase.
@@ -211,6 +282,8 @@ pub fn camel_fields(body: &Value) -> Cow<'_, Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

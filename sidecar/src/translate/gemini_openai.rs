@@ -2,9 +2,9 @@
 //! `batchEmbedContents`) served by an OpenAI-format upstream: the request forward, the
 //! response and the stream back. Anthropic upstreams are reached through OpenAI.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Map, Value};
 
-use super::{gemini_schema, Context, Usage};
+use super::{gemini, gemini_schema, openai, Context, Usage};
 use crate::{error::Error, sse};
 
 mod stream;
@@ -287,59 +287,71 @@ pub fn finish_reason(finish: &str) -> &'static str {
     }
 }
 
-fn call_part(call: &Value) -> Value {
-    let args = call
-        .pointer("/function/arguments")
-        .and_then(Value::as_str)
-        .unwrap_or("{}");
-    let name = call.pointer("/function/name").cloned().unwrap_or_default();
-    function_call_part(call["id"].clone(), name, args)
-}
-
 /// A Gemini `functionCall` part; arguments that are not JSON become `{}`.
 fn function_call_part(id: Value, name: Value, arguments: &str) -> Value {
     let args = serde_json::from_str::<Value>(arguments).unwrap_or(json!({}));
     json!({"functionCall": {"id": id, "name": name, "args": args}})
 }
 
-/// Translates an OpenAI chat completion into a Gemini `GenerateContentResponse`.
-pub fn response(body: &Value, ctx: &Context) -> (Value, Usage) {
-    let usage = super::openai::usage(&body["usage"]);
-    let candidates: Vec<Value> = body["choices"]
-        .as_array()
-        .into_iter()
+/// Translates an OpenAI chat completion, read typed, into a Gemini `GenerateContentResponse`.
+pub fn response<'a>(body: &'a openai::Chunk<'a>, ctx: &'a Context) -> (gemini::Reply<'a>, Usage) {
+    let usage = body.usage().unwrap_or_default();
+    let candidates = body
+        .choices
+        .iter()
         .flatten()
         .map(|choice| {
-            let msg = &choice["message"];
+            let msg = choice.said();
             let mut parts = Vec::new();
             // Reasoning aloud is a thought summary, as Gemini marks one.
-            if let Some(t) = msg["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
-                parts.push(json!({"text": t, "thought": true}));
+            if let Some(text) = msg.reasoning_content.filled() {
+                parts.push(gemini::ReplyPart::Text {
+                    text,
+                    thought: true,
+                });
             }
-            if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
-                parts.push(json!({"text": t}));
+            if let Some(text) = msg.content.filled() {
+                parts.push(gemini::ReplyPart::Text {
+                    text,
+                    thought: false,
+                });
             }
-            parts.extend(
-                msg["tool_calls"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(call_part),
-            );
-            json!({
-                "content": {"role": "model", "parts": parts},
-                "finishReason": finish_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
-                "index": choice["index"],
-            })
+            for call in msg.tool_calls.iter().flatten() {
+                let function = call.function.as_ref();
+                let args = function.and_then(|f| f.arguments.0.as_deref());
+                parts.push(gemini::ReplyPart::Call {
+                    function_call: gemini::ReplyCall {
+                        id: call.id.0.as_deref(),
+                        name: function
+                            .and_then(|f| f.name.0.as_deref())
+                            .unwrap_or_default(),
+                        // The arguments as the JSON they hold, every digit kept; `{}` when
+                        // they hold none.
+                        args: RawValue::from_string(args.unwrap_or("{}").to_string())
+                            .or_else(|_| RawValue::from_string("{}".into()))
+                            .unwrap_or_default(),
+                    },
+                });
+            }
+            let finish = choice.finish_reason.0.as_deref().unwrap_or("stop");
+            gemini::ReplyCandidate {
+                content: gemini::ReplyContent {
+                    role: "model",
+                    parts,
+                },
+                finish_reason: finish_reason(finish),
+                index: choice.index,
+            }
         })
         .collect();
-    let out = json!({
-        "candidates": candidates,
-        "usageMetadata": super::gemini::usage_metadata(usage),
-        "modelVersion": body.get("model").cloned().unwrap_or_else(|| Value::String(ctx.model.clone())),
-        "responseId": body["id"].as_str().unwrap_or("switchyard").trim_start_matches("chatcmpl-"),
-    });
-    (out, usage)
+    let id = body.id.0.as_deref().unwrap_or("switchyard");
+    let reply = gemini::Reply {
+        candidates,
+        usage_metadata: usage.into(),
+        model_version: body.model.0.as_deref().unwrap_or(&ctx.model),
+        response_id: id.trim_start_matches("chatcmpl-"),
+    };
+    (reply, usage)
 }
 
 /// Translates `embedContent` / `batchEmbedContents` into an OpenAI embeddings request.

@@ -382,7 +382,10 @@ fn caller_response(from: Dialect, hub: Value, ctx: &Context) -> Bytes {
             let answer = serde::Deserialize::deserialize(&hub).unwrap_or_default();
             written(&anthropic_openai::response(&answer, ctx).0)
         }
-        Dialect::Gemini => written(&gemini_openai::response(&hub, ctx).0),
+        Dialect::Gemini => {
+            let answer = serde::Deserialize::deserialize(&hub).unwrap_or_default();
+            written(&gemini_openai::response(&answer, ctx).0)
+        }
         Dialect::Responses => written(&responses_openai::response(&hub, ctx).0),
     }
 }

@@ -51,6 +51,13 @@ pub struct Chunk<'a> {
     pub error: Option<Value>,
 }
 
+impl<'a> Choice<'a> {
+    /// What the choice says: a whole completion's message, else the chunk's delta.
+    pub fn said(&self) -> &Delta<'a> {
+        self.message.as_ref().unwrap_or(&self.delta)
+    }
+}
+
 impl<'a> Chunk<'a> {
     /// The usage it reports (the last chunk, when asked for).
     pub fn usage(&self) -> Option<Usage> {
@@ -123,6 +130,7 @@ pub fn read_chunk(data: &str, sink: &mut impl ChunkSink, out: &mut Vec<u8>) {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct Choice<'a> {
+    pub index: Option<u64>,
     #[serde(borrow)]
     pub delta: Delta<'a>,
     /// A whole completion's message (read as a delta that adds all of it).

@@ -1,3 +1,7 @@
+#![allow(clippy::unwrap_used)]
+
+use serde::Deserialize;
+
 use super::*;
 use crate::translate::StreamTranslator;
 
@@ -65,7 +69,9 @@ fn a_thinking_config_asks_for_the_nearest_reasoning_effort() {
 fn reasoning_aloud_comes_back_as_a_thought_part_before_the_text() {
     let body = json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
         "message": {"role": "assistant", "reasoning_content": "weigh it", "content": "42"}}]});
-    let (out, _) = response(&body, &Context::default());
+    let ctx = Context::default();
+    let answer = openai::Chunk::deserialize(&body).unwrap();
+    let out = serde_json::to_value(response(&answer, &ctx).0).unwrap();
     assert_eq!(
         out["candidates"][0]["content"]["parts"],
         json!([{"text": "weigh it", "thought": true}, {"text": "42"}])
@@ -94,4 +100,39 @@ fn reasoning_aloud_comes_back_as_a_thought_part_before_the_text() {
             json!({"text": "42"})
         ]
     );
+}
+
+#[test]
+fn a_whole_answer_is_written_typed_its_calls_args_kept_as_sent() {
+    let raw = br#"{"id":"chatcmpl-3","model":"gpt-x","choices":[
+        {"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":[
+          {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"lat\": 48.856613999999997}"}},
+          {"id":"call_2","type":"function","function":{"name":"g","arguments":"oops"}}]}},
+        {"index":1,"finish_reason":"length","message":{"role":"assistant","content":"cut"}}],
+        "usage":{"prompt_tokens":7,"completion_tokens":5,"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+    let ctx = Context::default();
+    let answer: openai::Chunk<'_> = serde_json::from_slice(raw).unwrap();
+    let (reply, usage) = response(&answer, &ctx);
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(
+        text.contains(r#""args":{"lat": 48.856613999999997}"#),
+        "{text}"
+    );
+    let out: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        out["candidates"][0]["content"]["parts"][1],
+        json!({"functionCall": {"id": "call_2", "name": "g", "args": {}}})
+    );
+    assert_eq!(out["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(out["candidates"][1]["finishReason"], "MAX_TOKENS");
+    assert_eq!(out["candidates"][1]["index"], 1);
+    assert_eq!(
+        (out["responseId"].as_str(), out["modelVersion"].as_str()),
+        (Some("3"), Some("gpt-x"))
+    );
+    assert_eq!(
+        out["usageMetadata"],
+        json!({"promptTokenCount": 7, "candidatesTokenCount": 3, "totalTokenCount": 12, "thoughtsTokenCount": 2})
+    );
+    assert_eq!(usage.output, 5);
 }

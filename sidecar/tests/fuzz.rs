@@ -123,6 +123,45 @@ fn mutated_call(dialect: Dialect) -> impl Strategy<Value = Value> {
     })
 }
 
+/// A plausible whole answer of `dialect` (text, a tool call, usage) with a field of it, at
+/// the top, in its first choice or candidate, or in its first tool call, replaced by
+/// arbitrary JSON.
+fn mutated_answer(dialect: Dialect) -> impl Strategy<Value = Value> {
+    let (base, paths): (Value, [&str; 3]) = match dialect {
+        Dialect::OpenAi => (
+            json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "hi", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}),
+            [
+                "",
+                "/choices/0/message",
+                "/choices/0/message/tool_calls/0/function",
+            ],
+        ),
+        Dialect::Anthropic => (
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}], "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 2}}),
+            ["", "/content/0", "/content/1"],
+        ),
+        Dialect::Gemini => (
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}, {"functionCall": {"name": "f", "args": {"a": 1}}}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2}, "modelVersion": "m", "responseId": "r"}),
+            [
+                "",
+                "/candidates/0",
+                "/candidates/0/content/parts/1/functionCall",
+            ],
+        ),
+        Dialect::Responses => (
+            json!({"id": "resp_1", "object": "response", "created_at": 1, "model": "m", "status": "completed", "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}, {"type": "custom_tool_call", "call_id": "d", "name": "g", "input": "x"}], "usage": {"input_tokens": 3, "output_tokens": 2}}),
+            ["", "/output/0", "/output/1"],
+        ),
+    };
+    (0..3usize, field_name(), json_value()).prop_map(move |(at, k, v)| {
+        let mut b = base.clone();
+        if let Some(map) = b.pointer_mut(paths[at]).and_then(Value::as_object_mut) {
+            map.insert(k, v);
+        }
+        b
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -152,6 +191,16 @@ proptest! {
         for op in [Operation::Chat, Operation::Embeddings] {
             let _ = translate::response(DIALECTS[from], DIALECTS[to], op, &Bytes::from(body.to_string()), &ctx);
             let _ = translate::response(DIALECTS[from], DIALECTS[to], op, &Bytes::from(raw.clone()), &ctx);
+        }
+    }
+
+    #[test]
+    fn every_whole_answer_is_translated_to_json_or_refused((from, to, answer) in (0..4usize, 0..4usize).prop_flat_map(|(f, t)| (Just(f), Just(t), mutated_answer(DIALECTS[t])))) {
+        let ctx = Context::default();
+        let body = Bytes::from(answer.to_string());
+        if let Ok((out, _)) = translate::response(DIALECTS[from], DIALECTS[to], Operation::Chat, &body, &ctx) {
+            let written: Result<Value, _> = serde_json::from_slice(&out);
+            prop_assert!(written.as_ref().is_ok_and(Value::is_object), "not a JSON object: {}", String::from_utf8_lossy(&out));
         }
     }
 

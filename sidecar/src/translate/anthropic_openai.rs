@@ -1,7 +1,7 @@
 //! An Anthropic-shaped call served by an OpenAI-format upstream (OpenAI, Azure, mock, and
 //! Gemini through OpenAI): the request forward, the response and the stream back.
 
-use serde_json::{json, value::RawValue, Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::{anthropic, openai, Context, Usage};
 use crate::{error::Error, sse};
@@ -277,18 +277,13 @@ pub fn response<'a>(
         .unwrap_or_default()
     {
         let function = call.function.as_ref();
-        let args = function
-            .and_then(|f| f.arguments.0.as_deref())
-            .unwrap_or("{}");
+        let args = function.and_then(|f| f.arguments.0.as_deref());
         content.push(anthropic::ReplyBlock::ToolUse {
             id: call.id.0.as_deref().unwrap_or_default(),
             name: function
                 .and_then(|f| f.name.0.as_deref())
                 .unwrap_or_default(),
-            // The arguments as the JSON they hold, every digit kept; `{}` when they hold none.
-            input: RawValue::from_string(args.to_string())
-                .or_else(|_| RawValue::from_string("{}".into()))
-                .unwrap_or_default(),
+            input: openai::arguments_json(args),
         });
     }
     let usage = body.usage().unwrap_or_default();

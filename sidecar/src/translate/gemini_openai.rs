@@ -2,7 +2,7 @@
 //! `batchEmbedContents`) served by an OpenAI-format upstream: the request forward, the
 //! response and the stream back. Anthropic upstreams are reached through OpenAI.
 
-use serde_json::{json, value::RawValue, Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::{gemini, gemini_schema, openai, Context, Usage};
 use crate::{error::Error, sse};
@@ -325,11 +325,7 @@ pub fn response<'a>(body: &'a openai::Chunk<'a>, ctx: &'a Context) -> (gemini::R
                         name: function
                             .and_then(|f| f.name.0.as_deref())
                             .unwrap_or_default(),
-                        // The arguments as the JSON they hold, every digit kept; `{}` when
-                        // they hold none.
-                        args: RawValue::from_string(args.unwrap_or("{}").to_string())
-                            .or_else(|_| RawValue::from_string("{}".into()))
-                            .unwrap_or_default(),
+                        args: openai::arguments_json(args),
                     },
                 });
             }

@@ -178,6 +178,17 @@ pub struct FunctionDelta<'a> {
     pub arguments: Text<'a>,
 }
 
+/// A tool call's arguments (JSON text in a string) as the JSON they hold, every digit kept;
+/// `{}` when they are absent or hold none.
+pub fn arguments_json(arguments: Option<&str>) -> Box<serde_json::value::RawValue> {
+    use serde_json::value::RawValue;
+    let fallback = || RawValue::from_string("{}".into());
+    arguments
+        .map_or_else(fallback, |a| RawValue::from_string(a.into()))
+        .or_else(|_| fallback())
+        .unwrap_or_default()
+}
+
 /// Usage from an OpenAI `usage` object (anything unreadable counts as zero).
 pub fn usage<'de>(u: impl serde::Deserializer<'de>) -> Usage {
     let u = UsageWire::deserialize(u).unwrap_or_default();

@@ -89,6 +89,9 @@ pub fn build(
     let a = adapter(p.type_);
     let mut req = Request::post(a.url(p, op, model, stream, single));
     let headers = req.headers_mut().expect("a fresh builder has headers");
+    // Room for what an upstream request carries (the API's, the caller's forwarded, the
+    // trace's) at once: growing the map on the way rehashes every header in it.
+    headers.reserve(16);
     headers.insert(
         header::ACCEPT,
         HeaderValue::from_static(if stream {

@@ -334,60 +334,52 @@ pub fn response(
     if op == Operation::Embeddings {
         return embeddings_response(from, to, body, &object()?, ctx);
     }
-    let (hub, usage) = match to {
-        Dialect::OpenAi if from == Dialect::Anthropic => {
-            // Read typed and written typed: no tree of either answer.
-            an_object(body).map_err(invalid)?;
-            let answer: openai::Chunk<'_> = serde_json::from_slice(body).map_err(invalid)?;
-            let (reply, usage) = anthropic_openai::response(&answer, ctx);
-            return Ok((written(&reply), usage));
-        }
-        Dialect::OpenAi => {
+    // Read typed from the text: no tree of the upstream's answer, and none at all for the
+    // callers whose answer is written from a typed read (OpenAI, Anthropic, Gemini).
+    let read: HubReader = match to {
+        Dialect::OpenAi if from == Dialect::Responses => {
             let value = object()?;
             let usage = openai::usage(&value["usage"]);
-            (value, usage)
+            return Ok((written(&responses_openai::response(&value, ctx).0), usage));
         }
-        // Read typed from the text: no tree of the upstream's answer, and none at all for an
-        // OpenAI caller.
-        Dialect::Anthropic => {
-            let (completion, usage) = openai_anthropic::response(body, ctx).map_err(invalid)?;
-            if from == Dialect::OpenAi {
-                return Ok((written(&completion), usage));
-            }
-            (serde_json::to_value(completion).map_err(invalid)?, usage)
+        Dialect::OpenAi => {
+            an_object(body).map_err(invalid)?;
+            let answer: openai::Chunk<'_> = serde_json::from_slice(body).map_err(invalid)?;
+            return Ok(typed_reply(from, &answer, ctx));
         }
-        Dialect::Gemini => {
-            let (completion, usage) = openai_gemini::response(body, ctx).map_err(invalid)?;
-            if from == Dialect::OpenAi {
-                return Ok((written(&completion), usage));
-            }
-            (serde_json::to_value(completion).map_err(invalid)?, usage)
-        }
+        Dialect::Anthropic => openai_anthropic::response,
+        Dialect::Gemini => openai_gemini::response,
+        Dialect::Responses => openai_responses::response,
+    };
+    let (completion, usage) = read(body, ctx).map_err(invalid)?;
+    let out = match from {
+        Dialect::OpenAi => written(&completion),
         Dialect::Responses => {
-            let (completion, usage) = openai_responses::response(body, ctx).map_err(invalid)?;
-            if from == Dialect::OpenAi {
-                return Ok((written(&completion), usage));
-            }
-            (serde_json::to_value(completion).map_err(invalid)?, usage)
+            let hub = serde_json::to_value(completion).map_err(invalid)?;
+            written(&responses_openai::response(&hub, ctx).0)
+        }
+        // The completion read back as an answer is read: typed, its strings borrowed.
+        Dialect::Anthropic | Dialect::Gemini => {
+            let hub = serde_json::to_vec(&completion).map_err(invalid)?;
+            let answer: openai::Chunk<'_> = serde_json::from_slice(&hub).map_err(invalid)?;
+            typed_reply(from, &answer, ctx).0
         }
     };
-    Ok((caller_response(from, hub, ctx), usage))
+    Ok((out, usage))
 }
 
-/// A hub answer (an OpenAI chat completion) in the caller's format.
-fn caller_response(from: Dialect, hub: Value, ctx: &Context) -> Bytes {
-    match from {
-        Dialect::OpenAi => written(&hub),
-        Dialect::Anthropic => {
-            let answer = serde::Deserialize::deserialize(&hub).unwrap_or_default();
-            written(&anthropic_openai::response(&answer, ctx).0)
-        }
-        Dialect::Gemini => {
-            let answer = serde::Deserialize::deserialize(&hub).unwrap_or_default();
-            written(&gemini_openai::response(&answer, ctx).0)
-        }
-        Dialect::Responses => written(&responses_openai::response(&hub, ctx).0),
+/// Reads a whole answer of another format into the hub, a typed chat completion.
+type HubReader =
+    for<'a> fn(&'a [u8], &Context) -> Result<(openai::Completion<'a>, Usage), serde_json::Error>;
+
+/// A chat completion, read typed, as an Anthropic caller's answer, or a Gemini caller's.
+fn typed_reply(from: Dialect, answer: &openai::Chunk<'_>, ctx: &Context) -> (Bytes, Usage) {
+    if from == Dialect::Gemini {
+        let (reply, usage) = gemini_openai::response(answer, ctx);
+        return (written(&reply), usage);
     }
+    let (reply, usage) = anthropic_openai::response(answer, ctx);
+    (written(&reply), usage)
 }
 
 /// An answer's JSON, written straight into bytes (`to_string` goes through `fmt`, a few

@@ -18,6 +18,7 @@ use crate::{
     payload::Payload,
     plan::Candidate,
     provider, relay, sse,
+    telemetry::Propagation,
     translate::{self, Context},
     upstream, Shared,
 };
@@ -32,15 +33,11 @@ pub(super) async fn traced_attempt(
     deadline: Instant,
 ) -> Result<Answer, Failure> {
     let b = c.backend;
-    let mut trace_headers = HeaderMap::new();
-    let span = shared.tracing.attempt(
-        call.trace,
-        call.headers,
-        &mut trace_headers,
-        &b.provider,
-        &b.model,
-    );
-    let result = attempt(shared, call, c, provider, policy, deadline, trace_headers).await;
+    let (span, propagation) =
+        shared
+            .tracing
+            .attempt(call.trace, call.headers, &b.provider, &b.model);
+    let result = attempt(shared, call, c, provider, policy, deadline, propagation).await;
     match &result {
         Ok(_) => span.end(200, None),
         Err(f) => {
@@ -134,7 +131,7 @@ async fn attempt(
     provider: &switchyard_crds::proxy::Provider,
     policy: &Policy,
     deadline: Instant,
-    trace_headers: HeaderMap,
+    propagation: Propagation,
 ) -> Result<Answer, Failure> {
     let to = Dialect::of(provider);
     let mut ctx = call.ctx.clone();
@@ -151,7 +148,7 @@ async fn attempt(
         deadline,
     };
     let sent = Instant::now();
-    let reply = send(shared, &leg, provider, bytes, single, trace_headers).await?;
+    let reply = send(shared, &leg, provider, bytes, single, propagation).await?;
     let upstream::Reply {
         status,
         headers,
@@ -177,7 +174,7 @@ async fn send(
     provider: &switchyard_crds::proxy::Provider,
     bytes: Payload,
     single: bool,
-    trace_headers: HeaderMap,
+    propagation: Propagation,
 ) -> Result<upstream::Reply, Failure> {
     let call = leg.call;
     if provider.type_ == switchyard_crds::ProviderType::Mock {
@@ -202,7 +199,7 @@ async fn send(
     };
     let mut req = provider::build(provider, ask, bytes, caller)
         .map_err(|e| Failure::Connect(format!("bad upstream request: {e}")))?;
-    req.headers_mut().extend(trace_headers);
+    propagation.onto(req.headers_mut());
     let sending = shared.upstream.send(req, provider.connect_timeout.0);
     match timeout_at(leg.first_byte, sending).await {
         Err(_) => Err(Failure::Timeout),

@@ -17,7 +17,7 @@ use hyper_util::{
 };
 use opentelemetry::trace::{SpanContext, SpanId};
 use prometheus_client::metrics::{counter::Counter, family::Family};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encoded_len_varint, WireType};
 use tokio::sync::Notify;
 
 use super::settings::{Sampler, Settings};
@@ -52,7 +52,8 @@ pub struct Ends<'a> {
 impl SpanBuf {
     /// A span named `first second` (`chat gpt-4o`, `attempt openai`).
     pub fn new(first: &str, second: &str) -> SpanBuf {
-        let mut out = Vec::with_capacity(320);
+        // A call's span, its attributes and ids, is about 400 bytes.
+        let mut out = Vec::with_capacity(512);
         header(field::NAME, first.len() + 1 + second.len(), &mut out);
         out.extend_from_slice(first.as_bytes());
         out.push(b' ');
@@ -103,7 +104,7 @@ impl SpanBuf {
         // bit 9: that it is (as the OTLP `SpanFlags` say).
         let remote = if e.parent.1 { 0x300 } else { 0x100 };
         let flags = u32::from(e.context.trace_flags().to_u8()) | remote;
-        encode_key(field::FLAGS, WireType::ThirtyTwoBit, out);
+        key(field::FLAGS, WireType::ThirtyTwoBit, out);
         out.extend_from_slice(&flags.to_le_bytes());
         self.0
     }
@@ -204,7 +205,7 @@ impl Exporter {
         let batch = match queue.batches.last_mut() {
             Some(b) if b.1 < max_batch => b,
             _ => {
-                queue.batches.push((Vec::with_capacity(max_batch * 320), 0));
+                queue.batches.push((Vec::with_capacity(max_batch * 512), 0));
                 let last = queue.batches.len() - 1;
                 &mut queue.batches[last]
             }
@@ -308,10 +309,25 @@ const KIND_SERVER: u64 = 2;
 const KIND_CLIENT: u64 = 3;
 const STATUS_ERROR: u64 = 2;
 
+/// Appends `value` as a protobuf varint. prost's writes through `BufMut`, a capacity check
+/// and a slice copy a byte; a span's fields are mostly one-byte keys and lengths.
+fn varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a field's key: its number and wire type.
+fn key(tag: u32, wire: WireType, out: &mut Vec<u8>) {
+    varint(u64::from(tag << 3 | wire as u32), out);
+}
+
 /// A length-delimited field's key and length.
 fn header(tag: u32, len: usize, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+    key(tag, WireType::LengthDelimited, out);
+    varint(len as u64, out);
 }
 
 /// The size of a length-delimited field of `len` bytes (tags below 16 take one byte).
@@ -325,12 +341,12 @@ fn bytes_field(tag: u32, value: &[u8], out: &mut Vec<u8>) {
 }
 
 fn varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::Varint, out);
-    encode_varint(value, out);
+    key(tag, WireType::Varint, out);
+    varint(value, out);
 }
 
 fn fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::SixtyFourBit, out);
+    key(tag, WireType::SixtyFourBit, out);
     out.extend_from_slice(&value.to_le_bytes());
 }
 

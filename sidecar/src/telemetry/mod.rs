@@ -70,20 +70,38 @@ pub struct AttemptSpan {
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-/// Puts a span's W3C `traceparent` (version 00) and, when it has one, its `tracestate` on a
-/// request: what the W3C propagator writes, without building a propagation context per call.
-fn inject(span: &SpanContext, headers: &mut HeaderMap) {
-    // 00-{trace id}-{span id}-{flags}, lower-case hex.
-    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    hex(&span.trace_id().to_bytes(), &mut value[3..35]);
-    hex(&span.span_id().to_bytes(), &mut value[36..52]);
-    hex(&[span.trace_flags().to_u8()], &mut value[53..55]);
-    if let Ok(v) = HeaderValue::from_bytes(&value) {
-        headers.insert(TRACEPARENT, v);
+/// The trace context an upstream request carries: an attempt's `traceparent` and the trace's
+/// `tracestate`, or without tracing the caller's own, forwarded as they came.
+#[derive(Debug, Default)]
+pub struct Propagation {
+    traceparent: Option<HeaderValue>,
+    tracestate: Option<HeaderValue>,
+}
+
+impl Propagation {
+    /// A span's W3C `traceparent` (version 00) and, when it has one, its `tracestate`: what
+    /// the W3C propagator writes, without building a propagation context per call.
+    fn of(span: &SpanContext) -> Self {
+        // 00-{trace id}-{span id}-{flags}, lower-case hex.
+        let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex(&span.trace_id().to_bytes(), &mut value[3..35]);
+        hex(&span.span_id().to_bytes(), &mut value[36..52]);
+        hex(&[span.trace_flags().to_u8()], &mut value[53..55]);
+        let state = span.trace_state().header();
+        Propagation {
+            traceparent: HeaderValue::from_bytes(&value).ok(),
+            tracestate: (!state.is_empty())
+                .then(|| HeaderValue::try_from(state).ok())
+                .flatten(),
+        }
     }
-    let state = span.trace_state().header();
-    if !state.is_empty() {
-        if let Ok(v) = HeaderValue::try_from(state) {
+
+    /// Puts it on an upstream request's headers.
+    pub fn onto(self, headers: &mut HeaderMap) {
+        if let Some(v) = self.traceparent {
+            headers.insert(TRACEPARENT, v);
+        }
+        if let Some(v) = self.tracestate {
             headers.insert(TRACESTATE, v);
         }
     }
@@ -170,23 +188,21 @@ impl Tracing {
         }
     }
 
-    /// Starts an upstream attempt's span under a call's, and puts its `traceparent` on the
-    /// upstream request. Without tracing, the caller's own `traceparent` is forwarded.
+    /// Starts an upstream attempt's span under a call's, with the `traceparent` the upstream
+    /// request carries. Without tracing, the caller's own `traceparent` is forwarded.
     pub fn attempt(
         &self,
         call: &CallSpan,
         inbound: &HeaderMap,
-        upstream: &mut HeaderMap,
         provider: &str,
         model: &str,
-    ) -> AttemptSpan {
+    ) -> (AttemptSpan, Propagation) {
         let Some(call) = &call.span else {
-            for name in [TRACEPARENT, TRACESTATE] {
-                if let Some(v) = inbound.get(&name) {
-                    upstream.insert(name, v.clone());
-                }
-            }
-            return AttemptSpan::default();
+            let forwarded = Propagation {
+                traceparent: inbound.get(TRACEPARENT).cloned(),
+                tracestate: inbound.get(TRACESTATE).cloned(),
+            };
+            return (AttemptSpan::default(), forwarded);
         };
         let parent = &call.context;
         let context = SpanContext::new(
@@ -196,14 +212,14 @@ impl Tracing {
             false,
             parent.trace_state().clone(),
         );
-        inject(&context, upstream);
+        let propagation = Propagation::of(&context);
         let mut buf = SpanBuf::default();
         if context.is_sampled() {
             buf = SpanBuf::new("attempt", provider);
             buf.str("gen_ai.provider.name", provider);
             buf.str("gen_ai.response.model", model);
         }
-        AttemptSpan {
+        let span = AttemptSpan {
             span: Some(Open {
                 exporter: call.exporter.clone(),
                 context,
@@ -211,7 +227,8 @@ impl Tracing {
                 start: now_nanos(),
                 buf,
             }),
-        }
+        };
+        (span, propagation)
     }
 
     /// Sends what is queued (at shutdown), for at most the export timeout.

@@ -30,7 +30,7 @@ fn injected_headers_are_what_the_w3c_propagator_writes() {
             state,
         );
         let mut ours = HeaderMap::new();
-        inject(&span, &mut ours);
+        Propagation::of(&span).onto(&mut ours);
         assert_eq!(ours, by_propagator(&span));
     }
     let mut ours = HeaderMap::new();
@@ -41,7 +41,7 @@ fn injected_headers_are_what_the_w3c_propagator_writes() {
         false,
         TraceState::default(),
     );
-    inject(&small, &mut ours);
+    Propagation::of(&small).onto(&mut ours);
     assert_eq!(
         ours[TRACEPARENT],
         "00-00000000000000000000000000000001-0000000000000002-01"

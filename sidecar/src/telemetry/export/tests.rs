@@ -138,3 +138,15 @@ fn a_batch_decodes_as_the_opentelemetry_definitions_read_it() {
         ]
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn a_varint_is_written_as_prost_writes_it(value in proptest::prelude::any::<u64>(), tag in 1u32..40) {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        varint(value, &mut ours);
+        key(tag, WireType::Varint, &mut ours);
+        prost::encoding::encode_varint(value, &mut theirs);
+        prost::encoding::encode_key(tag, WireType::Varint, &mut theirs);
+        proptest::prop_assert_eq!(ours, theirs);
+    }
+}

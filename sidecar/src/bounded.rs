@@ -5,38 +5,38 @@
 use std::{
     borrow::Borrow,
     collections::{hash_map::Entry, HashMap, VecDeque},
-    hash::Hash,
+    hash::{BuildHasher, Hash, RandomState},
     sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
-/// The map.
+/// The map, its keys hashed by `S`.
 #[derive(Debug)]
-pub struct Bounded<K, V> {
-    inner: Mutex<Inner<K, V>>,
+pub struct Bounded<K, V, S = RandomState> {
+    inner: Mutex<Inner<K, V, S>>,
 }
 
 #[derive(Debug)]
-struct Inner<K, V> {
-    entries: HashMap<K, (Instant, V)>,
+struct Inner<K, V, S> {
+    entries: HashMap<K, (Instant, V), S>,
     /// Keys in the order they were put, with the stamp of that put (a key put again has a
     /// newer slot; its old one is skipped when it comes up).
     order: VecDeque<(Instant, K)>,
 }
 
-impl<K, V> Default for Bounded<K, V> {
+impl<K, V, S: Default> Default for Bounded<K, V, S> {
     fn default() -> Self {
         Self {
             inner: Mutex::new(Inner {
-                entries: HashMap::new(),
+                entries: HashMap::default(),
                 order: VecDeque::new(),
             }),
         }
     }
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
-    fn lock(&self) -> MutexGuard<'_, Inner<K, V>> {
+impl<K: Eq + Hash + Clone, V: Clone, S: BuildHasher> Bounded<K, V, S> {
+    fn lock(&self) -> MutexGuard<'_, Inner<K, V, S>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

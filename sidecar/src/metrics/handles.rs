@@ -68,6 +68,27 @@ impl Equivalent<OwnedBackend> for BackendKind<'_> {
     }
 }
 
+/// A cache lookup, as its counter names it.
+#[derive(Clone, Copy, Hash)]
+pub struct LookupKind<'a> {
+    /// The model asked for.
+    pub model: &'a str,
+    /// `hit`, `miss` or `bypass`.
+    pub result: &'static str,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct OwnedLookup {
+    model: Box<str>,
+    result: &'static str,
+}
+
+impl Equivalent<OwnedLookup> for LookupKind<'_> {
+    fn equivalent(&self, k: &OwnedLookup) -> bool {
+        (self.model, self.result) == (&*k.model, k.result)
+    }
+}
+
 /// What one kind of call records: its request, duration and token counts.
 pub struct CallMeters {
     /// `switchyard_requests`.
@@ -164,6 +185,7 @@ impl BackendMeters {
 pub struct Handles {
     calls: Mutex<HashMap<OwnedKind, Arc<CallMeters>>>,
     backends: Mutex<HashMap<OwnedBackend, Arc<BackendMeters>>>,
+    lookups: Mutex<HashMap<OwnedLookup, Arc<Counter>>>,
 }
 
 impl std::fmt::Debug for Handles {
@@ -212,6 +234,23 @@ impl Handles {
                 labels,
             };
             (key, meters)
+        })
+    }
+}
+
+impl Handles {
+    /// `switchyard_cache_lookups` for a kind of lookup.
+    pub fn lookup(&self, m: &Metrics, kind: LookupKind<'_>) -> Arc<Counter> {
+        found_or_made(&self.lookups, &kind, || {
+            let labels = super::CacheLabels {
+                gen_ai_request_model: kind.model.to_string(),
+                result: kind.result,
+            };
+            let key = OwnedLookup {
+                model: kind.model.into(),
+                result: kind.result,
+            };
+            (key, m.cache.get_or_create_owned(&labels))
         })
     }
 }
@@ -292,6 +331,19 @@ mod tests {
         b.cost(&m).inc_by(0.5);
         assert!(m.render().contains(
             r#"switchyard_cost_usd_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o"} 0.5"#
+        ));
+        let hit = |model| LookupKind {
+            model,
+            result: "hit",
+        };
+        let lookup = m.handles.lookup(&m, hit("chat"));
+        assert!(Arc::ptr_eq(
+            &lookup,
+            &m.handles.lookup(&m, hit(&String::from("chat")))
+        ));
+        lookup.inc();
+        assert!(m.render().contains(
+            r#"switchyard_cache_lookups_total{gen_ai_request_model="chat",result="hit"} 1"#
         ));
     }
 }

@@ -37,12 +37,11 @@ fn cache_lookup(
     usage_chunk: bool,
 ) -> Option<Lookup> {
     let c = rt.config.policy.cache.as_ref()?;
+    let model = rt.served(&parsed.model);
     let (state, hit) = if op != Operation::Chat || cache::bypassed(headers) {
         ((CacheOutcome::Bypass, None), None)
     } else {
-        let served = rt
-            .served(&parsed.model)
-            .map_or(parsed.model.as_str(), |m| m.name.as_str());
+        let served = model.map_or(parsed.model.as_str(), |m| m.name.as_str());
         let place = Place {
             key: cache::key(dialect, served, &parsed.body),
             usage_chunk,
@@ -54,11 +53,12 @@ fn cache_lookup(
             _ => ((CacheOutcome::Miss, Some(place)), None),
         }
     };
-    let labels = crate::metrics::CacheLabels {
-        gen_ai_request_model: parsed.model.clone(),
+    // Labelled as the call asked, as every call metric is: an unserved model is `unknown`.
+    let kind = crate::metrics::handles::LookupKind {
+        model: model.map_or("unknown", |_| parsed.model.as_str()),
         result: state.0.as_str(),
     };
-    shared.metrics.cache.get_or_create(&labels).inc();
+    shared.metrics.handles.lookup(&shared.metrics, kind).inc();
     Some(Lookup { state, hit })
 }
 

@@ -7,10 +7,7 @@
 //! identical streamed calls, byte for byte). A hit spends nothing: no upstream call, no
 //! usage, no budget, no rate limit.
 
-use std::{
-    hash::{BuildHasherDefault, Hasher},
-    time::Duration,
-};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -20,6 +17,7 @@ use crate::{
     body::CallBody,
     bounded::Bounded,
     dialect::{Dialect, Operation},
+    prehashed::BuildPrehashed,
     sse,
     translate::{self, Context},
 };
@@ -137,30 +135,8 @@ pub fn key(dialect: Dialect, model: &str, body: &CallBody) -> Key {
 /// The cache: answers in the caller's dialect, by key.
 #[derive(Debug, Default)]
 pub struct Cache {
-    answers: Bounded<Key, Stored, BuildHasherDefault<Digest>>,
-}
-
-/// Hashes a [`Key`], itself a digest, as its low 64 bits: SipHash over a BLAKE3 output
-/// spent three hashes on every miss for what is already uniform. (The keys come from the
-/// pod's own callers; the map is bounded by `maxEntries`.)
-#[derive(Default)]
-pub struct Digest(u64);
-
-impl Hasher for Digest {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is reached from a `Key`; anything else still hashes (FNV-1a).
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
+    /// Keyed by digests: hashed as they are (`Prehashed`), not through SipHash again.
+    answers: Bounded<Key, Stored, BuildPrehashed>,
 }
 
 impl Cache {

@@ -24,6 +24,7 @@ pub mod managed;
 pub mod metrics;
 pub mod payload;
 pub mod plan;
+pub mod prehashed;
 pub mod provider;
 pub mod relay;
 pub mod reload;

@@ -2,14 +2,14 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasherDefault, Hash, Hasher},
+    hash::{Hash, Hasher},
     sync::Arc,
 };
 
 use switchyard_crds::proxy::{Limits, RateLimitScope};
 
 use super::meter::Span;
-use crate::state::Runtime;
+use crate::{prehashed::BuildPrehashed, state::Runtime};
 
 /// What a limit counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,29 +58,8 @@ impl Hash for Key {
     }
 }
 
-/// Hands on a [`Key`]'s hash as it is.
-#[derive(Default)]
-pub(super) struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is reached from a `Key`; anything else still hashes (FNV-1a).
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// A map by counter, hashed once per name.
-pub(super) type ByKey<V> = HashMap<Key, V, BuildHasherDefault<Prehashed>>;
+pub(super) type ByKey<V> = HashMap<Key, V, BuildPrehashed>;
 
 /// One amount to take from one limit.
 #[derive(Clone, Debug)]

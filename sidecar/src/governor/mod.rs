@@ -48,7 +48,7 @@ pub fn unix_now() -> i64 {
 pub use switchyard_crds::lease::{Report, Usage, UsageBatch};
 
 /// Settled spend by counter and window, hashed once per name.
-type ByWindow = HashMap<(Key, i64), u64, std::hash::BuildHasherDefault<asks::Prehashed>>;
+type ByWindow = HashMap<(Key, i64), u64, crate::prehashed::BuildPrehashed>;
 
 /// Usage not yet sealed, by model and provider; and sealed batches not yet acknowledged.
 type Pending = (HashMap<String, HashMap<String, Usage>>, Vec<UsageBatch>);

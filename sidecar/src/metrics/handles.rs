@@ -236,9 +236,7 @@ impl Handles {
             (key, meters)
         })
     }
-}
 
-impl Handles {
     /// `switchyard_cache_lookups` for a kind of lookup.
     pub fn lookup(&self, m: &Metrics, kind: LookupKind<'_>) -> Arc<Counter> {
         found_or_made(&self.lookups, &kind, || {

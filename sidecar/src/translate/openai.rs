@@ -220,6 +220,26 @@ pub struct Completion<'a> {
     pub usage: UsageOut,
 }
 
+impl<'a> Completion<'a> {
+    /// A `chat.completion` with the id `chatcmpl-{id}`.
+    pub fn new(
+        id: &str,
+        created: u64,
+        model: Cow<'a, str>,
+        choices: Vec<CompletionChoice<'a>>,
+        usage: Usage,
+    ) -> Self {
+        Completion {
+            id: format!("chatcmpl-{id}"),
+            object: "chat.completion",
+            created,
+            model,
+            choices,
+            usage: usage.into(),
+        }
+    }
+}
+
 /// One choice of a [`Completion`].
 #[derive(Serialize)]
 pub struct CompletionChoice<'a> {
@@ -259,6 +279,18 @@ impl<'a> Message<'a> {
     }
 }
 
+impl<'a> CompletionChoice<'a> {
+    /// The choice at `index`, its message and why it finished.
+    pub fn new(index: usize, message: Message<'a>, finish_reason: &'static str) -> Self {
+        CompletionChoice {
+            index,
+            message,
+            logprobs: None,
+            finish_reason,
+        }
+    }
+}
+
 /// A function call of an assistant message.
 #[derive(Serialize)]
 pub struct ToolCall<'a> {
@@ -269,6 +301,18 @@ pub struct ToolCall<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub function: FunctionCall<'a>,
+}
+
+impl<'a> ToolCall<'a> {
+    /// A function call of a whole answer (no `index`).
+    pub fn function(id: Cow<'a, str>, name: Cow<'a, str>, arguments: Cow<'a, str>) -> Self {
+        ToolCall {
+            index: None,
+            id,
+            kind: "function",
+            function: FunctionCall { name, arguments },
+        }
+    }
 }
 
 /// A function call's name and its arguments, JSON text in a string.

@@ -378,15 +378,11 @@ pub fn response<'a>(
             Some("text") => text.push_str(block.text.0.as_deref().unwrap_or_default()),
             Some("thinking") => thinking.push_str(block.thinking.0.as_deref().unwrap_or_default()),
             Some("tool_use") if ctx.json_tool => text.push_str(input),
-            Some("tool_use") => calls.push(openai::ToolCall {
-                index: None,
-                id: block.id.0.unwrap_or_default(),
-                kind: "function",
-                function: openai::FunctionCall {
-                    name: block.name.0.unwrap_or_default(),
-                    arguments: input.into(),
-                },
-            }),
+            Some("tool_use") => calls.push(openai::ToolCall::function(
+                block.id.0.unwrap_or_default(),
+                block.name.0.unwrap_or_default(),
+                input.into(),
+            )),
             _ => {}
         }
     }
@@ -401,19 +397,13 @@ pub fn response<'a>(
         .map_or_else(Usage::default, super::anthropic::usage);
     let mut message = openai::Message::assistant(text, calls, thinking);
     message.thinking_blocks = signed;
-    let completion = openai::Completion {
-        id: format!("chatcmpl-{}", body.id.filled().unwrap_or("msg")),
-        object: "chat.completion",
-        created: ctx.created,
-        model: body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
-        choices: vec![openai::CompletionChoice {
-            index: 0,
-            message,
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: usage.into(),
-    };
+    let completion = openai::Completion::new(
+        body.id.filled().unwrap_or("msg"),
+        ctx.created,
+        body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
+        vec![openai::CompletionChoice::new(0, message, finish)],
+        usage,
+    );
     Ok((completion, usage))
 }
 

@@ -331,18 +331,14 @@ fn parts<'a>(
         }
         if let Some(call) = &part.function_call {
             let index = first_call + calls.len();
+            let id = call.id.0.clone();
             calls.push(openai::ToolCall {
                 index: Some(index),
-                id: call
-                    .id
-                    .0
-                    .clone()
-                    .unwrap_or_else(|| format!("call_{index}").into()),
-                kind: "function",
-                function: openai::FunctionCall {
-                    name: call.name.0.clone().unwrap_or_default(),
-                    arguments: call.args.map_or("{}", RawValue::get).into(),
-                },
+                ..openai::ToolCall::function(
+                    id.unwrap_or_else(|| format!("call_{index}").into()),
+                    call.name.0.clone().unwrap_or_default(),
+                    call.args.map_or("{}", RawValue::get).into(),
+                )
             });
         }
     }
@@ -371,33 +367,23 @@ pub fn response<'a>(
             candidate.finish_reason.0.as_deref().unwrap_or("STOP"),
             !calls.is_empty(),
         );
-        choices.push(openai::CompletionChoice {
-            index: i,
-            message: openai::Message::assistant(text, calls, thoughts),
-            logprobs: None,
-            finish_reason: finish,
-        });
+        let message = openai::Message::assistant(text, calls, thoughts);
+        choices.push(openai::CompletionChoice::new(i, message, finish));
     }
     if choices.is_empty() {
         // The prompt itself was blocked (promptFeedback.blockReason).
-        choices.push(openai::CompletionChoice {
-            index: 0,
-            message: openai::Message::assistant(String::new(), Vec::new(), String::new()),
-            logprobs: None,
-            finish_reason: "content_filter",
-        });
+        let message = openai::Message::assistant(String::new(), Vec::new(), String::new());
+        choices.push(openai::CompletionChoice::new(0, message, "content_filter"));
     }
-    let completion = openai::Completion {
-        id: format!("chatcmpl-{}", body.response_id.filled().unwrap_or("gemini")),
-        object: "chat.completion",
-        created: ctx.created,
-        model: body
-            .model_version
+    let completion = openai::Completion::new(
+        body.response_id.filled().unwrap_or("gemini"),
+        ctx.created,
+        body.model_version
             .0
             .unwrap_or_else(|| ctx.model.clone().into()),
         choices,
-        usage: usage.into(),
-    };
+        usage,
+    );
     Ok((completion, usage))
 }
 

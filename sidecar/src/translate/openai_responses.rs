@@ -235,15 +235,11 @@ fn chat_call<'a>(item: Item<'a>) -> Option<openai::ToolCall<'a>> {
         }
         _ => return None,
     };
-    Some(openai::ToolCall {
-        index: None,
-        id: item.call_id.0.unwrap_or_default(),
-        kind: "function",
-        function: openai::FunctionCall {
-            name: item.name.0.unwrap_or_default(),
-            arguments,
-        },
-    })
+    Some(openai::ToolCall::function(
+        item.call_id.0.unwrap_or_default(),
+        item.name.0.unwrap_or_default(),
+        arguments,
+    ))
 }
 
 /// Translates a Responses response object into a chat completion, read typed from its text.
@@ -277,23 +273,15 @@ pub fn response<'a>(
         .filled()
         .unwrap_or("resp")
         .trim_start_matches("resp_");
-    let completion = openai::Completion {
-        id: format!("chatcmpl-{id}"),
-        object: "chat.completion",
-        created: body
-            .created_at
-            .as_ref()
-            .and_then(Value::as_u64)
-            .unwrap_or(ctx.created),
-        model: body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
-        choices: vec![openai::CompletionChoice {
-            index: 0,
-            message: openai::Message::assistant(text, calls, String::new()),
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: usage.into(),
-    };
+    let created = body.created_at.as_ref().and_then(Value::as_u64);
+    let message = openai::Message::assistant(text, calls, String::new());
+    let completion = openai::Completion::new(
+        id,
+        created.unwrap_or(ctx.created),
+        body.model.0.unwrap_or_else(|| ctx.model.clone().into()),
+        vec![openai::CompletionChoice::new(0, message, finish)],
+        usage,
+    );
     Ok((completion, usage))
 }
 
